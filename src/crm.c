@@ -1,0 +1,43 @@
+/*
+ * crm.c
+ *		Module magic and small helpers shared by every crm unit.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+
+#include "crm.h"
+
+PG_MODULE_MAGIC;
+
+/* Convert a server-encoded string to a freshly palloc'd UTF-8 copy */
+char *
+crm_to_utf8(const char *s, int len, int *outlen)
+{
+	char	   *res;
+
+	res = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
+											 GetDatabaseEncoding(), PG_UTF8);
+	if (res == s)
+	{
+		res = palloc(len + 1);
+		memcpy(res, s, len);
+		res[len] = '\0';
+	}
+	*outlen = strlen(res);
+	return res;
+}
+
+/* Convert a UTF-8 string back to the server encoding */
+char *
+crm_from_utf8(const char *s, int len)
+{
+	char	   *res;
+
+	res = (char *) pg_do_encoding_conversion((unsigned char *) s, len,
+											 PG_UTF8, GetDatabaseEncoding());
+	if (res == s)
+		res = pnstrdup(s, len);
+	return res;
+}

@@ -1,0 +1,20 @@
+/*
+ * crm.h
+ *		Declarations shared by the C units of the crm extension.
+ */
+#ifndef CRM_H
+#define CRM_H
+
+#include "postgres.h"
+
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
+/* Convert a server-encoded string to a freshly palloc'd UTF-8 copy */
+extern char *crm_to_utf8(const char *s, int len, int *outlen);
+
+/* Convert a UTF-8 string back to the server encoding */
+extern char *crm_from_utf8(const char *s, int len);
+
+#endif							/* CRM_H */
