@@ -4,10 +4,17 @@ SET search_path = crm, public;
 SELECT c.relname, c.relkind FROM pg_class c
   JOIN pg_depend d ON d.objid = c.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crm'
- WHERE c.relkind IN ('r', 'v') ORDER BY 1;
+ WHERE c.relkind IN ('r', 'v')
+   AND c.relname IN ('company', 'contact', 'consent', 'consent_current', 'activity', 'deal', 'product',
+					 'order', 'order_line', 'task', 'channel', 'lead_source')
+ ORDER BY 1;
 -- every user-data table is registered for pg_dump
-SELECT unnest(extconfig)::regclass AS dumped, unnest(extcondition) AS cond
-  FROM pg_extension WHERE extname = 'crm' ORDER BY 1::text;
+SELECT t::regclass AS table, cond
+  FROM unnest(ARRAY['crm.company', 'crm.contact', 'crm.consent', 'crm.activity', 'crm.deal', 'crm.product',
+					'crm."order"', 'crm.order_line', 'crm.task', 'crm.channel', 'crm.lead_source']) t
+  LEFT JOIN (SELECT unnest(extconfig) AS oid, unnest(extcondition) AS cond
+			   FROM pg_extension WHERE extname = 'crm') e ON e.oid = t::regclass
+ ORDER BY 1::text;
 
 -- the e-mail address is the only mandatory field
 \set VERBOSITY terse

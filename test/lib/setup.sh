@@ -28,5 +28,10 @@ crm_build_install() {
 	make -C "$CRM_ROOT" -s install >/dev/null
 }
 
+# One build-install-test at a time on a machine: the installed crm.so and
+# install script are shared by every cluster here.
+exec 9>/tmp/crm-build.lock
+flock 9
+
 crm_install_packages
 crm_build_install
