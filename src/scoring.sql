@@ -246,3 +246,10 @@ CREATE VIEW crm.contact_scores AS
 SELECT c.contact_id, g.score_group, crm.score(c.contact_id, g.score_group) AS score
   FROM crm.contact c CROSS JOIN crm.score_group g;
 COMMENT ON VIEW crm.contact_scores IS 'current score of every contact in every score group';
+
+CREATE FUNCTION crm.scores_of(contact_ids bigint[], score_group text DEFAULT 'engagement', at timestamptz DEFAULT now(),
+	OUT contact_id bigint, OUT score double precision)
+RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'crm_scores_of' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION crm.scores_of(bigint[], text, timestamptz) IS
+	'scores of many contacts in one group at one time, computed set-based (same values as crm.score)';
