@@ -22,7 +22,7 @@ CREATE TABLE crm.lifecycle_policy (
 	CONSTRAINT sql_thresholds_not_below_mql CHECK (
 		(sql_min_engagement IS NULL OR mql_min_engagement IS NULL OR sql_min_engagement >= mql_min_engagement)
 		AND (sql_min_fit IS NULL OR mql_min_fit IS NULL OR sql_min_fit >= mql_min_fit)),
-	CONSTRAINT thresholds_finite CHECK (
+	CONSTRAINT mql_sql_thresholds_finite CHECK (
 		mql_min_engagement NOT IN ('NaN', 'Infinity', '-Infinity')
 		AND mql_min_fit NOT IN ('NaN', 'Infinity', '-Infinity')
 		AND sql_min_engagement NOT IN ('NaN', 'Infinity', '-Infinity')
