@@ -206,8 +206,8 @@ promote_by_scores(Datum ids)
 	uint64		n;
 
 	n = run_move("WITH p AS (SELECT * FROM crm.policy()), "
-				 "     c AS (SELECT array_agg(contact_id) AS ids FROM crm.contact "
-				 "            WHERE contact_id = ANY($1) AND stage IN ('subscriber', 'lead', 'mql')), "
+				 "     c AS (SELECT array_agg(k.contact_id) AS ids FROM crm.contact k JOIN unnest($1) u(id) "
+				 "            ON k.contact_id = u.id WHERE k.stage IN ('subscriber', 'lead', 'mql')), "
 				 "     e AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.engagement_group) s), "
 				 "     f AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.fit_group) s) "
 				 "UPDATE crm.contact t SET stage = 'sql' FROM e JOIN f USING (contact_id), p "
@@ -217,8 +217,8 @@ promote_by_scores(Datum ids)
 				 "   AND (p.sql_min_fit IS NULL OR f.score >= p.sql_min_fit)",
 				 1, types, args, "SQL rule: engagement and fit scores reached the SQL thresholds", true, false);
 	n += run_move("WITH p AS (SELECT * FROM crm.policy()), "
-				  "     c AS (SELECT array_agg(contact_id) AS ids FROM crm.contact "
-				  "            WHERE contact_id = ANY($1) AND stage IN ('subscriber', 'lead')), "
+				  "     c AS (SELECT array_agg(k.contact_id) AS ids FROM crm.contact k JOIN unnest($1) u(id) "
+				  "            ON k.contact_id = u.id WHERE k.stage IN ('subscriber', 'lead')), "
 				  "     e AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.engagement_group) s), "
 				  "     f AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.fit_group) s) "
 				  "UPDATE crm.contact t SET stage = 'mql' FROM e JOIN f USING (contact_id), p "
@@ -243,20 +243,21 @@ promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Da
 	{
 		appendStringInfo(&sql,
 						 "UPDATE crm.contact t SET stage = 'opportunity' "
-						 " WHERE t.stage IN ('subscriber', 'lead', 'mql', 'sql') AND t.contact_id IN "
-						 "       (SELECT d.contact_id FROM %s d WHERE d.status = 'open')", deals);
+						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d WHERE d.status = 'open') s "
+						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql')", deals);
 		n += run_move(sql.data, nargs, types, args, "deal opened", true, false);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
 						 "UPDATE crm.contact t SET stage = 'customer' "
-						 " WHERE t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity') AND t.contact_id IN "
-						 "       (SELECT d.contact_id FROM %s d WHERE d.status = 'won')", deals);
+						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d WHERE d.status = 'won') s "
+						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity')", deals);
 		n += run_move(sql.data, nargs, types, args, "deal won", true, false);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'customer' FROM crm.policy() p "
-						 " WHERE t.stage = 'churned' AND p.revive_churned AND t.contact_id IN "
-						 "       (SELECT d.contact_id FROM %s d WHERE d.status = 'won')", deals);
+						 "UPDATE crm.contact t SET stage = 'customer' "
+						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d, crm.policy() p "
+						 "         WHERE d.status = 'won' AND p.revive_churned) s "
+						 " WHERE t.contact_id = s.contact_id AND t.stage = 'churned'", deals);
 		n += run_move(sql.data, nargs, types, args, "deal won after churn: revived", true, true);
 	}
 	if (orders)
@@ -264,14 +265,14 @@ promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Da
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
 						 "UPDATE crm.contact t SET stage = 'customer' "
-						 " WHERE t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity') AND t.contact_id IN "
-						 "       (SELECT o.contact_id FROM %s o)", orders);
+						 "  FROM (SELECT DISTINCT o.contact_id FROM %s o) s "
+						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity')", orders);
 		n += run_move(sql.data, nargs, types, args, "order placed", true, false);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'customer' FROM crm.policy() p "
-						 " WHERE t.stage = 'churned' AND p.revive_churned AND t.contact_id IN "
-						 "       (SELECT o.contact_id FROM %s o)", orders);
+						 "UPDATE crm.contact t SET stage = 'customer' "
+						 "  FROM (SELECT DISTINCT o.contact_id FROM %s o, crm.policy() p WHERE p.revive_churned) s "
+						 " WHERE t.contact_id = s.contact_id AND t.stage = 'churned'", orders);
 		n += run_move(sql.data, nargs, types, args, "order after churn: revived", true, true);
 	}
 	return n;
@@ -315,9 +316,11 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 	{
 		Datum		args[1] = {ids};
 
-		run_move("UPDATE crm.contact t SET stage = 'sql' FROM crm.policy() p "
-				 " WHERE t.stage IN ('subscriber', 'lead', 'mql') AND t.contact_id IN "
-				 "       (SELECT a.contact_id FROM new_rows a WHERE a.kind = ANY(p.sql_acceptance_kinds))",
+		/* a join, not a correlated subquery: the transition table is scanned once */
+		run_move("UPDATE crm.contact t SET stage = 'sql' "
+				 "  FROM (SELECT DISTINCT a.contact_id FROM new_rows a, crm.policy() p "
+				 "         WHERE a.kind = ANY(p.sql_acceptance_kinds)) a "
+				 " WHERE t.contact_id = a.contact_id AND t.stage IN ('subscriber', 'lead', 'mql')",
 				 0, types, args, "sales acceptance activity", true, false);
 		promote_by_scores(ids);
 	}

@@ -1202,8 +1202,10 @@ crm_scores_of(PG_FUNCTION_ARGS)
 	args[2] = TimestampTzGetDatum(at);
 
 	SPI_connect();
-	SPI_execute_with_args("SELECT contact_id, rule_id, value, as_of, half_life_us FROM crm.score_ledger "
-						  "WHERE contact_id = ANY($1) AND score_group = $2",
+	/* joins with unnest, not "= ANY": the id list may be long */
+	SPI_execute_with_args("SELECT l.contact_id, l.rule_id, l.value, l.as_of, l.half_life_us "
+						  "FROM crm.score_ledger l JOIN unnest($1) u(id) ON l.contact_id = u.id "
+						  "WHERE l.score_group = $2",
 						  2, types, args, NULL, true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -1224,9 +1226,10 @@ crm_scores_of(PG_FUNCTION_ARGS)
 		else
 			t->total += v * (as_of > at ? 1.0 : decay(hl, (double) (at - as_of)));
 	}
-	SPI_execute_with_args("SELECT contact_id, rule_id, occurred_at, points FROM crm.score_event "
-						  "WHERE contact_id = ANY($1) AND score_group = $2 AND occurred_at <= $3 "
-						  "ORDER BY contact_id, rule_id, occurred_at DESC",
+	SPI_execute_with_args("SELECT e.contact_id, e.rule_id, e.occurred_at, e.points "
+						  "FROM crm.score_event e JOIN unnest($1) u(id) ON e.contact_id = u.id "
+						  "WHERE e.score_group = $2 AND e.occurred_at <= $3 "
+						  "ORDER BY e.contact_id, e.rule_id, e.occurred_at DESC",
 						  3, types, args, NULL, true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

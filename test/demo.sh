@@ -12,6 +12,7 @@ demo() {
 	set -e
 	echo "== Generating $DEMO_CONTACTS contacts and $DEMO_ACTIVITIES activities, loading CDNOW"
 	psql -X -q -c 'CREATE EXTENSION crm' >/dev/null
+	psql -X -q -v ON_ERROR_STOP=1 -f test/demo/rules.sql >/dev/null
 	time psql -X -q -v seed=42 -v contacts="$DEMO_CONTACTS" -v activities="$DEMO_ACTIVITIES" \
 		-f test/demo/generate.sql >/dev/null
 	psql -X -q -f test/demo/load_cdnow.sql >/dev/null

@@ -17,7 +17,7 @@ SELECT country, count(*) AS contacts,
   FROM crm.contact WHERE email::text NOT LIKE '%@cdnow.example'
  GROUP BY country ORDER BY contacts DESC;
 
-\echo '== Contacts per lead source and the stage they started at'
+\echo '== Contacts per lead source and current stage'
 SELECT lead_source, stage, count(*) FROM crm.contact GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 12;
 
 \echo '== Who may receive marketing e-mail now (consent ledger)'

@@ -1,0 +1,11 @@
+\echo '== Lifecycle funnel now'
+SELECT * FROM crm.funnel();
+\echo '== Lifecycle funnel 90 days ago (from crm.stage_history)'
+SELECT * FROM crm.funnel(now() - interval '90 days');
+\echo '== Stage conversion over the last two years'
+SELECT * FROM crm.stage_conversion(now() - interval '2 years', now() + interval '1 day');
+\echo '== Automatic promotions the demo data caused'
+SELECT from_stage, to_stage, reason, count(*)
+  FROM crm.stage_history WHERE automatic GROUP BY 1, 2, 3 ORDER BY 4 DESC;
+\echo '== Open pipeline'
+SELECT * FROM crm.pipeline ORDER BY weighted_amount DESC;
