@@ -20,7 +20,7 @@ SELECT t::regclass AS table, cond
 \set VERBOSITY terse
 INSERT INTO crm.contact (first_name) VALUES ('Nobody');
 \set VERBOSITY default
-INSERT INTO crm.contact (email) VALUES ('only@email.example') RETURNING contact_id, email, stage, owner = current_user AS owned;
+INSERT INTO crm.contact (email) VALUES ('only@email.example') RETURNING email, stage, owner = current_user AS owned;
 -- a duplicate in another case, or with a Unicode-equivalent domain, is refused
 INSERT INTO crm.contact (email) VALUES ('ONLY@Email.Example');
 INSERT INTO crm.contact (email) VALUES ('ana@bücher.example');

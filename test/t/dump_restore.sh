@@ -9,7 +9,7 @@ q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 echo "1..5"
 createdb "$src" && createdb "$dst"
-q -d "$src" -c 'CREATE EXTENSION crm' \
+q -d "$src" -c 'CREATE EXTENSION crm' -f "$here/../demo/rules.sql" \
 	-v seed=7 -v contacts=2000 -v activities=20000 -f "$here/../demo/generate.sql" >/dev/null
 q -d "$src" -c "INSERT INTO crm.channel (channel) VALUES ('whatsapp')"
 
@@ -26,13 +26,19 @@ SELECT string_agg(t || '=' || n || ':' || h, ' ' ORDER BY t) FROM (
   SELECT 'order_line', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.order_line x UNION ALL
   SELECT 'task', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.task x UNION ALL
   SELECT 'channel', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.channel x UNION ALL
-  SELECT 'lead_source', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.lead_source x
+  SELECT 'lead_source', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.lead_source x UNION ALL
+  SELECT 'score_ledger', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.score_ledger x UNION ALL
+  SELECT 'stage_history', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.stage_history x UNION ALL
+  SELECT 'scoring_rule', count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.scoring_rule x
 ) s
 SQL
 }
 
 before=$(checksum "$src")
-if pg_dump -Fc -f "$dump" "$src" && pg_restore --exit-on-error -d "$dst" "$dump"; then
+# the dump holds derived rows (score ledger, stage history): restore them
+# as they are, in replica mode, so the triggers that derived them do not run
+if pg_dump -Fc -f "$dump" "$src" &&
+	PGOPTIONS='-c session_replication_role=replica' pg_restore --exit-on-error -d "$dst" "$dump"; then
 	echo "ok 1 - pg_dump and pg_restore succeed"
 else
 	echo "not ok 1 - pg_dump and pg_restore succeed"
