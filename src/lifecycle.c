@@ -28,7 +28,7 @@
 /* Who is moving stages right now, set only by this file's own callers */
 typedef struct StageMove
 {
-	const char *reason;
+	const char *reason;			/* NULL with automatic: the score rules */
 	bool		automatic;
 	bool		force;
 } StageMove;
@@ -175,7 +175,10 @@ crm_stage_log(PG_FUNCTION_ARGS)
 			"  FROM new_rows n ORDER BY n.contact_id";
 	else
 		sql = "INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
-			"SELECT n.contact_id, o.stage, n.stage, clock_timestamp(), $1, $2, $3 "
+			"SELECT n.contact_id, o.stage, n.stage, clock_timestamp(), "
+			"       CASE WHEN $1 IS NOT NULL OR NOT $2 THEN $1 "
+			"            WHEN n.stage = 'sql' THEN 'SQL rule: engagement and fit scores reached the SQL thresholds' "
+			"            ELSE 'MQL rule: engagement and fit scores reached the MQL thresholds' END, $2, $3 "
 			"  FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id "
 			" WHERE o.stage IS DISTINCT FROM n.stage ORDER BY n.contact_id";
 	if (current_move != NULL && current_move->reason != NULL)
@@ -205,28 +208,26 @@ promote_by_scores(Datum ids)
 	Datum		args[1] = {ids};
 	uint64		n;
 
+	/* one statement for both rules: the scores are read once */
 	n = run_move("WITH p AS (SELECT * FROM crm.policy()), "
 				 "     c AS (SELECT array_agg(k.contact_id) AS ids FROM crm.contact k JOIN unnest($1) u(id) "
 				 "            ON k.contact_id = u.id WHERE k.stage IN ('subscriber', 'lead', 'mql')), "
 				 "     e AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.engagement_group) s), "
-				 "     f AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.fit_group) s) "
-				 "UPDATE crm.contact t SET stage = 'sql' FROM e JOIN f USING (contact_id), p "
-				 " WHERE t.contact_id = e.contact_id AND t.stage IN ('subscriber', 'lead', 'mql') "
-				 "   AND (p.sql_min_engagement IS NOT NULL OR p.sql_min_fit IS NOT NULL) "
-				 "   AND (p.sql_min_engagement IS NULL OR e.score >= p.sql_min_engagement) "
-				 "   AND (p.sql_min_fit IS NULL OR f.score >= p.sql_min_fit)",
-				 1, types, args, "SQL rule: engagement and fit scores reached the SQL thresholds", true, false);
-	n += run_move("WITH p AS (SELECT * FROM crm.policy()), "
-				  "     c AS (SELECT array_agg(k.contact_id) AS ids FROM crm.contact k JOIN unnest($1) u(id) "
-				  "            ON k.contact_id = u.id WHERE k.stage IN ('subscriber', 'lead')), "
-				  "     e AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.engagement_group) s), "
-				  "     f AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.fit_group) s) "
-				  "UPDATE crm.contact t SET stage = 'mql' FROM e JOIN f USING (contact_id), p "
-				  " WHERE t.contact_id = e.contact_id AND t.stage IN ('subscriber', 'lead') "
-				  "   AND (p.mql_min_engagement IS NOT NULL OR p.mql_min_fit IS NOT NULL) "
-				  "   AND (p.mql_min_engagement IS NULL OR e.score >= p.mql_min_engagement) "
-				  "   AND (p.mql_min_fit IS NULL OR f.score >= p.mql_min_fit)",
-				  1, types, args, "MQL rule: engagement and fit scores reached the MQL thresholds", true, false);
+				 "     f AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.fit_group) s), "
+				 "     target AS ( "
+				 "       SELECT e.contact_id, "
+				 "              CASE WHEN (p.sql_min_engagement IS NOT NULL OR p.sql_min_fit IS NOT NULL) "
+				 "                    AND (p.sql_min_engagement IS NULL OR e.score >= p.sql_min_engagement) "
+				 "                    AND (p.sql_min_fit IS NULL OR f.score >= p.sql_min_fit) THEN 'sql' "
+				 "                   WHEN (p.mql_min_engagement IS NOT NULL OR p.mql_min_fit IS NOT NULL) "
+				 "                    AND (p.mql_min_engagement IS NULL OR e.score >= p.mql_min_engagement) "
+				 "                    AND (p.mql_min_fit IS NULL OR f.score >= p.mql_min_fit) THEN 'mql' "
+				 "              END::crm.stage AS stage "
+				 "         FROM e JOIN f USING (contact_id), p) "
+				 "UPDATE crm.contact t SET stage = target.stage FROM target "
+				 " WHERE t.contact_id = target.contact_id AND target.stage IS NOT NULL "
+				 "   AND t.stage IN ('subscriber', 'lead', 'mql') AND t.stage < target.stage",
+				 1, types, args, NULL, true, false);
 	return n;
 }
 

@@ -665,7 +665,7 @@ static uint64
 refit_contacts(RuleCache *rc, const char *where, Datum arg, Oid argtype)
 {
 	StringInfoData sql;
-	Datum		fit_ids[1024];
+	Datum	   *fit_ids = palloc(sizeof(Datum) * Max(rc->nrules, 1));
 	int			nfit = 0;
 	ScoreBatch *b;
 	Portal		portal;
@@ -674,7 +674,7 @@ refit_contacts(RuleCache *rc, const char *where, Datum arg, Oid argtype)
 	Oid			types[2] = {argtype, INT8ARRAYOID};
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 
-	for (int i = 0; i < rc->nrules && nfit < 1024; i++)
+	for (int i = 0; i < rc->nrules; i++)
 		if (rc->rules[i].is_fit)
 			fit_ids[nfit++] = Int64GetDatum(rc->rules[i].rule_id);
 	if (nfit == 0)

@@ -31,7 +31,7 @@ for name in "${names[@]}"; do
 		echo "- command: \`bash test/bench/run.sh $name\`"
 		echo "- settings: shared_buffers=2GB, max_wal_size=8GB, work_mem=64MB; other settings default"
 		echo
-		cat "$tmp"
+		grep -v -E '^(Creating new PostgreSQL cluster|Dropping cluster)' "$tmp"
 	} > "$out"
 	rm -f "$tmp"
 	cat "$out"
