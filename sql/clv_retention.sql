@@ -11,11 +11,12 @@ SELECT crm.simple_clv(100, 1, 0);
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.simple_clv('NaN', 0.5, 0.1);
 \echo :LAST_ERROR_SQLSTATE
--- a small shop: four customers over four months
-INSERT INTO crm.contact (email) VALUES ('clv-a@example.com'), ('clv-b@example.com'), ('clv-c@example.com'), ('clv-d@example.com');
+-- a small shop: four customers over four months (explicit ids: other tests' sequences stay untouched)
+INSERT INTO crm.contact (contact_id, email) VALUES (910001, 'clv-a@example.com'), (910002, 'clv-b@example.com'),
+	(910003, 'clv-c@example.com'), (910004, 'clv-d@example.com');
 CREATE TEMP TABLE k AS SELECT contact_id, split_part(email::text, '@', 1) AS who FROM crm.contact WHERE email::text LIKE 'clv-_@example.com';
-INSERT INTO crm."order" (contact_id, ordered_at, status, total)
-SELECT k.contact_id, v.at::timestamptz, v.status, v.total
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total)
+SELECT k.contact_id, 910000 + row_number() OVER (), v.at::timestamptz, v.status, v.total
   FROM k JOIN (VALUES
 	('clv-a', '2031-01-05', 'paid', 10.00), ('clv-a', '2031-02-07', 'paid', 20.00), ('clv-a', '2031-03-09', 'shipped', 30.00),
 	('clv-b', '2031-01-15', 'paid', 50.00), ('clv-b', '2031-01-20', 'refunded', 50.00),

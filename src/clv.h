@@ -83,12 +83,18 @@ typedef struct ClvData
 	double		scale;			/* times were divided by this */
 	double		total_w;		/* customers */
 	double		sum_wx;			/* sum of weight * frequency */
+	/* distinct time values (t_x and T) and each row's index into them */
+	int64		ntimes;
+	double	   *times;
+	int32	   *itx;
+	int32	   *iT;
 } ClvData;
 
 extern void crm_clv_check_rfm(double x, double tx, double T);
 extern void crm_clv_check_discrete(double x, double tx, double n);
 extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
 extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
+extern void crm_clv_index_times(ClvData *d);
 
 /* Special functions */
 extern double crm_clv_digamma(double x);

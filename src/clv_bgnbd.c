@@ -23,6 +23,8 @@ typedef struct BgArgs
 {
 	ClvData    *d;
 	int			m;				/* 0 BG/NBD, 1 MBG/NBD */
+	double	   *lt;				/* per distinct time: log(alpha + t) */
+	double	   *it;				/* per distinct time: 1 / (alpha + t) */
 } BgArgs;
 
 /* One customer's log-likelihood (times in the same unit as alpha) */
@@ -69,7 +71,15 @@ bg_objective(const double *theta, double *grad, void *arg)
 				db_x = 0,
 				lden = 0;
 	int64		j;
+	double	   *lt = ba->lt;
+	double	   *it = ba->it;
 
+	/* log(alpha + t) and 1/(alpha + t) once per distinct time */
+	for (j = 0; j < d->ntimes; j++)
+	{
+		lt[j] = log(alpha + d->times[j]);
+		it[j] = 1.0 / (alpha + d->times[j]);
+	}
 	if (grad)
 	{
 		psi_r = crm_clv_digamma(r);
@@ -80,10 +90,8 @@ bg_objective(const double *theta, double *grad, void *arg)
 	{
 		const ClvRow *row = &d->rows[j];
 		double		x = row->k[0],
-					tx = row->k[1],
-					T = row->k[2],
 					w = row->w;
-		double		lT = log(alpha + T);
+		double		lT = lt[d->iT[j]];
 		double		u1 = -(r + x) * lT;
 		double		L,
 					w2 = 0,
@@ -109,7 +117,7 @@ bg_objective(const double *theta, double *grad, void *arg)
 		{
 			double		u2;
 
-			ltx = log(alpha + tx);
+			ltx = lt[d->itx[j]];
 			u2 = la - lden - (r + x) * ltx;
 			L = crm_clv_log_add(u1, u2);
 			w2 = exp(u2 - L);
@@ -122,7 +130,7 @@ bg_objective(const double *theta, double *grad, void *arg)
 			double		w1 = 1.0 - w2;
 
 			g[0] += w * (dr_x - w1 * lT - w2 * ltx);
-			g[1] += w * (r / alpha - (r + x) * (w1 / (alpha + T) + (w2 > 0 ? w2 / (alpha + tx) : 0)));
+			g[1] += w * (r / alpha - (r + x) * (w1 * it[d->iT[j]] + w2 * it[d->itx[j]]));
 			g[2] += w * (da_x + w2 / a);
 			g[3] += w * (db_x - (w2 > 0 ? w2 / exp(lden) : 0));
 		}
@@ -152,6 +160,9 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 
 	ba.d = crm_clv_prepare(st, true);
 	ba.m = m;
+	crm_clv_index_times(ba.d);
+	ba.lt = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
+	ba.it = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
 	crm_clv_minimise(bg_objective, &ba, 4, theta, true, ba.d->total_w, &res);
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);

@@ -452,3 +452,64 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
 	}
 	return d;
 }
+
+/* Order doubles */
+static int
+double_cmp(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Position of v in the sorted array t[0..n-1] (v is there) */
+static int32
+find_time(const double *t, int64 n, double v)
+{
+	int64		lo = 0,
+				hi = n - 1;
+
+	while (lo < hi)
+	{
+		int64		mid = (lo + hi) / 2;
+
+		if (t[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (int32) lo;
+}
+
+/*
+ * Index the distinct time values of the rows, so an objective computes
+ * log(alpha + t) once per distinct t instead of once per row (real data
+ * has times on a day grid: a few hundred values for any number of rows).
+ */
+void
+crm_clv_index_times(ClvData *d)
+{
+	double	   *all = palloc_extended(sizeof(double) * Max(2 * d->n, 1), MCXT_ALLOC_HUGE);
+	int64		j,
+				m = 0;
+
+	for (j = 0; j < d->n; j++)
+	{
+		all[2 * j] = d->rows[j].k[1];
+		all[2 * j + 1] = d->rows[j].k[2];
+	}
+	qsort(all, 2 * d->n, sizeof(double), double_cmp);
+	for (j = 0; j < 2 * d->n; j++)
+		if (m == 0 || all[j] != all[m - 1])
+			all[m++] = all[j];
+	d->times = all;
+	d->ntimes = m;
+	d->itx = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
+	d->iT = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
+	for (j = 0; j < d->n; j++)
+	{
+		d->itx[j] = find_time(all, m, d->rows[j].k[1]);
+		d->iT[j] = find_time(all, m, d->rows[j].k[2]);
+	}
+}

@@ -409,6 +409,8 @@ crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
 	}
 	for (i = m->nparams; i < CLV_MAX_PARAMS; i++)
 		m->p[i] = m->se[i] = 0;
+	elog(DEBUG1, "%s fit: %d iterations, %d log-likelihood evaluations, ll %.6f, converged %d",
+		 ki->name, res->iterations, res->evaluations, ll, (int) res->converged);
 	if (!res->converged)
 		ereport(WARNING,
 				(errcode(ERRCODE_WARNING),
