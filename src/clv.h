@@ -122,7 +122,7 @@ extern void crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const doubl
 							   double ll, double n);
 
 /* Conditional expectations, for crm.clv */
-extern double crm_clv_bg_expect(const double *p, int m, double t, double x, double tx, double T);
+extern double crm_clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T);
 extern double crm_clv_paretonbd_expect(const double *p, double t, double x, double tx, double T);
 extern double crm_clv_gg_spend(const double *p, double x, double mbar);
 

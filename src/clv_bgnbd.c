@@ -252,16 +252,64 @@ bg_expect_core(double a, double k, double A, double B, double t)
 	return C / (a - 1.0) * (1.0 + exp(k * log(A / (A + t)) + lf));
 }
 
+/*
+ * A per-call-site memo of bg_expect_core: the bracket depends on the
+ * customer only through x and T (and the horizon), which take few distinct
+ * values in real data (a day grid), so a query over a million customers
+ * computes each hypergeometric function once.  Direct-mapped, in fn_mcxt.
+ */
+#define EXPECT_CACHE_SIZE	65536
+
+typedef struct ExpectCacheEntry
+{
+	double		key[5];
+	double		value;
+	bool		used;
+} ExpectCacheEntry;
+
+/* bg_expect_core through the memo of the calling function, if any */
+static double
+bg_expect_cached(FmgrInfo *flinfo, double a, double k, double A, double B, double t)
+{
+	ExpectCacheEntry *cache;
+	ExpectCacheEntry *e;
+	double		key[5] = {a, k, A, B, t};
+	uint64		h = 0;
+	int			i;
+
+	if (flinfo == NULL)
+		return bg_expect_core(a, k, A, B, t);
+	if (flinfo->fn_extra == NULL)
+		flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt,
+												  sizeof(ExpectCacheEntry) * EXPECT_CACHE_SIZE);
+	cache = (ExpectCacheEntry *) flinfo->fn_extra;
+	for (i = 0; i < 5; i++)
+	{
+		uint64		b;
+
+		memcpy(&b, &key[i], sizeof(b));
+		h = (h ^ b) * UINT64CONST(0x100000001b3);
+		h ^= h >> 29;
+	}
+	e = &cache[h % EXPECT_CACHE_SIZE];
+	if (e->used && memcmp(e->key, key, sizeof(key)) == 0)
+		return e->value;
+	memcpy(e->key, key, sizeof(key));
+	e->value = bg_expect_core(a, k, A, B, t);
+	e->used = true;
+	return e->value;
+}
+
 /* E[Y(t) | x, t_x, T] */
 static double
-bg_conditional(const double *p, int m, double t, double x, double tx, double T)
+bg_conditional(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T)
 {
 	double		r = p[0],
 				alpha = p[1],
 				a = p[2],
 				b = p[3];
 
-	return bg_expect_core(a, r + x, alpha + T, b + x + m, t) * bg_palive(p, m, x, tx, T);
+	return bg_expect_cached(flinfo, a, r + x, alpha + T, b + x + m, t) * bg_palive(p, m, x, tx, T);
 }
 
 /* E[X(t)] for a customer who made a first purchase at time 0 */
@@ -328,7 +376,7 @@ crm_bgnbd_expected_conditional(PG_FUNCTION_ARGS)
 				T = PG_GETARG_FLOAT8(4);
 
 	crm_clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(bg_conditional(model->p, m, t, x, tx, T));
+	PG_RETURN_FLOAT8(bg_conditional(fcinfo->flinfo, model->p, m, t, x, tx, T));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_expected_unconditional);
@@ -391,7 +439,7 @@ crm_bgnbd_loglik(PG_FUNCTION_ARGS)
 
 /* E[Y(t)] for crm.clv: conditional expectation of a BG/NBD (m = 0) or MBG/NBD (m = 1) model */
 double
-crm_clv_bg_expect(const double *p, int m, double t, double x, double tx, double T)
+crm_clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T)
 {
-	return bg_conditional(p, m, t, x, tx, T);
+	return bg_conditional(flinfo, p, m, t, x, tx, T);
 }

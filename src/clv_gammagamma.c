@@ -150,7 +150,7 @@ check_clv_args(double horizon, double d, double unit)
  * spend * (E[Y(i unit)] - E[Y((i-1) unit)]) / (1 + d)^i.
  */
 static double
-clv_value(int kind, const double *tp, const double *gp, double x, double tx, double T,
+clv_value(FmgrInfo *flinfo, int kind, const double *tp, const double *gp, double x, double tx, double T,
 		  double mbar, double horizon, double d, double unit)
 {
 	double		spend,
@@ -169,7 +169,7 @@ clv_value(int kind, const double *tp, const double *gp, double x, double tx, dou
 		if (kind == CLV_PARETONBD)
 			e = crm_clv_paretonbd_expect(tp, i * unit, x, tx, T);
 		else
-			e = crm_clv_bg_expect(tp, kind == CLV_MBGNBD ? 1 : 0, i * unit, x, tx, T);
+			e = crm_clv_bg_expect(flinfo, tp, kind == CLV_MBGNBD ? 1 : 0, i * unit, x, tx, T);
 		disc /= (1.0 + d);
 		total += (e - prev) * disc;
 		prev = e;
@@ -187,7 +187,7 @@ crm_clv_value(PG_FUNCTION_ARGS)
 
 	if (tm->kind != CLV_BGNBD && tm->kind != CLV_MBGNBD && tm->kind != CLV_PARETONBD)
 		elog(ERROR, "crm.clv needs a continuous-time transaction model, got kind %d", tm->kind);
-	PG_RETURN_FLOAT8(clv_value(tm->kind, tm->p, gm->p,
+	PG_RETURN_FLOAT8(clv_value(fcinfo->flinfo, tm->kind, tm->p, gm->p,
 							   PG_GETARG_FLOAT8(2), PG_GETARG_FLOAT8(3), PG_GETARG_FLOAT8(4),
 							   PG_GETARG_FLOAT8(5), PG_GETARG_FLOAT8(6), PG_GETARG_FLOAT8(7),
 							   PG_GETARG_FLOAT8(8)));

@@ -17,8 +17,8 @@ psql -X -q -v ON_ERROR_STOP=1 -c "
 CREATE TABLE sim AS
 SELECT i AS id, s.frequency, s.recency, s.t
   FROM generate_series(1, $N) i,
-	   LATERAL crm.bgnbd_simulate('bgnbd(r=0.25,alpha=4,a=0.8,b=2.5)', 39 - (i % 84) / 7.0, i, 1 / 7.0) s;
-VACUUM ANALYZE sim;" >/dev/null
+	   LATERAL crm.bgnbd_simulate('bgnbd(r=0.25,alpha=4,a=0.8,b=2.5)', 39 - (i % 84) / 7.0, i, 1 / 7.0) s" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE sim" >/dev/null
 
 # Plain SQL log-likelihood (lgamma is not in PostgreSQL 15: the x-dependent
 # gamma and beta ratios are written as sums of logs) and a PL/pgSQL Nelder-Mead.
