@@ -250,14 +250,13 @@ eval_fg(OptCtx *o, const double *x, double *g)
 	return v;
 }
 
-/* Hessian of the objective at x by differences (of the gradient if analytic) */
+/* Hessian of the objective at x by differences (of the gradient g0 at x if analytic) */
 static bool
-hessian(OptCtx *o, const double *x, double H[CLV_MAX_PARAMS][CLV_MAX_PARAMS])
+hessian(OptCtx *o, const double *x, const double *g0, double H[CLV_MAX_PARAMS][CLV_MAX_PARAMS])
 {
 	int			n = o->n;
 	double		xx[CLV_MAX_PARAMS];
-	double		gp[CLV_MAX_PARAMS],
-				gm[CLV_MAX_PARAMS];
+	double		gp[CLV_MAX_PARAMS];
 	int			i,
 				j;
 
@@ -268,12 +267,11 @@ hessian(OptCtx *o, const double *x, double H[CLV_MAX_PARAMS][CLV_MAX_PARAMS])
 		memcpy(xx, x, sizeof(double) * n);
 		if (o->analytic)
 		{
+			/* forward differences of the gradient: enough for standard errors */
 			xx[i] = x[i] + h;
 			eval_fg(o, xx, gp);
-			xx[i] = x[i] - h;
-			eval_fg(o, xx, gm);
 			for (j = 0; j < n; j++)
-				H[i][j] = (gp[j] - gm[j]) / (2 * h);
+				H[i][j] = (gp[j] - g0[j]) / h;
 		}
 		else
 		{
@@ -444,7 +442,8 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 		{
 			for (i = 0; i < n; i++)
 				xn[i] = theta[i] + t * d[i];
-			fn = eval_f(&o, xn);
+			/* with an analytic gradient, value and gradient come in one pass */
+			fn = o.analytic ? eval_fg(&o, xn, gn) : eval_f(&o, xn);
 			if (fn <= fx + 1e-4 * t * gd)
 			{
 				ok = true;
@@ -458,7 +457,8 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 			conv = (gmax < 1e-5);
 			break;
 		}
-		fn = eval_fg(&o, xn, gn);
+		if (!o.analytic)
+			fn = eval_fg(&o, xn, gn);
 		for (i = 0; i < n; i++)
 		{
 			s[i] = xn[i] - theta[i];
@@ -501,7 +501,7 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 		double		H[CLV_MAX_PARAMS][CLV_MAX_PARAMS],
 					C[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
 
-		if (hessian(&o, theta, H))
+		if (hessian(&o, theta, g, H))
 		{
 			for (i = 0; i < n; i++)
 				for (j = 0; j < n; j++)
