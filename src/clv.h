@@ -1,0 +1,129 @@
+/*
+ * clv.h
+ *		Shared pieces of the customer-lifetime-value units: the model value
+ *		layout, the compressed fitting state, special functions and the
+ *		optimiser.
+ */
+#ifndef CLV_H
+#define CLV_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+
+/* Model kinds; stored in the model value, never renumber */
+typedef enum ClvKind
+{
+	CLV_BGNBD = 1,
+	CLV_PARETONBD = 2,
+	CLV_MBGNBD = 3,
+	CLV_GAMMAGAMMA = 4,
+	CLV_BGBB = 5
+} ClvKind;
+
+#define CLV_MAX_PARAMS		4
+#define CLV_MODEL_VERSION	1
+#define CLV_FLAG_CONVERGED	0x0001
+
+/*
+ * A fitted (or hand-written) model.  Fixed length, passed by reference.
+ * version lets the layout evolve; recv rejects versions it does not know.
+ */
+typedef struct ClvModel
+{
+	uint8		version;
+	uint8		kind;
+	uint16		flags;
+	int32		nparams;
+	double		n;				/* customers (sum of weights) in the fit */
+	double		ll;				/* log-likelihood at the parameters */
+	double		p[CLV_MAX_PARAMS];	/* parameters */
+	double		se[CLV_MAX_PARAMS]; /* standard errors, NaN when unknown */
+} ClvModel;
+
+/* Names and parameter names of one kind */
+typedef struct ClvKindInfo
+{
+	const char *name;
+	int			nparams;
+	const char *params[CLV_MAX_PARAMS];
+} ClvKindInfo;
+
+extern const ClvKindInfo *crm_clv_kind_info(int kind);
+extern ClvModel *crm_clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind);
+
+/* One compressed row: up to three keys and the summed weight */
+typedef struct ClvRow
+{
+	double		k[3];
+	double		w;
+} ClvRow;
+
+/* Aggregate state: an open-addressing hash of distinct rows */
+typedef struct ClvRows
+{
+	int			kind;
+	int64		used;
+	int64		size;			/* power of two */
+	ClvRow	   *slots;			/* w == 0 marks an empty slot */
+	double		total_w;
+	int64		rows_in;
+} ClvRows;
+
+extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);
+extern void crm_clv_rows_add(ClvRows *st, const double *k, double w);
+extern ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
+
+/* Sorted, time-scaled rows ready for a fit */
+typedef struct ClvData
+{
+	ClvRow	   *rows;
+	int64		n;
+	double		scale;			/* times were divided by this */
+	double		total_w;		/* customers */
+	double		sum_wx;			/* sum of weight * frequency */
+	/* distinct time values (t_x and T) and each row's index into them */
+	int64		ntimes;
+	double	   *times;
+	int32	   *itx;
+	int32	   *iT;
+} ClvData;
+
+extern void crm_clv_check_rfm(double x, double tx, double T);
+extern void crm_clv_check_discrete(double x, double tx, double n);
+extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
+extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
+extern void crm_clv_index_times(ClvData *d);
+
+/* Special functions */
+extern double crm_clv_digamma(double x);
+extern double crm_clv_lbeta(double a, double b);
+extern double crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign);
+extern double crm_clv_log_add(double la, double lb);
+
+/* Objective for the optimiser: value and, when grad is not NULL, gradient */
+typedef double (*ClvObjective) (const double *theta, double *grad, void *arg);
+
+typedef struct ClvFitResult
+{
+	double		fmin;
+	int			iterations;
+	int			evaluations;
+	bool		converged;
+	double		se[CLV_MAX_PARAMS]; /* standard errors of theta */
+} ClvFitResult;
+
+extern void crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
+							 bool analytic, double n_obs, ClvFitResult *res);
+
+/* Finish a fit: fill the model, warn when it did not converge */
+extern void crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
+							   double ll, double n);
+
+/* Conditional expectations, for crm.clv */
+extern double crm_clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T);
+extern double crm_clv_paretonbd_expect(const double *p, double t, double x, double tx, double T);
+extern double crm_clv_gg_spend(const double *p, double x, double mbar);
+
+#endif							/* CLV_H */

@@ -1,0 +1,321 @@
+
+-- ===================================================================
+-- Customer lifetime value (src/clv_*.c): the BTYD summary, model types,
+-- fitting aggregates and predictions.
+-- ===================================================================
+
+-- The per-customer summary in the BTYD conventions
+CREATE TYPE crm.btyd_rfm AS (frequency integer, recency double precision, t double precision,
+							 monetary_value numeric);
+COMMENT ON TYPE crm.btyd_rfm IS 'BTYD summary of one customer: repeat purchases x, recency t_x, age T (in units), mean repeat spend';
+
+CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, interval)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, interval) IS 'transition of crm.btyd_summary (not STRICT: NULL times are skipped, NULL amounts make the spend NULL)';
+CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz) IS 'transition of crm.btyd_summary with a unit of one day';
+CREATE FUNCTION crm.btyd_summary_final(internal)
+RETURNS crm.btyd_rfm AS 'MODULE_PATHNAME', 'crm_btyd_summary_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_final(internal) IS 'final function of crm.btyd_summary (not STRICT: an empty state gives NULL)';
+CREATE FUNCTION crm.btyd_summary_combine(internal, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_combine(internal, internal) IS 'combine function of crm.btyd_summary (not STRICT: either state may be empty)';
+CREATE FUNCTION crm.btyd_summary_serialize(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_btyd_summary_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_serialize(internal) IS 'serialisation of the crm.btyd_summary state';
+CREATE FUNCTION crm.btyd_summary_deserialize(bytea, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_deserialize(bytea, internal) IS 'deserialisation of the crm.btyd_summary state';
+
+CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, observation_end timestamptz, unit interval) (
+	SFUNC = crm.btyd_summary_trans, STYPE = internal, FINALFUNC = crm.btyd_summary_final,
+	COMBINEFUNC = crm.btyd_summary_combine, SERIALFUNC = crm.btyd_summary_serialize,
+	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz, interval) IS 'one customer''s transactions to (frequency, recency, T, monetary_value): same-day purchases merge, times in units of a whole number of days rounded to 2 decimals, purchases after observation_end ignored';
+CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, observation_end timestamptz) (
+	SFUNC = crm.btyd_summary_trans, STYPE = internal, FINALFUNC = crm.btyd_summary_final,
+	COMBINEFUNC = crm.btyd_summary_combine, SERIALFUNC = crm.btyd_summary_serialize,
+	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz) IS 'one customer''s transactions to (frequency, recency, T, monetary_value) in days';
+
+-- Model types: fixed length (88 bytes), text form name(param=value,...)
+CREATE TYPE crm.bgnbd;
+CREATE FUNCTION crm.bgnbd_in(cstring) RETURNS crm.bgnbd AS 'MODULE_PATHNAME', 'crm_bgnbd_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.bgnbd_out(crm.bgnbd) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_bgnbd_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.bgnbd_recv(internal) RETURNS crm.bgnbd AS 'MODULE_PATHNAME', 'crm_bgnbd_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.bgnbd_send(crm.bgnbd) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_bgnbd_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE crm.bgnbd (INPUT = crm.bgnbd_in, OUTPUT = crm.bgnbd_out, RECEIVE = crm.bgnbd_recv,
+	SEND = crm.bgnbd_send, INTERNALLENGTH = 88, ALIGNMENT = double);
+COMMENT ON TYPE crm.bgnbd IS 'fitted BG/NBD model (Fader, Hardie & Lee 2005): r, alpha, a, b, log-likelihood, customers, standard errors, converged';
+COMMENT ON FUNCTION crm.bgnbd_in(cstring) IS 'text input of crm.bgnbd';
+COMMENT ON FUNCTION crm.bgnbd_out(crm.bgnbd) IS 'text output of crm.bgnbd';
+COMMENT ON FUNCTION crm.bgnbd_recv(internal) IS 'binary input of crm.bgnbd';
+COMMENT ON FUNCTION crm.bgnbd_send(crm.bgnbd) IS 'binary output of crm.bgnbd';
+
+CREATE TYPE crm.mbgnbd;
+CREATE FUNCTION crm.mbgnbd_in(cstring) RETURNS crm.mbgnbd AS 'MODULE_PATHNAME', 'crm_mbgnbd_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.mbgnbd_out(crm.mbgnbd) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_mbgnbd_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.mbgnbd_recv(internal) RETURNS crm.mbgnbd AS 'MODULE_PATHNAME', 'crm_mbgnbd_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.mbgnbd_send(crm.mbgnbd) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_mbgnbd_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE crm.mbgnbd (INPUT = crm.mbgnbd_in, OUTPUT = crm.mbgnbd_out, RECEIVE = crm.mbgnbd_recv,
+	SEND = crm.mbgnbd_send, INTERNALLENGTH = 88, ALIGNMENT = double);
+COMMENT ON TYPE crm.mbgnbd IS 'fitted MBG/NBD model (Batislam et al. 2007): r, alpha, a, b, log-likelihood, customers, standard errors, converged';
+COMMENT ON FUNCTION crm.mbgnbd_in(cstring) IS 'text input of crm.mbgnbd';
+COMMENT ON FUNCTION crm.mbgnbd_out(crm.mbgnbd) IS 'text output of crm.mbgnbd';
+COMMENT ON FUNCTION crm.mbgnbd_recv(internal) IS 'binary input of crm.mbgnbd';
+COMMENT ON FUNCTION crm.mbgnbd_send(crm.mbgnbd) IS 'binary output of crm.mbgnbd';
+
+CREATE TYPE crm.paretonbd;
+CREATE FUNCTION crm.paretonbd_in(cstring) RETURNS crm.paretonbd AS 'MODULE_PATHNAME', 'crm_paretonbd_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.paretonbd_out(crm.paretonbd) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_paretonbd_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.paretonbd_recv(internal) RETURNS crm.paretonbd AS 'MODULE_PATHNAME', 'crm_paretonbd_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.paretonbd_send(crm.paretonbd) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_paretonbd_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE crm.paretonbd (INPUT = crm.paretonbd_in, OUTPUT = crm.paretonbd_out, RECEIVE = crm.paretonbd_recv,
+	SEND = crm.paretonbd_send, INTERNALLENGTH = 88, ALIGNMENT = double);
+COMMENT ON TYPE crm.paretonbd IS 'fitted Pareto/NBD model (Schmittlein, Morrison & Colombo 1987): r, alpha, s, beta, log-likelihood, customers, standard errors, converged';
+COMMENT ON FUNCTION crm.paretonbd_in(cstring) IS 'text input of crm.paretonbd';
+COMMENT ON FUNCTION crm.paretonbd_out(crm.paretonbd) IS 'text output of crm.paretonbd';
+COMMENT ON FUNCTION crm.paretonbd_recv(internal) IS 'binary input of crm.paretonbd';
+COMMENT ON FUNCTION crm.paretonbd_send(crm.paretonbd) IS 'binary output of crm.paretonbd';
+
+CREATE TYPE crm.gammagamma;
+CREATE FUNCTION crm.gammagamma_in(cstring) RETURNS crm.gammagamma AS 'MODULE_PATHNAME', 'crm_gammagamma_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.gammagamma_out(crm.gammagamma) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_gammagamma_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.gammagamma_recv(internal) RETURNS crm.gammagamma AS 'MODULE_PATHNAME', 'crm_gammagamma_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.gammagamma_send(crm.gammagamma) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_gammagamma_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE crm.gammagamma (INPUT = crm.gammagamma_in, OUTPUT = crm.gammagamma_out, RECEIVE = crm.gammagamma_recv,
+	SEND = crm.gammagamma_send, INTERNALLENGTH = 88, ALIGNMENT = double);
+COMMENT ON TYPE crm.gammagamma IS 'fitted Gamma-Gamma spend model (Fader, Hardie & Lee 2005): p, q, gamma, log-likelihood, customers, standard errors, converged';
+COMMENT ON FUNCTION crm.gammagamma_in(cstring) IS 'text input of crm.gammagamma';
+COMMENT ON FUNCTION crm.gammagamma_out(crm.gammagamma) IS 'text output of crm.gammagamma';
+COMMENT ON FUNCTION crm.gammagamma_recv(internal) IS 'binary input of crm.gammagamma';
+COMMENT ON FUNCTION crm.gammagamma_send(crm.gammagamma) IS 'binary output of crm.gammagamma';
+
+CREATE TYPE crm.bgbb;
+CREATE FUNCTION crm.bgbb_in(cstring) RETURNS crm.bgbb AS 'MODULE_PATHNAME', 'crm_bgbb_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.bgbb_out(crm.bgbb) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_bgbb_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.bgbb_recv(internal) RETURNS crm.bgbb AS 'MODULE_PATHNAME', 'crm_bgbb_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.bgbb_send(crm.bgbb) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_bgbb_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE TYPE crm.bgbb (INPUT = crm.bgbb_in, OUTPUT = crm.bgbb_out, RECEIVE = crm.bgbb_recv,
+	SEND = crm.bgbb_send, INTERNALLENGTH = 88, ALIGNMENT = double);
+COMMENT ON TYPE crm.bgbb IS 'fitted BG/BB model for discrete opportunities (Fader, Hardie & Shang 2010): alpha, beta, gamma, delta, log-likelihood, customers, standard errors, converged';
+COMMENT ON FUNCTION crm.bgbb_in(cstring) IS 'text input of crm.bgbb';
+COMMENT ON FUNCTION crm.bgbb_out(crm.bgbb) IS 'text output of crm.bgbb';
+COMMENT ON FUNCTION crm.bgbb_recv(internal) IS 'binary input of crm.bgbb';
+COMMENT ON FUNCTION crm.bgbb_send(crm.bgbb) IS 'binary output of crm.bgbb';
+
+-- Accessors, the same C function for every model
+CREATE FUNCTION crm.params(crm.bgnbd) RETURNS jsonb AS 'MODULE_PATHNAME', 'crm_clv_model_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.params(crm.mbgnbd) RETURNS jsonb AS 'MODULE_PATHNAME', 'crm_clv_model_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.params(crm.paretonbd) RETURNS jsonb AS 'MODULE_PATHNAME', 'crm_clv_model_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.params(crm.gammagamma) RETURNS jsonb AS 'MODULE_PATHNAME', 'crm_clv_model_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.params(crm.bgbb) RETURNS jsonb AS 'MODULE_PATHNAME', 'crm_clv_model_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.params(crm.bgnbd) IS 'BG/NBD parameters, standard errors (se), ll, n and converged as jsonb';
+COMMENT ON FUNCTION crm.params(crm.mbgnbd) IS 'MBG/NBD parameters, standard errors (se), ll, n and converged as jsonb';
+COMMENT ON FUNCTION crm.params(crm.paretonbd) IS 'Pareto/NBD parameters, standard errors (se), ll, n and converged as jsonb';
+COMMENT ON FUNCTION crm.params(crm.gammagamma) IS 'Gamma-Gamma parameters, standard errors (se), ll, n and converged as jsonb';
+COMMENT ON FUNCTION crm.params(crm.bgbb) IS 'BG/BB parameters, standard errors (se), ll, n and converged as jsonb';
+
+CREATE FUNCTION crm.bgnbd_params(crm.bgnbd, OUT r float8, OUT alpha float8, OUT a float8, OUT b float8,
+	OUT ll float8, OUT n float8, OUT converged boolean)
+AS 'MODULE_PATHNAME', 'crm_clv_model_record' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.bgnbd_params(crm.bgnbd) IS 'BG/NBD parameters as a record';
+CREATE FUNCTION crm.mbgnbd_params(crm.mbgnbd, OUT r float8, OUT alpha float8, OUT a float8, OUT b float8,
+	OUT ll float8, OUT n float8, OUT converged boolean)
+AS 'MODULE_PATHNAME', 'crm_clv_model_record' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.mbgnbd_params(crm.mbgnbd) IS 'MBG/NBD parameters as a record';
+CREATE FUNCTION crm.paretonbd_params(crm.paretonbd, OUT r float8, OUT alpha float8, OUT s float8, OUT beta float8,
+	OUT ll float8, OUT n float8, OUT converged boolean)
+AS 'MODULE_PATHNAME', 'crm_clv_model_record' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.paretonbd_params(crm.paretonbd) IS 'Pareto/NBD parameters as a record';
+CREATE FUNCTION crm.gammagamma_params(crm.gammagamma, OUT p float8, OUT q float8, OUT gamma float8,
+	OUT ll float8, OUT n float8, OUT converged boolean)
+AS 'MODULE_PATHNAME', 'crm_clv_model_record' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.gammagamma_params(crm.gammagamma) IS 'Gamma-Gamma parameters as a record';
+CREATE FUNCTION crm.bgbb_params(crm.bgbb, OUT alpha float8, OUT beta float8, OUT gamma float8, OUT delta float8,
+	OUT ll float8, OUT n float8, OUT converged boolean)
+AS 'MODULE_PATHNAME', 'crm_clv_model_record' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.bgbb_params(crm.bgbb) IS 'BG/BB parameters as a record';
+
+-- Fitting aggregates: compressed internal state of distinct rows
+CREATE FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8) IS 'transition of the (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped)';
+CREATE FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8, float8) IS 'transition of the weighted (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped)';
+CREATE FUNCTION crm.clv_spend_trans(internal, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_spend_trans(internal, float8, float8) IS 'transition of crm.gammagamma_fit (not STRICT: rows with a NULL are skipped)';
+CREATE FUNCTION crm.clv_spend_trans(internal, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_spend_trans(internal, float8, float8, float8) IS 'transition of the weighted crm.gammagamma_fit (not STRICT: rows with a NULL are skipped)';
+CREATE FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8) IS 'transition of crm.bgbb_fit (not STRICT: rows with a NULL are skipped)';
+CREATE FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8, float8) IS 'transition of the weighted crm.bgbb_fit (not STRICT: rows with a NULL are skipped)';
+CREATE FUNCTION crm.clv_rows_combine(internal, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rows_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rows_combine(internal, internal) IS 'combine function of the CLV fits (not STRICT: either state may be empty)';
+CREATE FUNCTION crm.clv_rows_serialize(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rows_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rows_serialize(internal) IS 'serialisation of the CLV fit state (sorted distinct rows with weights)';
+CREATE FUNCTION crm.clv_rows_deserialize(bytea, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rows_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rows_deserialize(bytea, internal) IS 'deserialisation of the CLV fit state';
+
+CREATE FUNCTION crm.bgnbd_final(internal) RETURNS crm.bgnbd
+AS 'MODULE_PATHNAME', 'crm_bgnbd_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.bgnbd_final(internal) IS 'final function of crm.bgnbd_fit: maximum likelihood (not STRICT: an empty input is an error)';
+CREATE AGGREGATE crm.bgnbd_fit(frequency float8, recency float8, t float8) (
+	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.bgnbd_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.bgnbd_fit(float8, float8, float8) IS 'fit a BG/NBD model to customers (frequency, recency, T) by maximum likelihood';
+CREATE AGGREGATE crm.bgnbd_fit(frequency float8, recency float8, t float8, weight float8) (
+	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.bgnbd_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.bgnbd_fit(float8, float8, float8, float8) IS 'fit a BG/NBD model to weighted rows (frequency, recency, T, number of customers)';
+
+CREATE FUNCTION crm.mbgnbd_final(internal) RETURNS crm.mbgnbd
+AS 'MODULE_PATHNAME', 'crm_mbgnbd_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.mbgnbd_final(internal) IS 'final function of crm.mbgnbd_fit: maximum likelihood (not STRICT: an empty input is an error)';
+CREATE AGGREGATE crm.mbgnbd_fit(frequency float8, recency float8, t float8) (
+	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.mbgnbd_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.mbgnbd_fit(float8, float8, float8) IS 'fit an MBG/NBD model to customers (frequency, recency, T) by maximum likelihood';
+CREATE AGGREGATE crm.mbgnbd_fit(frequency float8, recency float8, t float8, weight float8) (
+	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.mbgnbd_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.mbgnbd_fit(float8, float8, float8, float8) IS 'fit an MBG/NBD model to weighted rows (frequency, recency, T, number of customers)';
+
+-- BG/NBD and MBG/NBD predictions
+CREATE FUNCTION crm.expected_purchases(model crm.bgnbd, t float8, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.bgnbd, float8, float8, float8, float8) IS 'BG/NBD: expected purchases in the next t units of a customer with (frequency, recency, T)';
+CREATE FUNCTION crm.expected_purchases(model crm.bgnbd, t float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.bgnbd, float8) IS 'BG/NBD: expected repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.p_alive(model crm.bgnbd, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.p_alive(crm.bgnbd, float8, float8, float8) IS 'BG/NBD: probability that a customer with (frequency, recency, T) is still active';
+CREATE FUNCTION crm.prob_purchases(model crm.bgnbd, n float8, t float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.prob_purchases(crm.bgnbd, float8, float8) IS 'BG/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.log_likelihood(model crm.bgnbd, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.log_likelihood(crm.bgnbd, float8, float8, float8) IS 'BG/NBD: log-likelihood of one customer';
+
+CREATE FUNCTION crm.expected_purchases(model crm.mbgnbd, t float8, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.mbgnbd, float8, float8, float8, float8) IS 'MBG/NBD: expected purchases in the next t units of a customer with (frequency, recency, T)';
+CREATE FUNCTION crm.expected_purchases(model crm.mbgnbd, t float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.mbgnbd, float8) IS 'MBG/NBD: expected repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.p_alive(model crm.mbgnbd, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.p_alive(crm.mbgnbd, float8, float8, float8) IS 'MBG/NBD: probability that a customer with (frequency, recency, T) is still active';
+CREATE FUNCTION crm.log_likelihood(model crm.mbgnbd, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.log_likelihood(crm.mbgnbd, float8, float8, float8) IS 'MBG/NBD: log-likelihood of one customer';
+
+-- Pareto/NBD
+CREATE FUNCTION crm.paretonbd_final(internal) RETURNS crm.paretonbd
+AS 'MODULE_PATHNAME', 'crm_paretonbd_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.paretonbd_final(internal) IS 'final function of crm.paretonbd_fit: maximum likelihood (not STRICT: an empty input is an error)';
+CREATE AGGREGATE crm.paretonbd_fit(frequency float8, recency float8, t float8) (
+	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.paretonbd_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.paretonbd_fit(float8, float8, float8) IS 'fit a Pareto/NBD model to customers (frequency, recency, T) by maximum likelihood';
+CREATE AGGREGATE crm.paretonbd_fit(frequency float8, recency float8, t float8, weight float8) (
+	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.paretonbd_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.paretonbd_fit(float8, float8, float8, float8) IS 'fit a Pareto/NBD model to weighted rows (frequency, recency, T, number of customers)';
+CREATE FUNCTION crm.expected_purchases(model crm.paretonbd, t float8, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.paretonbd, float8, float8, float8, float8) IS 'Pareto/NBD: expected purchases in the next t units of a customer with (frequency, recency, T)';
+CREATE FUNCTION crm.expected_purchases(model crm.paretonbd, t float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.paretonbd, float8) IS 'Pareto/NBD: expected repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.p_alive(model crm.paretonbd, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.p_alive(crm.paretonbd, float8, float8, float8) IS 'Pareto/NBD: probability that a customer with (frequency, recency, T) is still active';
+CREATE FUNCTION crm.log_likelihood(model crm.paretonbd, frequency float8, recency float8, "T" float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.log_likelihood(crm.paretonbd, float8, float8, float8) IS 'Pareto/NBD: log-likelihood of one customer';
+
+-- Gamma-Gamma spend
+CREATE FUNCTION crm.gammagamma_final(internal) RETURNS crm.gammagamma
+AS 'MODULE_PATHNAME', 'crm_gammagamma_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.gammagamma_final(internal) IS 'final function of crm.gammagamma_fit: maximum likelihood (not STRICT: an empty input is an error)';
+CREATE AGGREGATE crm.gammagamma_fit(frequency float8, monetary_value float8) (
+	SFUNC = crm.clv_spend_trans, STYPE = internal, FINALFUNC = crm.gammagamma_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.gammagamma_fit(float8, float8) IS 'fit a Gamma-Gamma spend model to customers (frequency, mean repeat spend); rows with frequency 0 are ignored';
+CREATE AGGREGATE crm.gammagamma_fit(frequency float8, monetary_value float8, weight float8) (
+	SFUNC = crm.clv_spend_trans, STYPE = internal, FINALFUNC = crm.gammagamma_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.gammagamma_fit(float8, float8, float8) IS 'fit a Gamma-Gamma spend model to weighted rows; rows with frequency 0 are ignored';
+CREATE FUNCTION crm.expected_spend(model crm.gammagamma, frequency float8, monetary_value float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_gammagamma_expected_spend' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_spend(crm.gammagamma, float8, float8) IS 'Gamma-Gamma: conditional expected mean spend per transaction (population mean when frequency is 0); needs q > 1';
+CREATE FUNCTION crm.log_likelihood(model crm.gammagamma, frequency float8, monetary_value float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_gammagamma_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.log_likelihood(crm.gammagamma, float8, float8) IS 'Gamma-Gamma: log-likelihood of one customer with repeat purchases';
+
+-- BG/BB
+CREATE FUNCTION crm.bgbb_final(internal) RETURNS crm.bgbb
+AS 'MODULE_PATHNAME', 'crm_bgbb_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.bgbb_final(internal) IS 'final function of crm.bgbb_fit: maximum likelihood (not STRICT: an empty input is an error)';
+CREATE AGGREGATE crm.bgbb_fit(frequency float8, recency float8, n float8) (
+	SFUNC = crm.clv_discrete_trans, STYPE = internal, FINALFUNC = crm.bgbb_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.bgbb_fit(float8, float8, float8) IS 'fit a BG/BB model to customers (frequency, recency, n opportunities)';
+CREATE AGGREGATE crm.bgbb_fit(frequency float8, recency float8, n float8, weight float8) (
+	SFUNC = crm.clv_discrete_trans, STYPE = internal, FINALFUNC = crm.bgbb_final,
+	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.bgbb_fit(float8, float8, float8, float8) IS 'fit a BG/BB model to weighted rows (frequency, recency, n, number of customers)';
+CREATE FUNCTION crm.expected_purchases(model crm.bgbb, periods float8, frequency float8, recency float8, n float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.bgbb, float8, float8, float8, float8) IS 'BG/BB: expected transactions in the next periods opportunities of a customer with (frequency, recency, n)';
+CREATE FUNCTION crm.expected_purchases(model crm.bgbb, n float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.expected_purchases(crm.bgbb, float8) IS 'BG/BB: expected transactions in the first n opportunities of a new customer';
+CREATE FUNCTION crm.p_alive(model crm.bgbb, frequency float8, recency float8, n float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.p_alive(crm.bgbb, float8, float8, float8) IS 'BG/BB: probability that a customer with (frequency, recency, n) is alive at opportunity n + 1';
+CREATE FUNCTION crm.log_likelihood(model crm.bgbb, frequency float8, recency float8, n float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.log_likelihood(crm.bgbb, float8, float8, float8) IS 'BG/BB: log-likelihood of one customer';
+
+-- Discounted CLV: transaction model x spend model
+CREATE FUNCTION crm.clv(transaction_model crm.bgnbd, spend_model crm.gammagamma, frequency float8, recency float8,
+	"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv(crm.bgnbd, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS 'discounted CLV over horizon periods of unit model-time each, discount_rate per period (BG/NBD x Gamma-Gamma)';
+CREATE FUNCTION crm.clv(transaction_model crm.mbgnbd, spend_model crm.gammagamma, frequency float8, recency float8,
+	"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv(crm.mbgnbd, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS 'discounted CLV over horizon periods of unit model-time each, discount_rate per period (MBG/NBD x Gamma-Gamma)';
+CREATE FUNCTION crm.clv(transaction_model crm.paretonbd, spend_model crm.gammagamma, frequency float8, recency float8,
+	"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv(crm.paretonbd, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS 'discounted CLV over horizon periods of unit model-time each, discount_rate per period (Pareto/NBD x Gamma-Gamma)';
+
+-- Deterministic simulator (recovery tests, benchmarks)
+CREATE FUNCTION crm.bgnbd_simulate(model crm.bgnbd, "T" float8, seed bigint, step float8 DEFAULT 0,
+	OUT frequency float8, OUT recency float8, OUT t float8)
+AS 'MODULE_PATHNAME', 'crm_bgnbd_simulate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.bgnbd_simulate(crm.bgnbd, float8, bigint, float8) IS 'one customer drawn from a BG/NBD model, observed for T units; the same seed gives the same customer; times rounded up to multiples of step when step > 0';

@@ -1,0 +1,172 @@
+/*
+ * clv_bgbb.c
+ *		BG/BB (Fader, Hardie & Shang 2010): discrete transaction
+ *		opportunities (one purchase or donation possible per period).
+ *
+ * A customer with x transactions in n opportunities, the last at t_x, has
+ *	 L = B(al+x, be+n-x)/B(al,be) B(ga, de+n)/B(ga,de)
+ *	   + sum_{i=0}^{n-t_x-1} B(al+x, be+t_x-x+i)/B(al,be) B(ga+1, de+t_x+i)/B(ga,de)
+ * summed in log space.  Rows are usually few (one per (x, t_x, n) pattern),
+ * with the number of customers as weight.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+
+#include "clv.h"
+
+/* log L of one pattern */
+static double
+bgbb_loglik1(const double *p, double x, double tx, double n)
+{
+	double		al = p[0],
+				be = p[1],
+				ga = p[2],
+				de = p[3];
+	double		lab = crm_clv_lbeta(al, be),
+				lgd = crm_clv_lbeta(ga, de);
+	double		l = crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	int			i;
+
+	for (i = 0; i < (int) (n - tx); i++)
+		l = crm_clv_log_add(l, crm_clv_lbeta(al + x, be + tx - x + i) - lab
+							+ crm_clv_lbeta(ga + 1, de + tx + i) - lgd);
+	return l;
+}
+
+/* Objective: minus the mean log-likelihood over log-parameters */
+static double
+bgbb_objective(const double *theta, double *grad, void *arg)
+{
+	ClvData    *d = arg;
+	double		p[4];
+	double		ll = 0;
+	int64		j;
+
+	for (j = 0; j < 4; j++)
+		p[j] = exp(theta[j]);
+	for (j = 0; j < d->n; j++)
+		ll += d->rows[j].w * bgbb_loglik1(p, d->rows[j].k[0], d->rows[j].k[1], d->rows[j].k[2]);
+	return -ll / d->total_w;
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_final);
+/* Final function of crm.bgbb_fit */
+Datum
+crm_bgbb_final(PG_FUNCTION_ARGS)
+{
+	ClvRows    *st = crm_clv_final_state(fcinfo, "bgbb");
+	ClvData    *d = crm_clv_prepare(st, false);
+	double		theta[4] = {0, 0, 0, 0};
+	double		p[4];
+	ClvFitResult res;
+	ClvModel   *model = palloc0(sizeof(ClvModel));
+	int			i;
+
+	crm_clv_minimise(bgbb_objective, d, 4, theta, false, d->total_w, &res);
+	for (i = 0; i < 4; i++)
+		p[i] = exp(theta[i]);
+	model->kind = CLV_BGBB;
+	crm_clv_finish_fit(model, &res, p, -res.fmin * d->total_w, d->total_w);
+	PG_RETURN_POINTER(model);
+}
+
+/* The (frequency, recency, n) arguments from position first on, checked */
+static void
+bgbb_args(FunctionCallInfo fcinfo, int first, double *x, double *tx, double *n)
+{
+	*x = PG_GETARG_FLOAT8(first);
+	*tx = PG_GETARG_FLOAT8(first + 1);
+	*n = PG_GETARG_FLOAT8(first + 2);
+	crm_clv_check_discrete(*x, *tx, *n);
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_p_alive);
+/* crm.p_alive(bgbb, frequency, recency, n): alive at opportunity n + 1 */
+Datum
+crm_bgbb_p_alive(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	const double *p = m->p;
+	double		x,
+				tx,
+				n;
+
+	bgbb_args(fcinfo, 1, &x, &tx, &n);
+	PG_RETURN_FLOAT8(exp(crm_clv_lbeta(p[0] + x, p[1] + n - x) - crm_clv_lbeta(p[0], p[1])
+						 + crm_clv_lbeta(p[2], p[3] + n + 1) - crm_clv_lbeta(p[2], p[3])
+						 - bgbb_loglik1(p, x, tx, n)));
+}
+
+/* delta/(gamma-1) [G(1+de+n)/G(ga+de+n) - G(1+de+n+k)/G(ga+de+n+k)] G(ga+de)/G(1+de) */
+static double
+bgbb_future(double ga, double de, double n, double k)
+{
+	double		c = lgamma(ga + de) - lgamma(1 + de);
+	double		l1 = lgamma(1 + de + n) - lgamma(ga + de + n),
+				l2 = lgamma(1 + de + n + k) - lgamma(ga + de + n + k);
+
+	if (k == 0)
+		return 0;
+	if (fabs(ga - 1.0) < 1e-7)
+		return (bgbb_future(1.0 - 1e-6, de, n, k) + bgbb_future(1.0 + 1e-6, de, n, k)) / 2;
+	/* (e^l1 - e^l2) / (ga - 1), with the sign of ga - 1 */
+	return de / (ga - 1.0) * exp(c + l1) * -expm1(l2 - l1);
+}
+
+/* Check a number of future periods */
+static double
+check_periods(double k)
+{
+	if (!(isfinite(k) && k >= 0 && k == floor(k) && k <= 100000))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number of future opportunities must be a whole number between 0 and 100000, not %g", k)));
+	return k;
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_expected_conditional);
+/* crm.expected_purchases(bgbb, periods, frequency, recency, n): in the next periods opportunities */
+Datum
+crm_bgbb_expected_conditional(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	const double *p = m->p;
+	double		k = check_periods(PG_GETARG_FLOAT8(1));
+	double		x,
+				tx,
+				n;
+
+	bgbb_args(fcinfo, 2, &x, &tx, &n);
+	PG_RETURN_FLOAT8(exp(crm_clv_lbeta(p[0] + x + 1, p[1] + n - x) - crm_clv_lbeta(p[0], p[1])
+						 - bgbb_loglik1(p, x, tx, n))
+					 * bgbb_future(p[2], p[3], n, k));
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_expected_unconditional);
+/* crm.expected_purchases(bgbb, n): transactions in the first n opportunities of a new customer */
+Datum
+crm_bgbb_expected_unconditional(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	const double *p = m->p;
+	double		n = check_periods(PG_GETARG_FLOAT8(1));
+
+	PG_RETURN_FLOAT8(p[0] / (p[0] + p[1]) * bgbb_future(p[2], p[3], 0, n));
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_loglik);
+/* crm.log_likelihood(bgbb, frequency, recency, n): one customer */
+Datum
+crm_bgbb_loglik(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	double		x,
+				tx,
+				n;
+
+	bgbb_args(fcinfo, 1, &x, &tx, &n);
+	PG_RETURN_FLOAT8(bgbb_loglik1(m->p, x, tx, n));
+}

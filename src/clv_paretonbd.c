@@ -1,0 +1,221 @@
+/*
+ * clv_paretonbd.c
+ *		Pareto/NBD (Schmittlein, Morrison & Colombo 1987): fitting and
+ *		predictions.
+ *
+ * The likelihood (Fader & Hardie's 2005 note) is
+ *	 L = G(r+x) a^r b^s / G(r) [ 1/((alpha+T)^(r+x) (beta+T)^s) + s/(r+s+x) A0 ]
+ * where A0 = F(t_x) - F(T), F(t) = 2F1(r+s+x, s+1; r+s+x+1; (alpha-beta)/
+ * (alpha+t)) / (alpha+t)^(r+s+x) when alpha >= beta, and the symmetric form
+ * with (r+x, beta) otherwise.  Everything is in log space: log F through the
+ * log-2F1, A0 as a signed difference of exponentials (zero when t_x = T),
+ * and a log-sum-exp of the two terms, so hundreds of purchases do not
+ * overflow.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+
+#include "clv.h"
+
+/* log F(t) of the A0 term */
+static double
+pnbd_logF(double r, double alpha, double s, double beta, double x, double t)
+{
+	int			sign;
+	double		a = r + s + x;
+
+	if (alpha >= beta)
+		return crm_clv_log_hyp2f1(a, s + 1, a + 1, (alpha - beta) / (alpha + t), &sign)
+			- a * log(alpha + t);
+	return crm_clv_log_hyp2f1(a, r + x, a + 1, (beta - alpha) / (beta + t), &sign)
+		- a * log(beta + t);
+}
+
+/* log(s/(r+s+x) A0) relative pieces: returns log of the second term, -inf if 0 */
+static double
+pnbd_log_second(const double *p, double x, double tx, double T)
+{
+	double		r = p[0],
+				alpha = p[1],
+				s = p[2],
+				beta = p[3];
+	double		l1,
+				l2;
+
+	if (tx >= T)
+		return -INFINITY;
+	l1 = pnbd_logF(r, alpha, s, beta, x, tx);
+	l2 = pnbd_logF(r, alpha, s, beta, x, T);
+	if (!(l2 < l1))
+		return -INFINITY;
+	return log(s) - log(r + s + x) + l1 + log1p(-exp(l2 - l1));
+}
+
+/* One customer's log-likelihood */
+static double
+pnbd_loglik1(const double *p, double x, double tx, double T)
+{
+	double		r = p[0],
+				alpha = p[1],
+				s = p[2],
+				beta = p[3];
+	double		u1 = -(r + x) * log(alpha + T) - s * log(beta + T);
+
+	return lgamma(r + x) - lgamma(r) + r * log(alpha) + s * log(beta)
+		+ crm_clv_log_add(u1, pnbd_log_second(p, x, tx, T));
+}
+
+/* P(alive | x, t_x, T) */
+static double
+pnbd_palive(const double *p, double x, double tx, double T)
+{
+	double		r = p[0],
+				alpha = p[1],
+				s = p[2],
+				beta = p[3];
+	double		u1 = -(r + x) * log(alpha + T) - s * log(beta + T);
+
+	return 1.0 / (1.0 + exp(pnbd_log_second(p, x, tx, T) - u1));
+}
+
+/* [1 - (B/(B+t))^(s-1)] / (s-1), continuous at s = 1 */
+static double
+pnbd_core(double s, double B, double t)
+{
+	double		L = log1p(t / B);
+
+	if (fabs((s - 1) * L) < 1e-12)
+		return L;
+	return -expm1(-(s - 1) * L) / (s - 1);
+}
+
+/* Objective: minus the mean log-likelihood over log-parameters */
+static double
+pnbd_objective(const double *theta, double *grad, void *arg)
+{
+	ClvData    *d = arg;
+	double		p[4];
+	double		ll = 0;
+	int64		j;
+
+	for (j = 0; j < 4; j++)
+		p[j] = exp(theta[j]);
+	for (j = 0; j < d->n; j++)
+		ll += d->rows[j].w * pnbd_loglik1(p, d->rows[j].k[0], d->rows[j].k[1], d->rows[j].k[2]);
+	return -ll / d->total_w;
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_final);
+/* Final function of crm.paretonbd_fit */
+Datum
+crm_paretonbd_final(PG_FUNCTION_ARGS)
+{
+	ClvRows    *st = crm_clv_final_state(fcinfo, "paretonbd");
+	ClvData    *d = crm_clv_prepare(st, true);
+	double		theta[4] = {0, 0, 0, 0};
+	double		p[4];
+	ClvFitResult res;
+	ClvModel   *model = palloc0(sizeof(ClvModel));
+	int			i;
+
+	crm_clv_minimise(pnbd_objective, d, 4, theta, false, d->total_w, &res);
+	for (i = 0; i < 4; i++)
+		p[i] = exp(theta[i]);
+	p[1] *= d->scale;
+	p[3] *= d->scale;
+	model->kind = CLV_PARETONBD;
+	crm_clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->sum_wx * log(d->scale), d->total_w);
+	PG_RETURN_POINTER(model);
+}
+
+/* Check a forecast horizon */
+static double
+check_horizon(double t)
+{
+	if (!(isfinite(t) && t >= 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("forecast horizon t must be non-negative and finite, not %g", t)));
+	return t;
+}
+
+/* E[Y(t) | x, t_x, T] */
+static double
+pnbd_conditional(const double *p, double t, double x, double tx, double T)
+{
+	double		r = p[0],
+				alpha = p[1],
+				s = p[2],
+				beta = p[3];
+
+	if (t == 0)
+		return 0;
+	return (r + x) * (beta + T) / (alpha + T) * pnbd_core(s, beta + T, t) * pnbd_palive(p, x, tx, T);
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_expected_conditional);
+/* crm.expected_purchases(paretonbd, t, frequency, recency, T) */
+Datum
+crm_paretonbd_expected_conditional(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		x = PG_GETARG_FLOAT8(2),
+				tx = PG_GETARG_FLOAT8(3),
+				T = PG_GETARG_FLOAT8(4);
+
+	crm_clv_check_rfm(x, tx, T);
+	PG_RETURN_FLOAT8(pnbd_conditional(m->p, t, x, tx, T));
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_expected_unconditional);
+/* crm.expected_purchases(paretonbd, t): a new customer */
+Datum
+crm_paretonbd_expected_unconditional(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+
+	if (t == 0)
+		PG_RETURN_FLOAT8(0);
+	/* r beta / alpha [1 - (beta/(beta+t))^(s-1)] / (s-1) */
+	PG_RETURN_FLOAT8(m->p[0] * m->p[3] / m->p[1] * pnbd_core(m->p[2], m->p[3], t));
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_p_alive);
+/* crm.p_alive(paretonbd, frequency, recency, T) */
+Datum
+crm_paretonbd_p_alive(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		x = PG_GETARG_FLOAT8(1),
+				tx = PG_GETARG_FLOAT8(2),
+				T = PG_GETARG_FLOAT8(3);
+
+	crm_clv_check_rfm(x, tx, T);
+	PG_RETURN_FLOAT8(pnbd_palive(m->p, x, tx, T));
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_loglik);
+/* crm.log_likelihood(paretonbd, frequency, recency, T): one customer */
+Datum
+crm_paretonbd_loglik(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		x = PG_GETARG_FLOAT8(1),
+				tx = PG_GETARG_FLOAT8(2),
+				T = PG_GETARG_FLOAT8(3);
+
+	crm_clv_check_rfm(x, tx, T);
+	PG_RETURN_FLOAT8(pnbd_loglik1(m->p, x, tx, T));
+}
+
+/* E[Y(t)] for crm.clv: conditional expectation of a Pareto/NBD model */
+double
+crm_clv_paretonbd_expect(const double *p, double t, double x, double tx, double T)
+{
+	return pnbd_conditional(p, t, x, tx, T);
+}

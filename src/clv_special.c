@@ -1,0 +1,524 @@
+/*
+ * clv_special.c
+ *		Special functions and the optimiser shared by the CLV models.
+ *
+ * Everything works in log space: the Gauss hypergeometric function returns
+ * log|2F1| and its sign, evaluated by its power series with running
+ * rescaling (so terms of size e^1000 do not overflow), and through the
+ * linear transformation z -> 1 - z when z is above one half.  The optimiser
+ * is BFGS with a backtracking line search on log-parameters; it reports the
+ * standard errors from the Hessian at the optimum.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+
+#include "clv.h"
+
+#define SERIES_MAX_TERMS	200000
+#define RESCALE_AT			1e250
+
+/* The digamma function psi(x) for x > 0: recurrence, then the asymptotic series */
+double
+crm_clv_digamma(double x)
+{
+	double		r = 0.0;
+	double		f;
+
+	while (x < 6.0)
+	{
+		r -= 1.0 / x;
+		x += 1.0;
+	}
+	f = 1.0 / (x * x);
+	return r + log(x) - 0.5 / x
+		- f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))));
+}
+
+/* log(B(a, b)) */
+double
+crm_clv_lbeta(double a, double b)
+{
+	return lgamma(a) + lgamma(b) - lgamma(a + b);
+}
+
+/* log(exp(la) + exp(lb)) without overflow */
+double
+crm_clv_log_add(double la, double lb)
+{
+	if (la == -INFINITY)
+		return lb;
+	if (lb == -INFINITY)
+		return la;
+	if (la > lb)
+		return la + log1p(exp(lb - la));
+	return lb + log1p(exp(la - lb));
+}
+
+/* Is x a non-positive integer (a pole of the gamma function)? */
+static bool
+is_pole(double x)
+{
+	return x <= 0 && x == floor(x);
+}
+
+/* log|Gamma(x)| and its sign, for x not a pole */
+static double
+lgamma_sign(double x, int *sign)
+{
+	if (x > 0)
+		*sign = 1;
+	else
+		*sign = (((int64) ceil(-x)) % 2 == 1) ? -1 : 1;
+	return lgamma(x);
+}
+
+/* log|2F1(a, b; c; z)| and sign by the power series, |z| < 1 */
+static double
+hyp2f1_series(double a, double b, double c, double z, int *sign)
+{
+	double		sum = 1.0;
+	double		term = 1.0;
+	double		logscale = 0.0;
+	int			k;
+
+	for (k = 0; k < SERIES_MAX_TERMS; k++)
+	{
+		double		ratio = (a + k) * (b + k) / ((c + k) * (k + 1.0)) * z;
+
+		term *= ratio;
+		sum += term;
+		if (term == 0.0)
+			break;
+		if (fabs(sum) > RESCALE_AT || fabs(term) > RESCALE_AT)
+		{
+			sum /= RESCALE_AT;
+			term /= RESCALE_AT;
+			logscale += log(RESCALE_AT);
+		}
+		if (fabs(ratio) < 1.0 && fabs(term) <= 1e-17 * fabs(sum))
+			break;
+	}
+	if (k >= SERIES_MAX_TERMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("hypergeometric series did not converge"),
+				 errdetail("2F1(%g, %g; %g; %g) needs more than %d terms.", a, b, c, z, SERIES_MAX_TERMS)));
+	*sign = (sum > 0) ? 1 : (sum < 0 ? -1 : 0);
+	return log(fabs(sum)) + logscale;
+}
+
+/*
+ * log|2F1(a, b; c; z)| and its sign for 0 <= z < 1.  Above z = 1/2 it uses
+ * the connection formula to two series in 1 - z, unless c - a - b is (close
+ * to) an integer, where the formula degenerates and the direct series,
+ * still convergent, is used.
+ */
+double
+crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign)
+{
+	double		m = c - a - b;
+	double		l1 = -INFINITY,
+				l2 = -INFINITY;
+	int			s1 = 0,
+				s2 = 0;
+	int			sg,
+				sf;
+	double		lg;
+
+	if (is_pole(c))
+		elog(ERROR, "2F1 with c = %g is undefined", c);
+	if (!(z >= -1.0 && z < 1.0))
+		elog(ERROR, "2F1 argument %g outside [-1, 1)", z);
+	if (z <= 0.5 || fabs(m - rint(m)) < 1e-4)
+		return hyp2f1_series(a, b, c, z, sign);
+
+	/* Gamma(c) Gamma(m) / (Gamma(c - a) Gamma(c - b)) F(a, b; 1 - m; 1 - z) */
+	if (!is_pole(c - a) && !is_pole(c - b))
+	{
+		lg = lgamma_sign(c, &sg);
+		s1 = sg;
+		lg += lgamma_sign(m, &sg);
+		s1 *= sg;
+		lg -= lgamma_sign(c - a, &sg);
+		s1 *= sg;
+		lg -= lgamma_sign(c - b, &sg);
+		s1 *= sg;
+		l1 = lg + hyp2f1_series(a, b, 1.0 - m, 1.0 - z, &sf);
+		s1 *= sf;
+	}
+	/* (1-z)^m Gamma(c) Gamma(-m) / (Gamma(a) Gamma(b)) F(c-a, c-b; 1+m; 1-z) */
+	if (!is_pole(a) && !is_pole(b))
+	{
+		lg = lgamma_sign(c, &sg);
+		s2 = sg;
+		lg += lgamma_sign(-m, &sg);
+		s2 *= sg;
+		lg -= lgamma_sign(a, &sg);
+		s2 *= sg;
+		lg -= lgamma_sign(b, &sg);
+		s2 *= sg;
+		l2 = lg + m * log1p(-z) + hyp2f1_series(c - a, c - b, 1.0 + m, 1.0 - z, &sf);
+		s2 *= sf;
+	}
+	if (s1 == 0 || l1 == -INFINITY)
+	{
+		*sign = s2;
+		return l2;
+	}
+	if (s2 == 0 || l2 == -INFINITY)
+	{
+		*sign = s1;
+		return l1;
+	}
+	if (s1 == s2)
+	{
+		*sign = s1;
+		return crm_clv_log_add(l1, l2);
+	}
+	/* opposite signs: log|e^l1 - e^l2| */
+	if (l1 >= l2)
+	{
+		*sign = s1;
+		return l1 + log1p(-exp(l2 - l1));
+	}
+	*sign = s2;
+	return l2 + log1p(-exp(l1 - l2));
+}
+
+/* ---------------------------------------------------------------- */
+/* Optimiser													   */
+/* ---------------------------------------------------------------- */
+
+#define BFGS_MAX_ITER		500
+#define BFGS_GTOL			1e-7
+#define THETA_BOUND			30.0	/* |log parameter| beyond this is a boundary */
+#define MAX_STEP			2.0		/* largest move of a log-parameter per step */
+
+typedef struct OptCtx
+{
+	ClvObjective f;
+	void	   *arg;
+	int			n;
+	bool		analytic;
+	int			evals;
+} OptCtx;
+
+/* Objective value, counting evaluations; non-finite values become +inf */
+static double
+eval_f(OptCtx *o, const double *x)
+{
+	double		v;
+
+	o->evals++;
+	v = o->f(x, NULL, o->arg);
+	if (isnan(v))
+		v = INFINITY;
+	return v;
+}
+
+/* Gradient, analytic when the objective has one, else central differences */
+static double
+eval_fg(OptCtx *o, const double *x, double *g)
+{
+	double		v;
+	double		xx[CLV_MAX_PARAMS];
+	int			i;
+
+	if (o->analytic)
+	{
+		o->evals++;
+		v = o->f(x, g, o->arg);
+		return isnan(v) ? INFINITY : v;
+	}
+	v = eval_f(o, x);
+	for (i = 0; i < o->n; i++)
+	{
+		double		h = 1e-5 * Max(1.0, fabs(x[i]));
+		double		fp,
+					fm;
+
+		memcpy(xx, x, sizeof(double) * o->n);
+		xx[i] = x[i] + h;
+		fp = eval_f(o, xx);
+		xx[i] = x[i] - h;
+		fm = eval_f(o, xx);
+		g[i] = (fp - fm) / (2 * h);
+	}
+	return v;
+}
+
+/* Hessian of the objective at x by differences (of the gradient g0 at x if analytic) */
+static bool
+hessian(OptCtx *o, const double *x, const double *g0, double H[CLV_MAX_PARAMS][CLV_MAX_PARAMS])
+{
+	int			n = o->n;
+	double		xx[CLV_MAX_PARAMS];
+	double		gp[CLV_MAX_PARAMS];
+	int			i,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		double		h = 1e-4 * Max(1.0, fabs(x[i]));
+
+		memcpy(xx, x, sizeof(double) * n);
+		if (o->analytic)
+		{
+			/* forward differences of the gradient: enough for standard errors */
+			xx[i] = x[i] + h;
+			eval_fg(o, xx, gp);
+			for (j = 0; j < n; j++)
+				H[i][j] = (gp[j] - g0[j]) / h;
+		}
+		else
+		{
+			for (j = 0; j < n; j++)
+			{
+				double		hj = 1e-4 * Max(1.0, fabs(x[j]));
+				double		fpp,
+							fpm,
+							fmp,
+							fmm;
+
+				memcpy(xx, x, sizeof(double) * n);
+				xx[i] += h;
+				xx[j] += hj;
+				fpp = eval_f(o, xx);
+				xx[j] -= 2 * hj;
+				fpm = eval_f(o, xx);
+				xx[i] -= 2 * h;
+				fmm = eval_f(o, xx);
+				xx[j] += 2 * hj;
+				fmp = eval_f(o, xx);
+				H[i][j] = (fpp - fpm - fmp + fmm) / (4 * h * hj);
+			}
+		}
+	}
+	/* symmetrise */
+	for (i = 0; i < n; i++)
+		for (j = 0; j < i; j++)
+		{
+			double		v = (H[i][j] + H[j][i]) / 2;
+
+			if (!isfinite(v))
+				return false;
+			H[i][j] = H[j][i] = v;
+		}
+	return true;
+}
+
+/* Invert a symmetric positive-definite matrix by Cholesky; false if not PD */
+static bool
+invert_spd(int n, double A[CLV_MAX_PARAMS][CLV_MAX_PARAMS], double inv[CLV_MAX_PARAMS][CLV_MAX_PARAMS])
+{
+	double		L[CLV_MAX_PARAMS][CLV_MAX_PARAMS] = {{0}};
+	int			i,
+				j,
+				k;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j <= i; j++)
+		{
+			double		s = A[i][j];
+
+			for (k = 0; k < j; k++)
+				s -= L[i][k] * L[j][k];
+			if (i == j)
+			{
+				if (!(s > 0))
+					return false;
+				L[i][i] = sqrt(s);
+			}
+			else
+				L[i][j] = s / L[j][j];
+		}
+	/* inverse column by column: solve L L' x = e_c */
+	for (k = 0; k < n; k++)
+	{
+		double		y[CLV_MAX_PARAMS],
+					x[CLV_MAX_PARAMS];
+
+		for (i = 0; i < n; i++)
+		{
+			double		s = (i == k) ? 1.0 : 0.0;
+
+			for (j = 0; j < i; j++)
+				s -= L[i][j] * y[j];
+			y[i] = s / L[i][i];
+		}
+		for (i = n - 1; i >= 0; i--)
+		{
+			double		s = y[i];
+
+			for (j = i + 1; j < n; j++)
+				s -= L[j][i] * x[j];
+			x[i] = s / L[i][i];
+		}
+		for (i = 0; i < n; i++)
+			inv[i][k] = x[i];
+	}
+	return true;
+}
+
+/*
+ * Minimise f over theta (in place) by BFGS.  n_obs is the number of
+ * observations the objective is averaged over (f = -LL / n_obs), used to
+ * turn the Hessian into standard errors of theta.
+ */
+void
+crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
+				 bool analytic, double n_obs, ClvFitResult *res)
+{
+	OptCtx		o = {f, arg, n, analytic, 0};
+	double		Hi[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
+	double		g[CLV_MAX_PARAMS],
+				gn[CLV_MAX_PARAMS],
+				d[CLV_MAX_PARAMS],
+				xn[CLV_MAX_PARAMS],
+				s[CLV_MAX_PARAMS],
+				y[CLV_MAX_PARAMS];
+	double		fx,
+				fn;
+	int			iter,
+				i,
+				j;
+	bool		conv = false;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++)
+			Hi[i][j] = (i == j) ? 1.0 : 0.0;
+	fx = eval_fg(&o, theta, g);
+	if (!isfinite(fx))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("log-likelihood is not finite at the starting point"),
+				 errhint("Check the input for extreme values.")));
+
+	for (iter = 0; iter < BFGS_MAX_ITER; iter++)
+	{
+		double		gd = 0,
+					gmax = 0,
+					dmax = 0,
+					t = 1.0,
+					sy = 0;
+		bool		ok = false;
+		int			ls;
+
+		for (i = 0; i < n; i++)
+			gmax = Max(gmax, fabs(g[i]));
+		if (gmax < BFGS_GTOL)
+		{
+			conv = true;
+			break;
+		}
+		for (i = 0; i < n; i++)
+		{
+			d[i] = 0;
+			for (j = 0; j < n; j++)
+				d[i] -= Hi[i][j] * g[j];
+			gd += g[i] * d[i];
+		}
+		if (!(gd < 0))
+		{
+			/* not a descent direction: restart from steepest descent */
+			for (i = 0; i < n; i++)
+			{
+				for (j = 0; j < n; j++)
+					Hi[i][j] = (i == j) ? 1.0 : 0.0;
+				d[i] = -g[i];
+			}
+			gd = 0;
+			for (i = 0; i < n; i++)
+				gd += g[i] * d[i];
+		}
+		for (i = 0; i < n; i++)
+			dmax = Max(dmax, fabs(d[i]));
+		if (dmax > MAX_STEP)
+			t = MAX_STEP / dmax;
+		for (ls = 0; ls < 60; ls++)
+		{
+			for (i = 0; i < n; i++)
+				xn[i] = theta[i] + t * d[i];
+			/* with an analytic gradient, value and gradient come in one pass */
+			fn = o.analytic ? eval_fg(&o, xn, gn) : eval_f(&o, xn);
+			if (fn <= fx + 1e-4 * t * gd)
+			{
+				ok = true;
+				break;
+			}
+			t *= 0.5;
+		}
+		if (!ok)
+		{
+			/* no decrease possible: accept when the gradient is nearly zero */
+			conv = (gmax < 1e-5);
+			break;
+		}
+		if (!o.analytic)
+			fn = eval_fg(&o, xn, gn);
+		for (i = 0; i < n; i++)
+		{
+			s[i] = xn[i] - theta[i];
+			y[i] = gn[i] - g[i];
+			sy += s[i] * y[i];
+		}
+		if (sy > 1e-14)
+		{
+			double		Hy[CLV_MAX_PARAMS];
+			double		yHy = 0;
+
+			for (i = 0; i < n; i++)
+			{
+				Hy[i] = 0;
+				for (j = 0; j < n; j++)
+					Hy[i] += Hi[i][j] * y[j];
+				yHy += y[i] * Hy[i];
+			}
+			for (i = 0; i < n; i++)
+				for (j = 0; j < n; j++)
+					Hi[i][j] += ((sy + yHy) * s[i] * s[j]) / (sy * sy)
+						- (Hy[i] * s[j] + s[i] * Hy[j]) / sy;
+		}
+		memcpy(theta, xn, sizeof(double) * n);
+		memcpy(g, gn, sizeof(double) * n);
+		fx = fn;
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	res->fmin = fx;
+	res->iterations = iter;
+	for (i = 0; i < n; i++)
+	{
+		res->se[i] = NAN;
+		if (!isfinite(theta[i]) || fabs(theta[i]) > THETA_BOUND)
+			conv = false;
+	}
+	if (isfinite(fx))
+	{
+		double		H[CLV_MAX_PARAMS][CLV_MAX_PARAMS],
+					C[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
+
+		if (hessian(&o, theta, g, H))
+		{
+			for (i = 0; i < n; i++)
+				for (j = 0; j < n; j++)
+					H[i][j] *= n_obs;
+			if (invert_spd(n, H, C))
+			{
+				for (i = 0; i < n; i++)
+					res->se[i] = sqrt(C[i][i]);
+			}
+			else
+				conv = false;	/* not a minimum: saddle or flat direction */
+		}
+		else
+			conv = false;
+	}
+	else
+		conv = false;
+	res->evaluations = o.evals;
+	res->converged = conv;
+}
