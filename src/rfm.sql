@@ -1,0 +1,142 @@
+
+-- ---------------------------------------------------------------------------
+-- crm.rfm: one RFM cell, recency / frequency / monetary quintile scores 1..5
+-- (src/rfm.c), its named segments, and crm.rfm_scores over the order history.
+-- ---------------------------------------------------------------------------
+CREATE TYPE crm.rfm;
+
+CREATE FUNCTION crm.rfm_in(cstring) RETURNS crm.rfm
+	AS 'MODULE_PATHNAME', 'crm_rfm_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.rfm_out(crm.rfm) RETURNS cstring
+	AS 'MODULE_PATHNAME', 'crm_rfm_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.rfm_recv(internal) RETURNS crm.rfm
+	AS 'MODULE_PATHNAME', 'crm_rfm_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.rfm_send(crm.rfm) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'crm_rfm_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE crm.rfm (
+	INPUT = crm.rfm_in,
+	OUTPUT = crm.rfm_out,
+	RECEIVE = crm.rfm_recv,
+	SEND = crm.rfm_send,
+	INTERNALLENGTH = 4,
+	PASSEDBYVALUE,
+	ALIGNMENT = int4,
+	STORAGE = plain,
+	CATEGORY = 'U'
+);
+COMMENT ON TYPE crm.rfm IS
+	'RFM cell: recency, frequency and monetary quintile scores 1..5, written ''5-4-3'' (input also ''543'')';
+
+CREATE FUNCTION crm.rfm(r integer, f integer, m integer) RETURNS crm.rfm
+	AS 'MODULE_PATHNAME', 'crm_rfm_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.rfm(integer, integer, integer) IS 'RFM cell from three scores 1..5 (22023 when out of range)';
+CREATE FUNCTION crm.r(crm.rfm) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_rfm_r' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION crm.r(crm.rfm) IS 'recency score of an RFM cell, 5 = most recent';
+CREATE FUNCTION crm.f(crm.rfm) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_rfm_f' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION crm.f(crm.rfm) IS 'frequency score of an RFM cell, 5 = most orders';
+CREATE FUNCTION crm.m(crm.rfm) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_rfm_m' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION crm.m(crm.rfm) IS 'monetary score of an RFM cell, 5 = highest spend';
+CREATE FUNCTION crm.rfm_segment(crm.rfm) RETURNS text
+	AS 'MODULE_PATHNAME', 'crm_rfm_segment' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.rfm_segment(crm.rfm) IS
+	'named segment of an RFM cell (Champions, Loyal, ... Lost) from R and the rounded mean of F and M; see README';
+
+CREATE FUNCTION crm.rfm_eq(crm.rfm, crm.rfm) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_rfm_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_ne(crm.rfm, crm.rfm) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_rfm_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_lt(crm.rfm, crm.rfm) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_rfm_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_le(crm.rfm, crm.rfm) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_rfm_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_gt(crm.rfm, crm.rfm) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_rfm_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_ge(crm.rfm, crm.rfm) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_rfm_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_cmp(crm.rfm, crm.rfm) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_rfm_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_hash(crm.rfm) RETURNS integer
+	AS 'MODULE_PATHNAME', 'crm_rfm_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+CREATE FUNCTION crm.rfm_hash_extended(crm.rfm, bigint) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_rfm_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION crm.rfm_eq(crm.rfm, crm.rfm) IS 'implementation of = for rfm';
+COMMENT ON FUNCTION crm.rfm_ne(crm.rfm, crm.rfm) IS 'implementation of <> for rfm';
+COMMENT ON FUNCTION crm.rfm_lt(crm.rfm, crm.rfm) IS 'implementation of < for rfm';
+COMMENT ON FUNCTION crm.rfm_le(crm.rfm, crm.rfm) IS 'implementation of <= for rfm';
+COMMENT ON FUNCTION crm.rfm_gt(crm.rfm, crm.rfm) IS 'implementation of > for rfm';
+COMMENT ON FUNCTION crm.rfm_ge(crm.rfm, crm.rfm) IS 'implementation of >= for rfm';
+COMMENT ON FUNCTION crm.rfm_cmp(crm.rfm, crm.rfm) IS 'btree support: cells ordered by r, then f, then m';
+COMMENT ON FUNCTION crm.rfm_hash(crm.rfm) IS 'hash support for rfm';
+COMMENT ON FUNCTION crm.rfm_hash_extended(crm.rfm, bigint) IS 'extended hash support for rfm';
+
+CREATE OPERATOR crm.= (
+	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_eq,
+	COMMUTATOR = OPERATOR(crm.=), NEGATOR = OPERATOR(crm.<>),
+	RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
+CREATE OPERATOR crm.<> (
+	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_ne,
+	COMMUTATOR = OPERATOR(crm.<>), NEGATOR = OPERATOR(crm.=),
+	RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR crm.< (
+	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_lt,
+	COMMUTATOR = OPERATOR(crm.>), NEGATOR = OPERATOR(crm.>=),
+	RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR crm.<= (
+	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_le,
+	COMMUTATOR = OPERATOR(crm.>=), NEGATOR = OPERATOR(crm.>),
+	RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR crm.> (
+	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_gt,
+	COMMUTATOR = OPERATOR(crm.<), NEGATOR = OPERATOR(crm.<=),
+	RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR crm.>= (
+	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_ge,
+	COMMUTATOR = OPERATOR(crm.<=), NEGATOR = OPERATOR(crm.<),
+	RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+CREATE OPERATOR CLASS crm.rfm_ops DEFAULT FOR TYPE crm.rfm USING btree AS
+	OPERATOR 1 crm.<,
+	OPERATOR 2 crm.<=,
+	OPERATOR 3 crm.=,
+	OPERATOR 4 crm.>=,
+	OPERATOR 5 crm.>,
+	FUNCTION 1 crm.rfm_cmp(crm.rfm, crm.rfm);
+CREATE OPERATOR CLASS crm.rfm_hash_ops DEFAULT FOR TYPE crm.rfm USING hash AS
+	OPERATOR 1 crm.=,
+	FUNCTION 1 crm.rfm_hash(crm.rfm),
+	FUNCTION 2 crm.rfm_hash_extended(crm.rfm, bigint);
+
+-- RFM per customer.  Quintile scores are rank based, 1 + floor(5 (rank - 1) / n)
+-- over the n customers, so customers with equal values always share a score
+-- (ntile would split a tie across two quintiles by chance); without ties the
+-- result is the ntile(5) split.  R ranks the last order time (latest = 5), F
+-- the number of orders, M the total spent.  Cancelled and refunded orders do
+-- not count; only orders in [since, as_of] do.
+-- PL/pgSQL rather than SQL: its plan is made for the actual as_of and since
+-- (a SQL function's generic plan is about 10% slower on 1M orders).
+CREATE FUNCTION crm.rfm_scores(as_of timestamptz DEFAULT now(), since timestamptz DEFAULT NULL)
+RETURNS TABLE (contact_id bigint, recency_days integer, frequency bigint, monetary numeric,
+			   rfm crm.rfm, segment text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN QUERY
+	SELECT s.contact_id, s.recency_days, s.frequency, s.monetary, s.rfm, crm.rfm_segment(s.rfm)
+	  FROM (SELECT o.contact_id,
+				   floor(extract(epoch FROM as_of - max(o.ordered_at)) / 86400)::integer AS recency_days,
+				   count(*) AS frequency,
+				   sum(o.total) AS monetary,
+				   crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
+						   (1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER ())::integer,
+						   (1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ())::integer) AS rfm
+			  FROM crm."order" o
+			 WHERE o.ordered_at <= as_of
+			   AND (since IS NULL OR o.ordered_at >= since)
+			   AND o.status <> ALL ('{cancelled,refunded}'::text[])
+			 GROUP BY o.contact_id) s;
+END $$;
+COMMENT ON FUNCTION crm.rfm_scores(timestamptz, timestamptz) IS
+	'per customer with orders in [since, as_of]: recency in days, frequency, monetary, the RFM cell (quintiles over those customers, ties share a score) and its segment';

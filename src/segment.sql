@@ -1,0 +1,727 @@
+
+-- ---------------------------------------------------------------------------
+-- Segmentation: the contact profile, predicate helpers, static and dynamic
+-- segments with stored membership, an entry/exit log, and incremental
+-- refresh driven by dirty-marking triggers (src/segment.c validates
+-- predicates).
+-- ---------------------------------------------------------------------------
+
+-- One row per contact: who they are, their company, what they bought and did,
+-- how they rank, and what they consented to.  Segment predicates are boolean
+-- expressions over these columns.  Every per-contact column is a correlated
+-- subquery, so a query that reads a few columns of a few contacts computes
+-- only those; the population columns (rfm, rfm_segment, value_rank) come
+-- from one grouped pass over the orders that the planner drops when unused.
+CREATE VIEW crm.contact_profile AS
+SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.region, c.country,
+	   c.birth_date,
+	   extract(year FROM age(c.birth_date))::integer AS age,
+	   c.income_band, c.job_title, c.lead_source, c.owner, c.stage, c.do_not_contact, c.attrs,
+	   c.created_at, c.updated_at,
+	   c.company_id, co.name AS company_name, co.domain AS company_domain,
+	   co.industry AS company_industry, co.employees AS company_employees,
+	   co.annual_revenue AS company_annual_revenue, co.country AS company_country,
+	   (SELECT count(*) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS order_count,
+	   (SELECT coalesce(sum(o.total), 0) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS lifetime_value,
+	   (SELECT min(o.ordered_at) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS first_order_at,
+	   (SELECT max(o.ordered_at) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS last_order_at,
+	   (SELECT floor(extract(epoch FROM now() OPERATOR(pg_catalog.-) max(o.ordered_at)) / 86400)::integer
+		  FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS recency_days,
+	   v.rfm, crm.rfm_segment(v.rfm) AS rfm_segment, v.value_rank,
+	   (SELECT count(*) FROM crm.activity a
+		 WHERE a.contact_id OPERATOR(pg_catalog.=) c.contact_id) AS activity_count,
+	   (SELECT max(a.occurred_at) FROM crm.activity a
+		 WHERE a.contact_id OPERATOR(pg_catalog.=) c.contact_id) AS last_activity_at,
+	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
+						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
+				   FROM crm.consent l
+				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'email'
+					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_email,
+	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
+						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
+				   FROM crm.consent l
+				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'phone'
+					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_phone,
+	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
+						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
+				   FROM crm.consent l
+				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'sms'
+					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_sms,
+	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
+						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
+				   FROM crm.consent l
+				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'post'
+					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_post,
+	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
+						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
+				   FROM crm.consent l
+				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'profiling'
+					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_profiling
+  FROM crm.contact c
+  LEFT JOIN crm.company co ON co.company_id OPERATOR(pg_catalog.=) c.company_id
+  LEFT JOIN (SELECT o.contact_id,
+					crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
+							(1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER ())::integer,
+							(1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ())::integer) AS rfm,
+					percent_rank() OVER (ORDER BY sum(o.total)) AS value_rank
+			   FROM crm."order" o
+			  WHERE o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])
+			  GROUP BY o.contact_id) v ON v.contact_id OPERATOR(pg_catalog.=) c.contact_id;
+COMMENT ON VIEW crm.contact_profile IS
+	'one row per contact for segment predicates: contact and company columns, orders, lifetime value, RFM cell and segment, value_rank (percentile of lifetime value among customers), activity counts, consent per channel now';
+
+-- Helpers for predicates ------------------------------------------------------
+
+-- Kind NULL counts every kind; within NULL counts all time.
+CREATE FUNCTION crm.activity_count(contact_id bigint, kind text DEFAULT NULL, within interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT count(*) FROM crm.activity a
+	 WHERE a.contact_id = $1
+	   AND ($2 IS NULL OR a.kind = $2)
+	   AND ($3 IS NULL OR a.occurred_at > now() - $3)
+$$;
+COMMENT ON FUNCTION crm.activity_count(bigint, text, interval) IS
+	'activities of a contact, of one kind (NULL: any) within a window before now (NULL: all time); not strict, NULL kind or window mean no filter';
+
+CREATE FUNCTION crm.bought_between(contact_id bigint, from_at timestamptz, to_at timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT EXISTS (SELECT 1 FROM crm."order" o
+					WHERE o.contact_id = $1 AND o.ordered_at >= $2 AND o.ordered_at < $3
+					  AND o.status <> ALL ('{cancelled,refunded}'::text[]))
+$$;
+COMMENT ON FUNCTION crm.bought_between(bigint, timestamptz, timestamptz) IS
+	'did the contact place an order (not cancelled or refunded) in [from_at, to_at)? dates are midnight in the session time zone';
+
+CREATE FUNCTION crm.nth_weekday(year integer, month integer, weekday integer, n integer)
+RETURNS date
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	first date;
+	d date;
+BEGIN
+	IF weekday NOT BETWEEN 0 AND 6 OR n NOT BETWEEN 1 AND 5 OR month NOT BETWEEN 1 AND 12 THEN
+		RAISE EXCEPTION 'invalid weekday %, month % or occurrence %', weekday, month, n
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'weekday is 0 (Sunday) to 6 (Saturday), month 1 to 12, n 1 to 5.';
+	END IF;
+	first := make_date(year, month, 1);
+	d := first + ((weekday - extract(dow FROM first)::integer + 7) % 7) + 7 * (n - 1);
+	IF extract(month FROM d) <> month THEN
+		RAISE EXCEPTION '% has no occurrence % of weekday %', to_char(first, 'YYYY-MM'), n, weekday
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN d;
+END $$;
+COMMENT ON FUNCTION crm.nth_weekday(integer, integer, integer, integer) IS
+	'the n-th weekday (0 = Sunday) of a month, e.g. Mother''s Day in the US and Germany: crm.nth_weekday(y, 5, 0, 2)';
+
+-- Segments --------------------------------------------------------------------
+
+CREATE TABLE crm.segment (
+	segment_id	bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name		text NOT NULL
+		CONSTRAINT name_not_empty CHECK (btrim(name) <> ''),
+	kind		text NOT NULL
+		CONSTRAINT kind_static_or_dynamic CHECK (kind IN ('static', 'dynamic')),
+	predicate	text,
+	time_dependent boolean NOT NULL DEFAULT false,
+	population_dependent boolean NOT NULL DEFAULT false,
+	uses		bigint[] NOT NULL DEFAULT '{}',
+	description text,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	refreshed_at timestamptz,
+	refreshed_snapshot pg_snapshot,
+	last_full	boolean,
+	last_evaluated bigint,
+	last_entered bigint,
+	last_exited bigint,
+	CONSTRAINT predicate_iff_dynamic CHECK ((kind = 'dynamic') = (predicate IS NOT NULL)),
+	CONSTRAINT segment_name_key UNIQUE (name)
+);
+COMMENT ON TABLE crm.segment IS
+	'named segments: static lists or dynamic predicates over crm.contact_profile, with refresh bookkeeping';
+COMMENT ON COLUMN crm.segment.time_dependent IS 'the predicate can change with the clock alone: every refresh re-evaluates every contact';
+COMMENT ON COLUMN crm.segment.population_dependent IS 'the predicate ranks a contact among others: a refresh re-evaluates every contact when anything changed';
+COMMENT ON COLUMN crm.segment.uses IS 'segments the predicate reads through crm.in_segment';
+COMMENT ON COLUMN crm.segment.refreshed_snapshot IS 'snapshot taken by the last refresh: changes not visible in it are the ones to re-evaluate';
+
+CREATE TABLE crm.segment_member (
+	contact_id	bigint NOT NULL,
+	segment_id	bigint NOT NULL REFERENCES crm.segment ON DELETE CASCADE,
+	since		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (contact_id, segment_id)
+);
+COMMENT ON TABLE crm.segment_member IS 'current members of each segment and since when';
+CREATE UNIQUE INDEX segment_member_segment_idx ON crm.segment_member (segment_id, contact_id);
+
+CREATE TABLE crm.segment_log (
+	contact_id	bigint NOT NULL,
+	log_id		bigint GENERATED BY DEFAULT AS IDENTITY,
+	segment_id	bigint NOT NULL REFERENCES crm.segment ON DELETE CASCADE,
+	change		text NOT NULL
+		CONSTRAINT change_enter_or_exit CHECK (change IN ('enter', 'exit')),
+	at			timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (contact_id, log_id)
+);
+COMMENT ON TABLE crm.segment_log IS 'every entry into and exit from a segment, with the time of the refresh (or list change) that made it';
+CREATE INDEX segment_log_segment_idx ON crm.segment_log (segment_id, at);
+
+-- Contacts whose data changed, one row per contact and writing transaction.
+-- A refresh reads the rows whose transaction its previous snapshot did not
+-- see, so any number of segments share the table, each at its own pace.
+CREATE TABLE crm.segment_dirty (
+	contact_id	bigint NOT NULL,
+	xid			xid8 NOT NULL DEFAULT pg_current_xact_id(),
+	PRIMARY KEY (contact_id, xid)
+);
+COMMENT ON TABLE crm.segment_dirty IS
+	'contacts changed since segments were last refreshed, with the writing transaction; maintained by triggers, pruned by refresh';
+CREATE INDEX segment_dirty_xid_idx ON crm.segment_dirty (xid);
+
+SELECT pg_catalog.pg_extension_config_dump('crm.segment', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.segment_segment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.segment_member', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.segment_log', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.segment_log_log_id_seq', '');
+
+CREATE FUNCTION crm.in_segment(contact_id bigint, segment_name text) RETURNS boolean
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT EXISTS (SELECT 1 FROM crm.segment_member m JOIN crm.segment s USING (segment_id)
+					WHERE s.name = $2 AND m.contact_id = $1)
+$$;
+COMMENT ON FUNCTION crm.in_segment(bigint, text) IS
+	'is the contact a current (stored) member of the named segment? usable in predicates; the name must be a literal there';
+
+CREATE FUNCTION crm.segment_analyze(predicate text, self text,
+	OUT time_dependent boolean, OUT population_dependent boolean, OUT uses text[])
+	AS 'MODULE_PATHNAME', 'crm_segment_analyze'
+	LANGUAGE C STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, crm, pg_temp;
+COMMENT ON FUNCTION crm.segment_analyze(text, text) IS
+	'validate a segment predicate (errors at its position) and classify it: time dependent, population dependent, segments used; self (may be NULL) is the segment being defined';
+
+-- Validate a predicate for a segment and resolve the segments it uses.
+CREATE FUNCTION crm.segment_check(segment_name text, predicate text,
+	OUT time_dependent boolean, OUT population_dependent boolean, OUT uses bigint[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, crm, pg_temp AS $$
+DECLARE
+	a record;
+	missing text;
+BEGIN
+	IF predicate IS NULL OR btrim(predicate) = '' THEN
+		RAISE EXCEPTION 'a dynamic segment needs a predicate'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give a boolean expression over crm.contact_profile, e.g. country = ''DE'', or use crm.create_static_segment.';
+	END IF;
+	a := crm.segment_analyze(predicate, segment_name);
+	SELECT n INTO missing FROM unnest(a.uses) n
+	 WHERE NOT EXISTS (SELECT 1 FROM crm.segment s WHERE s.name = n) LIMIT 1;
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'segment "%" does not exist', missing
+			USING ERRCODE = 'undefined_object',
+				  DETAIL = 'The predicate uses it through crm.in_segment.',
+				  HINT = 'Create the segment it depends on first.';
+	END IF;
+	time_dependent := a.time_dependent;
+	population_dependent := a.population_dependent;
+	uses := ARRAY(SELECT DISTINCT s.segment_id FROM crm.segment s WHERE s.name = ANY (a.uses) ORDER BY 1);
+END $$;
+COMMENT ON FUNCTION crm.segment_check(text, text) IS
+	'validate a dynamic segment predicate and return its classification and the ids of the segments it uses';
+
+CREATE FUNCTION crm.create_segment(name text, predicate text, description text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, crm, pg_temp AS $$
+DECLARE
+	chk record;
+	id bigint;
+BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'a segment needs a name' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	chk := crm.segment_check(name, predicate);
+	INSERT INTO crm.segment (name, kind, predicate, time_dependent, population_dependent, uses, description)
+	VALUES (name, 'dynamic', predicate, chk.time_dependent, chk.population_dependent, chk.uses, description)
+	RETURNING segment_id INTO id;
+	RETURN id;
+END $$;
+COMMENT ON FUNCTION crm.create_segment(text, text, text) IS
+	'create a dynamic segment from a boolean predicate over crm.contact_profile, validated now; members appear at the first refresh';
+
+CREATE FUNCTION crm.create_static_segment(name text, description text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+	INSERT INTO crm.segment (name, kind, description) VALUES ($1, 'static', $2) RETURNING segment_id
+$$;
+COMMENT ON FUNCTION crm.create_static_segment(text, text) IS
+	'create a static segment (a list): members are added and removed with crm.add_to_segment / crm.remove_from_segment';
+
+-- Look a segment up by name, locking its row, or fail with 42704.
+CREATE FUNCTION crm.segment_lock(segment_name text) RETURNS crm.segment
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+BEGIN
+	SELECT * INTO s FROM crm.segment g WHERE g.name = segment_name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'segment "%" does not exist', segment_name
+			USING ERRCODE = 'undefined_object', HINT = 'Segments are listed in crm.segment.';
+	END IF;
+	RETURN s;
+END $$;
+COMMENT ON FUNCTION crm.segment_lock(text) IS 'the named segment''s row, locked against concurrent refreshes and changes (42704 when missing)';
+
+CREATE FUNCTION crm.alter_segment(name text, predicate text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, crm, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	chk record;
+BEGIN
+	s := crm.segment_lock(name);
+	IF s.kind = 'static' THEN
+		RAISE EXCEPTION 'segment "%" is a static list', name
+			USING ERRCODE = 'wrong_object_type', HINT = 'Only dynamic segments have a predicate.';
+	END IF;
+	chk := crm.segment_check(name, predicate);
+	-- the new edges may not lead back to this segment
+	IF EXISTS (WITH RECURSIVE reach(id) AS (
+				   SELECT unnest(chk.uses)
+				   UNION
+				   SELECT unnest(g.uses) FROM crm.segment g JOIN reach ON g.segment_id = reach.id)
+			   SELECT 1 FROM reach WHERE id = s.segment_id) THEN
+		RAISE EXCEPTION 'segment "%" would depend on itself through crm.in_segment', name
+			USING ERRCODE = 'invalid_recursion',
+				  DETAIL = 'A segment it uses depends, directly or not, on it.';
+	END IF;
+	UPDATE crm.segment g
+	   SET predicate = alter_segment.predicate, time_dependent = chk.time_dependent,
+		   population_dependent = chk.population_dependent, uses = chk.uses,
+		   refreshed_snapshot = NULL
+	 WHERE g.segment_id = s.segment_id;
+END $$;
+COMMENT ON FUNCTION crm.alter_segment(text, text) IS
+	'change the predicate of a dynamic segment (cycles through crm.in_segment rejected); the next refresh re-evaluates everyone';
+
+CREATE FUNCTION crm.drop_segment(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	user_name text;
+BEGIN
+	s := crm.segment_lock(name);
+	SELECT g.name INTO user_name FROM crm.segment g WHERE s.segment_id = ANY (g.uses) LIMIT 1;
+	IF user_name IS NOT NULL THEN
+		RAISE EXCEPTION 'segment "%" is used by segment "%"', name, user_name
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  HINT = 'Drop or alter the segments that use it first.';
+	END IF;
+	DELETE FROM crm.segment g WHERE g.segment_id = s.segment_id;
+END $$;
+COMMENT ON FUNCTION crm.drop_segment(text) IS 'drop a segment with its membership and log (2BP01 when another segment uses it)';
+
+-- Apply entries and exits to one segment: membership, log, and dirty marks
+-- for the segments that use it.
+CREATE FUNCTION crm.segment_apply(segment_id bigint, entering bigint[], exiting bigint[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	INSERT INTO crm.segment_member (contact_id, segment_id) SELECT unnest(entering), segment_id;
+	DELETE FROM crm.segment_member m WHERE m.segment_id = segment_apply.segment_id AND m.contact_id = ANY (exiting);
+	INSERT INTO crm.segment_log (contact_id, segment_id, change)
+	SELECT e, segment_id, 'enter' FROM unnest(entering) e
+	UNION ALL
+	SELECT e, segment_id, 'exit' FROM unnest(exiting) e;
+	IF EXISTS (SELECT 1 FROM crm.segment g WHERE segment_apply.segment_id = ANY (g.uses)) THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT unnest(entering) UNION SELECT unnest(exiting)
+		ON CONFLICT DO NOTHING;
+	END IF;
+END $$;
+COMMENT ON FUNCTION crm.segment_apply(bigint, bigint[], bigint[]) IS
+	'internal: record entries and exits of a segment in its membership and log, and mark the contacts for segments that use it';
+
+CREATE FUNCTION crm.add_to_segment(name text, contact_ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	entering bigint[];
+BEGIN
+	s := crm.segment_lock(name);
+	IF s.kind <> 'static' THEN
+		RAISE EXCEPTION 'segment "%" is dynamic', name
+			USING ERRCODE = 'wrong_object_type', HINT = 'Its members follow its predicate; change it with crm.alter_segment.';
+	END IF;
+	entering := ARRAY(SELECT DISTINCT c.contact_id FROM crm.contact c
+					   WHERE c.contact_id = ANY (contact_ids)
+						 AND NOT EXISTS (SELECT 1 FROM crm.segment_member m
+										  WHERE m.segment_id = s.segment_id AND m.contact_id = c.contact_id));
+	PERFORM crm.segment_apply(s.segment_id, entering, '{}');
+	RETURN cardinality(entering);
+END $$;
+COMMENT ON FUNCTION crm.add_to_segment(text, bigint[]) IS
+	'add existing contacts to a static segment; returns how many entered (unknown ids and current members are skipped)';
+
+CREATE FUNCTION crm.remove_from_segment(name text, contact_ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	exiting bigint[];
+BEGIN
+	s := crm.segment_lock(name);
+	IF s.kind <> 'static' THEN
+		RAISE EXCEPTION 'segment "%" is dynamic', name
+			USING ERRCODE = 'wrong_object_type', HINT = 'Its members follow its predicate; change it with crm.alter_segment.';
+	END IF;
+	exiting := ARRAY(SELECT m.contact_id FROM crm.segment_member m
+					  WHERE m.segment_id = s.segment_id AND m.contact_id = ANY (contact_ids));
+	PERFORM crm.segment_apply(s.segment_id, '{}', exiting);
+	RETURN cardinality(exiting);
+END $$;
+COMMENT ON FUNCTION crm.remove_from_segment(text, bigint[]) IS 'remove contacts from a static segment; returns how many exited';
+
+-- Refresh ---------------------------------------------------------------------
+
+CREATE FUNCTION crm.refresh_segment(name text, full_refresh boolean DEFAULT false,
+	OUT entered bigint, OUT exited bigint)
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, crm, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	snap pg_snapshot;
+	prev pg_snapshot;
+	do_full boolean;
+	changed boolean;
+	evaluated bigint;
+	entering bigint[];
+	exiting bigint[];
+	sel text;
+BEGIN
+	-- the row lock serialises refreshes of one segment; once it is granted,
+	-- the next statements see what a concurrent refresh committed
+	s := crm.segment_lock(name);
+	IF s.kind = 'static' THEN
+		entered := 0;
+		exited := 0;
+		RETURN;
+	END IF;
+	snap := pg_current_snapshot();
+	prev := s.refreshed_snapshot;
+	-- a snapshot from the future means the xids restarted (pg_restore): start over
+	do_full := full_refresh OR prev IS NULL OR s.time_dependent
+		OR pg_snapshot_xmax(prev) > pg_snapshot_xmax(snap);
+	IF NOT do_full THEN
+		changed := EXISTS (SELECT 1 FROM crm.segment_dirty d
+							WHERE d.xid >= pg_snapshot_xmin(prev) AND NOT pg_visible_in_snapshot(d.xid, prev));
+		do_full := changed AND s.population_dependent;
+	END IF;
+	IF NOT do_full AND NOT changed THEN
+		-- nothing changed since the last refresh: no contact is read
+		evaluated := 0;
+		entering := '{}';
+		exiting := '{}';
+	ELSIF do_full THEN
+		sel := format($q$
+			WITH fresh AS MATERIALIZED (
+				SELECT contact_id FROM crm.contact_profile WHERE (%s
+				)),
+			mem AS MATERIALIZED (SELECT m.contact_id FROM crm.segment_member m WHERE m.segment_id = $1)
+			SELECT (SELECT count(*) FROM crm.contact),
+				   ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
+				   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
+		$q$, s.predicate);
+	ELSE
+		sel := format($q$
+			WITH cand AS MATERIALIZED (
+				SELECT DISTINCT d.contact_id FROM crm.segment_dirty d
+				 WHERE d.xid >= pg_snapshot_xmin($2) AND NOT pg_visible_in_snapshot(d.xid, $2)),
+			fresh AS MATERIALIZED (
+				SELECT contact_id FROM crm.contact_profile
+				 WHERE contact_id IN (SELECT cand.contact_id FROM cand) AND (%s
+				)),
+			mem AS MATERIALIZED (
+				SELECT m.contact_id FROM cand JOIN crm.segment_member m
+				  ON m.segment_id = $1 AND m.contact_id = cand.contact_id)
+			SELECT (SELECT count(*) FROM cand),
+				   ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
+				   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
+		$q$, s.predicate);
+	END IF;
+	IF sel IS NOT NULL THEN
+		EXECUTE sel INTO evaluated, entering, exiting USING s.segment_id, prev;
+	END IF;
+	PERFORM crm.segment_apply(s.segment_id, entering, exiting);
+	entered := cardinality(entering);
+	exited := cardinality(exiting);
+	UPDATE crm.segment g
+	   SET refreshed_at = now(), refreshed_snapshot = snap, last_full = do_full,
+		   last_evaluated = evaluated, last_entered = entered, last_exited = exited
+	 WHERE g.segment_id = s.segment_id;
+	-- dirty rows every incremental segment has seen are no longer needed
+	DELETE FROM crm.segment_dirty d
+	 WHERE d.xid < (SELECT min(pg_snapshot_xmin(g.refreshed_snapshot)) FROM crm.segment g
+					 WHERE g.kind = 'dynamic' AND NOT g.time_dependent HAVING bool_and(g.refreshed_snapshot IS NOT NULL));
+END $$;
+COMMENT ON FUNCTION crm.refresh_segment(text, boolean) IS
+	'bring a dynamic segment''s membership up to date: re-evaluates the contacts changed since its last refresh (everyone when the predicate is time or population dependent, or full_refresh); logs entries and exits';
+
+CREATE FUNCTION crm.refresh_segments(OUT segment text, OUT entered bigint, OUT exited bigint)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n text;
+BEGIN
+	-- a segment comes after every segment it uses (the graph has no cycles)
+	FOR n IN
+		WITH RECURSIVE depth(segment_id, d) AS (
+			SELECT g.segment_id, 0 FROM crm.segment g
+			UNION ALL
+			SELECT g.segment_id, depth.d + 1 FROM crm.segment g JOIN depth ON depth.segment_id = ANY (g.uses))
+		SELECT g.name FROM crm.segment g JOIN depth USING (segment_id)
+		 WHERE g.kind = 'dynamic'
+		 GROUP BY g.segment_id, g.name ORDER BY max(depth.d), g.name
+	LOOP
+		segment := n;
+		SELECT r.entered, r.exited INTO entered, exited FROM crm.refresh_segment(n) r;
+		RETURN NEXT;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION crm.refresh_segments() IS
+	'refresh every dynamic segment, each after the segments it uses; one row per segment with its entries and exits';
+
+-- Dirty marking ----------------------------------------------------------------
+-- Statement-level triggers with transition tables: one INSERT per statement,
+-- whatever its size, and nothing at all while no segment needs the marks.
+
+CREATE FUNCTION crm.segment_dirty_new() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT DISTINCT n.contact_id FROM new_rows n
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION crm.segment_dirty_new() IS 'trigger: mark the contacts of the inserted or updated rows for segment refresh';
+
+CREATE FUNCTION crm.segment_dirty_old() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT DISTINCT o.contact_id FROM old_rows o
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION crm.segment_dirty_old() IS 'trigger: mark the contacts of the deleted rows for segment refresh';
+
+CREATE FUNCTION crm.segment_dirty_both() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT n.contact_id FROM new_rows n UNION SELECT o.contact_id FROM old_rows o
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION crm.segment_dirty_both() IS 'trigger: mark the contacts of the updated rows (before and after) for segment refresh';
+
+CREATE FUNCTION crm.segment_dirty_company() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT DISTINCT c.contact_id FROM crm.contact c JOIN new_rows n USING (company_id)
+		ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION crm.segment_dirty_company() IS 'trigger: mark the contacts of updated companies for segment refresh';
+
+CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.contact
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_both();
+CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_old();
+CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.company
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_company();
+CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.activity
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.activity
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_both();
+CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm.activity
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_old();
+CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm."order"
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm."order"
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_both();
+CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm."order"
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_old();
+CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.consent
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+
+-- ---------------------------------------------------------------------------
+-- Campaigns: a segment on a channel, over a window, at a cost.  Targets are
+-- the members who may be contacted on the channel now; an optional hold-out
+-- share is kept out as a control group, chosen by a hash of (contact,
+-- campaign) so the choice is random-like, repeatable and recorded.
+-- (Kept in this file because the install script concatenates src/*.sql in
+-- name order and campaigns need the segment tables.)
+-- ---------------------------------------------------------------------------
+CREATE TABLE crm.campaign (
+	campaign_id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name		text NOT NULL
+		CONSTRAINT name_not_empty CHECK (btrim(name) <> ''),
+	channel		text NOT NULL REFERENCES crm.channel,
+	segment_id	bigint NOT NULL REFERENCES crm.segment,
+	starts_at	timestamptz NOT NULL DEFAULT now(),
+	ends_at		timestamptz,
+	cost		numeric(14, 2) NOT NULL DEFAULT 0
+		CONSTRAINT cost_not_negative_nor_nan CHECK (cost >= 0 AND cost <> 'NaN'),
+	holdout_share numeric(4, 3) NOT NULL DEFAULT 0
+		CONSTRAINT holdout_share_from_0_below_1 CHECK (holdout_share >= 0 AND holdout_share < 1),
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT ends_at_after_starts_at CHECK (ends_at > starts_at),
+	CONSTRAINT campaign_name_key UNIQUE (name)
+);
+COMMENT ON TABLE crm.campaign IS 'campaigns: a segment contacted on a channel between two dates, at a cost, with an optional hold-out share';
+
+CREATE TABLE crm.campaign_target (
+	contact_id	bigint NOT NULL,
+	campaign_id bigint NOT NULL REFERENCES crm.campaign ON DELETE CASCADE,
+	holdout		boolean NOT NULL,
+	selected_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (contact_id, campaign_id)
+);
+COMMENT ON TABLE crm.campaign_target IS 'contacts selected for a campaign, and whether each was held out as control';
+CREATE INDEX campaign_target_campaign_idx ON crm.campaign_target (campaign_id, holdout);
+SELECT pg_catalog.pg_extension_config_dump('crm.campaign', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.campaign_campaign_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.campaign_target', '');
+
+CREATE FUNCTION crm.campaign_holdout(contact_id bigint, campaign_id bigint, share numeric) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT ((hashint8extended($1, $2) & 2147483647)::float8 / 2147483648.0) < $3
+$$;
+COMMENT ON FUNCTION crm.campaign_holdout(bigint, bigint, numeric) IS
+	'is the contact in the campaign''s hold-out group? a hash of (contact, campaign) below the share';
+
+CREATE FUNCTION crm.create_campaign(name text, segment text, channel text DEFAULT 'email',
+	starts_at timestamptz DEFAULT now(), ends_at timestamptz DEFAULT NULL,
+	cost numeric DEFAULT 0, holdout_share numeric DEFAULT 0)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	sid bigint;
+	id bigint;
+BEGIN
+	SELECT g.segment_id INTO sid FROM crm.segment g WHERE g.name = create_campaign.segment;
+	IF sid IS NULL THEN
+		RAISE EXCEPTION 'segment "%" does not exist', segment
+			USING ERRCODE = 'undefined_object', HINT = 'Segments are listed in crm.segment.';
+	END IF;
+	INSERT INTO crm.campaign (name, channel, segment_id, starts_at, ends_at, cost, holdout_share)
+	VALUES (name, channel, sid, coalesce(starts_at, now()), ends_at, coalesce(cost, 0), coalesce(holdout_share, 0))
+	RETURNING campaign_id INTO id;
+	RETURN id;
+END $$;
+COMMENT ON FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, numeric, numeric) IS
+	'create a campaign on a segment (by name) and channel, with window, cost and hold-out share';
+
+CREATE FUNCTION crm.campaign_targets(campaign_id bigint)
+RETURNS TABLE (contact_id bigint, email crm.email)
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	cam crm.campaign;
+BEGIN
+	SELECT * INTO cam FROM crm.campaign k WHERE k.campaign_id = campaign_targets.campaign_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'campaign % does not exist', campaign_targets.campaign_id
+			USING ERRCODE = 'undefined_object', HINT = 'Campaigns are listed in crm.campaign.';
+	END IF;
+	IF cam.ends_at <= now() THEN
+		RAISE EXCEPTION 'campaign "%" has ended', cam.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('It ended at %s.', cam.ends_at),
+				  HINT = 'Targets are selected while a campaign runs; extend ends_at to select again.';
+	END IF;
+	-- members with a current grant on the channel and no do-not-contact flag;
+	-- a contact already selected keeps the group it was put in
+	RETURN QUERY
+	WITH eligible AS MATERIALIZED (
+		SELECT m.contact_id, c.email,
+			   coalesce(t.holdout, crm.campaign_holdout(m.contact_id, cam.campaign_id, cam.holdout_share)) AS holdout,
+			   t.contact_id IS NULL AS new
+		  FROM crm.segment_member m
+		  JOIN crm.contact c ON c.contact_id = m.contact_id
+		  LEFT JOIN crm.campaign_target t ON t.contact_id = m.contact_id AND t.campaign_id = cam.campaign_id
+		 WHERE m.segment_id = cam.segment_id
+		   AND c.do_not_contact IS NULL
+		   AND coalesce((SELECT l.status = 'granted' AND (l.valid_until IS NULL OR l.valid_until > now())
+						   FROM crm.consent l
+						  WHERE l.contact_id = m.contact_id AND l.channel = cam.channel AND l.recorded_at <= now()
+						  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false)),
+	recorded AS (
+		INSERT INTO crm.campaign_target (contact_id, campaign_id, holdout)
+		SELECT e.contact_id, cam.campaign_id, e.holdout FROM eligible e WHERE e.new
+		ON CONFLICT DO NOTHING)
+	SELECT e.contact_id, e.email FROM eligible e
+	 WHERE NOT e.holdout ORDER BY e.contact_id;
+END $$;
+COMMENT ON FUNCTION crm.campaign_targets(bigint) IS
+	'contacts to send a campaign to now: stored members of its segment with unexpired consent on its channel and no do-not-contact flag, minus the hold-out group; records every selected contact (and its group) in crm.campaign_target';
+
+CREATE FUNCTION crm.campaign_report(campaign_id bigint)
+RETURNS TABLE (campaign text, targeted bigint, held_out bigint, responded bigint, response_rate numeric,
+			   holdout_responded bigint, holdout_response_rate numeric, revenue numeric,
+			   holdout_revenue numeric, cost numeric, return_on_cost numeric, lift numeric)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	WITH cam AS (
+		SELECT k.*, coalesce(k.ends_at, now()) AS until FROM crm.campaign k WHERE k.campaign_id = $1),
+	per_contact AS (
+		SELECT t.holdout,
+			   (SELECT sum(o.total) FROM crm."order" o
+				 WHERE o.contact_id = t.contact_id AND o.ordered_at >= cam.starts_at AND o.ordered_at < cam.until
+				   AND o.status <> ALL ('{cancelled,refunded}'::text[])) AS spent,
+			   EXISTS (SELECT 1 FROM crm.activity a
+						WHERE a.contact_id = t.contact_id AND a.occurred_at >= cam.starts_at AND a.occurred_at < cam.until
+						  AND a.properties @> jsonb_build_object('campaign_id', cam.campaign_id)) AS acted
+		  FROM cam JOIN crm.campaign_target t ON t.campaign_id = cam.campaign_id),
+	agg AS (
+		SELECT count(*) FILTER (WHERE NOT holdout) AS targeted,
+			   count(*) FILTER (WHERE holdout) AS held_out,
+			   count(*) FILTER (WHERE NOT holdout AND (spent IS NOT NULL OR acted)) AS responded,
+			   count(*) FILTER (WHERE holdout AND (spent IS NOT NULL OR acted)) AS holdout_responded,
+			   coalesce(sum(spent) FILTER (WHERE NOT holdout), 0) AS revenue,
+			   coalesce(sum(spent) FILTER (WHERE holdout), 0) AS holdout_revenue
+		  FROM per_contact)
+	SELECT cam.name, agg.targeted, agg.held_out, agg.responded,
+		   round(agg.responded::numeric / nullif(agg.targeted, 0), 4),
+		   agg.holdout_responded,
+		   round(agg.holdout_responded::numeric / nullif(agg.held_out, 0), 4),
+		   agg.revenue, agg.holdout_revenue, cam.cost,
+		   round((agg.revenue - cam.cost) / nullif(cam.cost, 0), 4),
+		   round((agg.responded::numeric / nullif(agg.targeted, 0))
+				 / nullif(agg.holdout_responded::numeric / nullif(agg.held_out, 0), 0) - 1, 4)
+	  FROM cam, agg
+$$;
+COMMENT ON FUNCTION crm.campaign_report(bigint) IS
+	'campaign results: targeted and held-out contacts, responders (an order, or an activity tagged {"campaign_id": id}, within the window), response rates, revenue, cost, return on cost ((revenue - cost) / cost) and lift of the response rate over the hold-out group';
