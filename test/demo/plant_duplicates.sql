@@ -1,5 +1,5 @@
 -- Plant known duplicates in the demo data, to measure crm.find_duplicates.
---   psql -v seed=42 -v rate=0.05 -f test/demo/plant_duplicates.sql
+--   psql -v seed=42 -v rate=0.05 -f test/demo/plant_duplicates.sql [-v in_transaction=1]
 -- Run after generate.sql.  For a share `rate` of the generated contacts that
 -- have a name, inserts a second record of the same person as it would arrive
 -- through another channel: another e-mail address, the name spelled another
@@ -26,7 +26,11 @@
 \endif
 \set ON_ERROR_STOP 1
 
+-- -v in_transaction=1: the caller's transaction (the demo report rolls back)
+\if :{?in_transaction}
+\else
 BEGIN;
+\endif
 SELECT format($f$CREATE OR REPLACE FUNCTION pg_temp.rnd(i bigint, stream int) RETURNS float8
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $b$ SELECT (hashint8extended(i, %s::bigint * 1000 + stream) & 2147483647)::float8 / 2147483648.0 $b$$f$,
@@ -87,6 +91,9 @@ INSERT INTO public.planted_duplicate (original, duplicate, kind)
 SELECT p.contact_id, i.contact_id, p.kind
   FROM ins i JOIN plant p
 	ON i.email::text = p.new_email;
+\if :{?in_transaction}
+\else
 COMMIT;
+\endif
 ANALYZE crm.contact;
 SELECT kind, count(*) AS planted FROM public.planted_duplicate GROUP BY kind ORDER BY kind;
