@@ -144,7 +144,7 @@ COMMENT ON FUNCTION crm.merged_into(bigint) IS
 
 -- Raise P0002 for a contact that is not there, saying where a merged one went.
 CREATE FUNCTION crm.require_contact(contact_id bigint, what text) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	went bigint;
 BEGIN
