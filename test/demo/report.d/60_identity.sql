@@ -34,11 +34,18 @@ SELECT d.contact_a AS keep, d.contact_b AS drop
   FROM dup d JOIN public.planted_duplicate p ON (p.original, p.duplicate) = (d.contact_a, d.contact_b)
  WHERE EXISTS (SELECT 1 FROM crm.activity a WHERE a.contact_id = d.contact_a)
  ORDER BY d.contact_a LIMIT 1 \gset
-SELECT contact_id, email, first_name, last_name, phone, city, birth_date, stage FROM crm.contact
+-- the duplicate's own history, recorded under its second address
+INSERT INTO crm.activity (contact_id, kind, properties)
+VALUES (:drop, 'form_submit', '{"form": "demo_request"}'), (:drop, 'email_open', '{"campaign": "spring_sale"}');
+INSERT INTO crm."order" (contact_id, total, items) VALUES (:drop, 42.50, 1);
+INSERT INTO crm.consent (contact_id, channel, status, source) VALUES (:drop, 'email', 'revoked', 'unsubscribe link');
+SELECT contact_id, email, first_name, last_name, phone, city, birth_date, stage,
+	   crm.can_contact(contact_id, 'email') AS email_ok FROM crm.contact
  WHERE contact_id IN (:keep, :drop) ORDER BY contact_id;
 SELECT * FROM crm.merge_contacts(:keep, :drop, dry_run => true);
 SELECT * FROM crm.merge_contacts(:keep, :drop);
-SELECT contact_id, email, first_name, last_name, phone, city, birth_date, stage, attrs -> 'merged_emails' AS merged_emails
+SELECT contact_id, email, first_name, last_name, phone, city, birth_date, stage,
+	   crm.can_contact(contact_id, 'email') AS email_ok, attrs -> 'merged_emails' AS merged_emails
   FROM crm.contact WHERE contact_id = :keep;
 SELECT merge_id, kept_id, dropped_id, merged_by, dropped_row ->> 'email' AS dropped_email,
 	   jsonb_array_length(moved) AS tables_touched
