@@ -268,8 +268,8 @@ BEGIN
 				SELECT 1 FROM (SELECT l.status, l.valid_until FROM crm.consent l
 								WHERE l.contact_id = keep AND l.channel = w.channel
 								ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1) last
-				 WHERE last.status = w.status AND last.valid_until IS NOT DISTINCT FROM w.valid_until)
-			OR w.valid_until <= now();
+				 WHERE last.status = w.status
+				   AND (w.status <> 'granted' OR last.valid_until IS NOT DISTINCT FROM w.valid_until));
 		DELETE FROM crm.consent l WHERE l.contact_id = drop;
 		v_moved := v_moved || jsonb_build_object('table', 'crm.consent', 'action', 'copied to keep', 'rows', n);
 	END IF;
