@@ -14,24 +14,64 @@ CREATE TABLE crm.consent (
 	source		text,
 	actor		text NOT NULL DEFAULT current_user,
 	note		text,
+	merged_from bigint,
 	CONSTRAINT valid_until_after_recorded_at CHECK (valid_until > recorded_at),
 	PRIMARY KEY (contact_id, consent_id)
 );
 COMMENT ON TABLE crm.consent IS 'append-only consent ledger: granted / denied / revoked per contact and channel, with source, actor and expiry';
+COMMENT ON COLUMN crm.consent.merged_from IS
+	'set on rows crm.merge_contacts copied from a merged-away contact: that contact''s id (see crm.merge_log)';
 CREATE INDEX consent_current_idx ON crm.consent (contact_id, channel, recorded_at DESC, consent_id DESC);
 SELECT pg_catalog.pg_extension_config_dump('crm.consent', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.consent_consent_id_seq', '');
 
 -- The ledger is history: a change of mind is a new row, never an edit.
+--
+-- Two paths may still remove or redact rows, and neither is a switch a user
+-- can flip (no GUC, no session variable): each is allowed only when the
+-- invariant that makes it harmless already holds in the database.
+--  * DELETE of a row of contact D is allowed when this very transaction has
+--    logged the merge of D (crm.merge_log, dropped_id = D, txid = ours) and
+--    an identical copy of the row (channel, status, recorded_at,
+--    valid_until, source, actor) already sits on the kept contact with
+--    merged_from = D.  That is what crm.merge_contacts does: it re-inserts
+--    the history onto the kept contact, then removes the originals so the
+--    merged-away contact can be deleted.  Whoever deletes this way has
+--    therefore moved the row, not lost it.
+--  * UPDATE that only clears note (to NULL) is allowed for a contact that
+--    crm.erasure_log records as forgotten: crm.forget_contact redacts free
+--    text that may hold personal data, and keeps status, channel and times.
+-- Everything else (any other UPDATE or DELETE, and TRUNCATE) is refused.
 CREATE FUNCTION crm.consent_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' AND EXISTS (
+		SELECT 1 FROM crm.merge_log m
+		  JOIN crm.consent c ON c.contact_id OPERATOR(pg_catalog.=) m.kept_id
+		 WHERE m.dropped_id OPERATOR(pg_catalog.=) OLD.contact_id
+		   AND m.txid OPERATOR(pg_catalog.=) pg_catalog.txid_current()
+		   AND c.merged_from OPERATOR(pg_catalog.=) OLD.contact_id
+		   AND c.channel OPERATOR(pg_catalog.=) OLD.channel
+		   AND c.status OPERATOR(pg_catalog.=) OLD.status
+		   AND c.recorded_at OPERATOR(pg_catalog.=) OLD.recorded_at
+		   AND c.valid_until IS NOT DISTINCT FROM OLD.valid_until
+		   AND c.source IS NOT DISTINCT FROM OLD.source
+		   AND c.actor OPERATOR(pg_catalog.=) OLD.actor) THEN
+		RETURN OLD;
+	END IF;
+	IF TG_LEVEL = 'ROW' AND TG_OP = 'UPDATE' AND NEW.note IS NULL
+	   AND (to_jsonb(NEW) - 'note') OPERATOR(pg_catalog.=) (to_jsonb(OLD) - 'note')
+	   AND EXISTS (SELECT 1 FROM crm.erasure_log e
+				    WHERE e.contact_id OPERATOR(pg_catalog.=) OLD.contact_id) THEN
+		RETURN NEW;
+	END IF;
 	RAISE EXCEPTION 'crm.consent is append-only: % is not allowed', TG_OP
 		USING ERRCODE = 'object_not_in_prerequisite_state',
 			  DETAIL = 'Consent rows are the legal record of what a contact agreed to and when.',
 			  HINT = 'Record a change of consent by inserting a new row with status granted, denied or revoked.';
 END $$;
-COMMENT ON FUNCTION crm.consent_append_only() IS 'trigger: refuses UPDATE, DELETE and TRUNCATE on the consent ledger';
+COMMENT ON FUNCTION crm.consent_append_only() IS
+	'trigger: refuses UPDATE, DELETE and TRUNCATE on the consent ledger, except the moves of crm.merge_contacts and the note redaction of crm.forget_contact';
 CREATE TRIGGER consent_append_only BEFORE UPDATE OR DELETE ON crm.consent
 	FOR EACH ROW EXECUTE FUNCTION crm.consent_append_only();
 CREATE TRIGGER consent_no_truncate BEFORE TRUNCATE ON crm.consent
