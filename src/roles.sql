@@ -107,6 +107,14 @@ BEGIN
 	GRANT USAGE ON ALL SEQUENCES IN SCHEMA crm TO crm_sales;
 	GRANT EXECUTE ON FUNCTION crm.merge_contacts(bigint, bigint, boolean) TO crm_sales;
 
+	-- the triggers run as the writer: they read rules, policy and segment
+	-- definitions, and write derived rows (scores, history, dirty marks)
+	GRANT SELECT ON crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy, crm.segment
+		TO crm_sales, crm_marketing;
+	GRANT SELECT, INSERT, UPDATE, DELETE ON crm.score_ledger, crm.score_event, crm.stage_history
+		TO crm_sales, crm_marketing;
+	GRANT SELECT, INSERT, UPDATE ON crm.segment_dirty TO crm_sales, crm_marketing;
+
 	-- marketing: reads contacts and their data, writes consent (opt-outs from
 	-- campaigns) and owns the configuration of segments, campaigns, scoring
 	EXECUTE format('GRANT SELECT ON crm.contact, %s TO crm_marketing', tables);

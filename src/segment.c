@@ -46,7 +46,7 @@
 /* Profile columns whose value moves with the clock */
 static const char *const time_columns[] = {
 	"age", "recency_days", "consent_email", "consent_phone", "consent_sms",
-	"consent_post", "consent_profiling", NULL
+	"consent_post", "consent_profiling", "engagement_score", "fit_score", "grade", NULL
 };
 
 /* Profile columns that rank a contact among all the others */

@@ -71,7 +71,10 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 				   FROM crm.consent l
 				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'profiling'
 					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
-				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_profiling
+				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_profiling,
+	   crm.score(c.contact_id, 'engagement') AS engagement_score,
+	   crm.score(c.contact_id, 'fit') AS fit_score,
+	   crm.grade(c.contact_id) AS grade
   FROM crm.contact c
   LEFT JOIN crm.company co ON co.company_id OPERATOR(pg_catalog.=) c.company_id
   LEFT JOIN (SELECT o.contact_id,
