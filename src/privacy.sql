@@ -363,6 +363,8 @@ BEGIN
 	DELETE FROM crm.contact c WHERE c.contact_id = drop;
 	EXECUTE format('UPDATE crm.contact c SET %s FROM jsonb_populate_record(NULL::crm.contact, $1) r
 					 WHERE c.contact_id = $2', cols) USING merged, keep;
+	-- the kept contact's scores, recomputed from its merged history
+	PERFORM crm.rescore(ARRAY[keep]);
 
 	UPDATE crm.merge_log m SET moved = v_moved, conflicts = v_conflicts
 	 WHERE m.merge_id = log_id;
