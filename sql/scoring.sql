@@ -114,6 +114,20 @@ INSERT INTO activity (contact_id, kind) VALUES (-1, 'page_view');
 \set VERBOSITY default
 SELECT score(NULL, 't_engage') AS null_is_null, score(-1, 't_engage') AS unknown_contact_is_zero;
 
+-- the ledger and windowed events are derived rows without a foreign key:
+-- deleting a windowed rule or a contact removes them (statement triggers),
+-- and privacy's merge and row-level security still find them
+SELECT count(*) > 0 AS has_events FROM score_event e JOIN scoring_rule r USING (rule_id) WHERE r.name = 't recent demo';
+DELETE FROM scoring_rule WHERE name = 't recent demo';
+SELECT count(*) AS events_of_deleted_rule FROM score_event e WHERE NOT EXISTS (SELECT 1 FROM scoring_rule r WHERE r.rule_id = e.rule_id);
+INSERT INTO contact (email) VALUES ('score3@t.example') RETURNING contact_id AS c3 \gset
+INSERT INTO activity (contact_id, kind, occurred_at) VALUES (:c3, 'webinar', '2026-01-10');
+SELECT count(*) AS ledger_rows_before FROM score_ledger WHERE contact_id = :c3;
+DELETE FROM activity WHERE contact_id = :c3;
+DELETE FROM contact WHERE contact_id = :c3;
+SELECT count(*) AS ledger_rows_after FROM score_ledger WHERE contact_id = :c3;
+SELECT table_name, action FROM contact_references() WHERE table_name IN ('score_ledger'::regclass, 'score_event'::regclass) ORDER BY 1;
+
 -- clean up the sandbox rules so later tests see the built-in state
 DELETE FROM scoring_rule WHERE score_group LIKE 't\_%';
 DELETE FROM fit_rule WHERE score_group LIKE 't\_%';

@@ -110,13 +110,20 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 		  FROM refs r JOIN pg_attribute a ON a.attrelid = r.relid AND a.attnum = r.attnum
 		 WHERE r.depth > 0
 		UNION
-		SELECT m.table_name, m.contact_column FROM crm.merge_rule m)
-	SELECT f.relid::regclass, f.attname, coalesce(m.action, 'move'), m.merge_function
+		SELECT d.relid, 'contact_id' FROM derived d
+		UNION
+		SELECT m.table_name, m.contact_column FROM crm.merge_rule m),
+	-- scoring state has no foreign key (see src/scoring.sql); the merge
+	-- deletes the dropped contact's rows and rescores the kept contact
+	derived(relid, action) AS (
+		VALUES ('crm.score_ledger'::regclass::oid, 'delete'), ('crm.score_event'::regclass::oid, 'delete'))
+	SELECT f.relid::regclass, f.attname, coalesce(m.action, d.action, 'move'), m.merge_function
 	  FROM found f LEFT JOIN crm.merge_rule m ON m.table_name = f.relid
+	  LEFT JOIN derived d ON d.relid = f.relid
 	 ORDER BY f.relid::regclass::text, f.attname
 $$;
 COMMENT ON FUNCTION crm.contact_references() IS
-	'tables and columns that hold a contact id (foreign keys to crm.contact, followed through composite keys, and crm.merge_rule), with the merge action';
+	'tables and columns that hold a contact id (foreign keys to crm.contact, followed through composite keys, the scoring state, and crm.merge_rule), with the merge action';
 
 -- Where the contact of an id went: itself, or the contact it was merged
 -- into (following chains), or NULL if it does not exist.

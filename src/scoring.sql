@@ -58,8 +58,13 @@ CREATE TABLE crm.fit_rule (
 COMMENT ON TABLE crm.fit_rule IS 'fit rules: a jsonpath condition on the contact profile (contact columns, attrs, company), points';
 
 -- Per contact and rule: matches, raw points and the decayed value as of as_of.
+-- The ledger and crm.score_event are derived from crm.activity (which has
+-- the foreign key) and have none of their own: a foreign key would cost a
+-- per-row check on every ledger write, which dominated bulk loads and
+-- rescore.  Statement triggers on crm.contact and the rule tables below
+-- remove the rows of deleted contacts and rules instead.
 CREATE TABLE crm.score_ledger (
-	contact_id	bigint NOT NULL REFERENCES crm.contact ON DELETE CASCADE,
+	contact_id	bigint NOT NULL,
 	rule_id		bigint NOT NULL,
 	score_group text NOT NULL,
 	hits		bigint NOT NULL,
@@ -74,8 +79,8 @@ COMMENT ON TABLE crm.score_ledger IS 'scoring state per contact and rule: value 
 
 -- One row per activity matched by a windowed rule.
 CREATE TABLE crm.score_event (
-	contact_id	bigint NOT NULL REFERENCES crm.contact ON DELETE CASCADE,
-	rule_id		bigint NOT NULL REFERENCES crm.scoring_rule ON DELETE CASCADE,
+	contact_id	bigint NOT NULL,
+	rule_id		bigint NOT NULL,
 	score_group text NOT NULL,
 	occurred_at timestamptz NOT NULL,
 	points		double precision NOT NULL
@@ -102,13 +107,34 @@ CREATE FUNCTION crm.forget_rule_points() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	DELETE FROM crm.score_ledger l USING old_rows o WHERE l.rule_id = o.rule_id;
+	DELETE FROM crm.score_event e USING old_rows o WHERE e.rule_id = o.rule_id;
 	RETURN NULL;
 END $$;
-COMMENT ON FUNCTION crm.forget_rule_points() IS 'trigger: removes the ledger rows of deleted rules';
+COMMENT ON FUNCTION crm.forget_rule_points() IS 'trigger: removes the ledger and windowed-event rows of deleted rules';
 CREATE TRIGGER forget_rule_points AFTER DELETE ON crm.scoring_rule
 	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points();
 CREATE TRIGGER forget_rule_points AFTER DELETE ON crm.fit_rule
 	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points();
+
+-- A deleted contact takes its scores with it (what ON DELETE CASCADE would
+-- do, once per statement).  A concurrent activity insert holds a key-share
+-- lock on the contact, so the delete waits for it and then sees its rows.
+CREATE FUNCTION crm.forget_contact_points() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		TRUNCATE crm.score_ledger, crm.score_event;
+	ELSE
+		DELETE FROM crm.score_ledger l USING old_rows o WHERE l.contact_id = o.contact_id;
+		DELETE FROM crm.score_event e USING old_rows o WHERE e.contact_id = o.contact_id;
+	END IF;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION crm.forget_contact_points() IS 'trigger: removes the ledger and windowed-event rows of deleted contacts';
+CREATE TRIGGER forget_contact_points AFTER DELETE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points();
+CREATE TRIGGER forget_contact_points_truncate AFTER TRUNCATE ON crm.contact
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points();
 
 -- Rules are checked when saved, not when an activity arrives.
 CREATE FUNCTION crm.check_rule() RETURNS trigger

@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(43);
+SELECT plan(45);
 
 -- a role with no crm membership cannot set up roles
 CREATE ROLE crm_tap_nobody NOLOGIN;
@@ -15,7 +15,7 @@ SELECT lives_ok('SELECT * FROM crm.setup_roles()', 'setup_roles as superuser');
 SELECT lives_ok('SELECT * FROM crm.setup_roles()', 'setup_roles again: idempotent');
 SELECT has_role(r, 'role ' || r) FROM unnest(ARRAY['crm_admin', 'crm_sales', 'crm_marketing', 'crm_analyst']) r;
 SELECT ok((SELECT relrowsecurity FROM pg_class WHERE oid = t::regclass), t || ' has row-level security')
-  FROM unnest(ARRAY['crm.contact', 'crm.activity', 'crm.deal', 'crm.order', 'crm.task', 'crm.consent']) t;
+  FROM unnest(ARRAY['crm.contact', 'crm.activity', 'crm.deal', 'crm.order', 'crm.task', 'crm.consent', 'crm.score_ledger', 'crm.score_event']) t;
 
 CREATE ROLE crm_tap_rep_a NOLOGIN IN ROLE crm_sales;
 CREATE ROLE crm_tap_rep_b NOLOGIN IN ROLE crm_sales;
