@@ -55,7 +55,10 @@ CREATE TABLE crm.stage_history (
 	PRIMARY KEY (contact_id, history_id)
 );
 COMMENT ON TABLE crm.stage_history IS 'every lifecycle transition: from, to, when, why, by whom, automatic or manual';
-CREATE INDEX stage_history_contact_time_idx ON crm.stage_history (contact_id, changed_at DESC, history_id DESC);
+-- The stage of every contact at a time (crm.stages_at, crm.funnel) is one
+-- index-only scan of this index in order, keeping each contact's first entry.
+CREATE INDEX stage_history_contact_time_idx ON crm.stage_history (contact_id, changed_at DESC, history_id DESC)
+	INCLUDE (to_stage);
 CREATE INDEX stage_history_time_idx ON crm.stage_history (changed_at);
 SELECT pg_catalog.pg_extension_config_dump('crm.stage_history', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.stage_history_history_id_seq', '');
