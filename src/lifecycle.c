@@ -206,29 +206,42 @@ promote_by_scores(Datum ids)
 {
 	Oid			types[1] = {INT8ARRAYOID};
 	Datum		args[1] = {ids};
-	uint64		n;
+	bool		isnull;
+
+	/*
+	 * Narrow the ids first, in a statement of its own: an id array that is a
+	 * column of a relation in the UPDATE's FROM would be copied into every
+	 * joined row (UPDATE keeps whole rows of its other relations), which is
+	 * quadratic in the number of contacts.  Not read-only: the rows the
+	 * triggering statement inserted must be visible.
+	 */
+	if (SPI_execute_with_args("SELECT array_agg(k.contact_id) FROM crm.contact k "
+							  "  JOIN unnest($1) u(id) ON k.contact_id = u.id "
+							  " WHERE k.stage IN ('subscriber', 'lead', 'mql')",
+							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read contact stages");
+	args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return 0;
 
 	/* one statement for both rules: the scores are read once */
-	n = run_move("WITH p AS (SELECT * FROM crm.policy()), "
-				 "     c AS (SELECT array_agg(k.contact_id) AS ids FROM crm.contact k JOIN unnest($1) u(id) "
-				 "            ON k.contact_id = u.id WHERE k.stage IN ('subscriber', 'lead', 'mql')), "
-				 "     e AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.engagement_group) s), "
-				 "     f AS (SELECT s.* FROM c, p, crm.scores_of(c.ids, p.fit_group) s), "
-				 "     target AS ( "
-				 "       SELECT e.contact_id, "
-				 "              CASE WHEN (p.sql_min_engagement IS NOT NULL OR p.sql_min_fit IS NOT NULL) "
-				 "                    AND (p.sql_min_engagement IS NULL OR e.score >= p.sql_min_engagement) "
-				 "                    AND (p.sql_min_fit IS NULL OR f.score >= p.sql_min_fit) THEN 'sql' "
-				 "                   WHEN (p.mql_min_engagement IS NOT NULL OR p.mql_min_fit IS NOT NULL) "
-				 "                    AND (p.mql_min_engagement IS NULL OR e.score >= p.mql_min_engagement) "
-				 "                    AND (p.mql_min_fit IS NULL OR f.score >= p.mql_min_fit) THEN 'mql' "
-				 "              END::crm.stage AS stage "
-				 "         FROM e JOIN f USING (contact_id), p) "
-				 "UPDATE crm.contact t SET stage = target.stage FROM target "
-				 " WHERE t.contact_id = target.contact_id AND target.stage IS NOT NULL "
-				 "   AND t.stage IN ('subscriber', 'lead', 'mql') AND t.stage < target.stage",
-				 1, types, args, NULL, true, false);
-	return n;
+	return run_move("WITH p AS (SELECT * FROM crm.policy()), "
+					"     e AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.engagement_group FROM p)) s), "
+					"     f AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.fit_group FROM p)) s), "
+					"     target AS ( "
+					"       SELECT e.contact_id, "
+					"              CASE WHEN (p.sql_min_engagement IS NOT NULL OR p.sql_min_fit IS NOT NULL) "
+					"                    AND (p.sql_min_engagement IS NULL OR e.score >= p.sql_min_engagement) "
+					"                    AND (p.sql_min_fit IS NULL OR f.score >= p.sql_min_fit) THEN 'sql' "
+					"                   WHEN (p.mql_min_engagement IS NOT NULL OR p.mql_min_fit IS NOT NULL) "
+					"                    AND (p.mql_min_engagement IS NULL OR e.score >= p.mql_min_engagement) "
+					"                    AND (p.mql_min_fit IS NULL OR f.score >= p.mql_min_fit) THEN 'mql' "
+					"              END::crm.stage AS stage "
+					"         FROM e JOIN f USING (contact_id), p) "
+					"UPDATE crm.contact t SET stage = target.stage FROM target "
+					" WHERE t.contact_id = target.contact_id AND target.stage IS NOT NULL "
+					"   AND t.stage IN ('subscriber', 'lead', 'mql') AND t.stage < target.stage",
+					1, types, args, NULL, true, false);
 }
 
 /* Open deals make opportunities; won deals and orders make customers */
