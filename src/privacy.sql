@@ -396,26 +396,10 @@ COMMENT ON FUNCTION crm.merge_contacts(bigint, bigint, boolean) IS
 -- the foreign key check as usual.  Taking a row lock needs UPDATE on
 -- crm.contact; a role without it (an insert-only tracking role, say) does
 -- not wait, and in the race its insert fails loudly on the foreign key
--- instead of being redirected.
+-- instead of being redirected.  In C (src/privacy.c): it runs for every row
+-- of every bulk load.
 CREATE FUNCTION crm.redirect_merged_contact() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	target bigint;
-BEGIN
-	IF has_table_privilege('crm.contact', 'UPDATE') THEN
-		PERFORM FROM crm.contact c WHERE c.contact_id = NEW.contact_id FOR KEY SHARE;
-	ELSE
-		PERFORM FROM crm.contact c WHERE c.contact_id = NEW.contact_id;
-	END IF;
-	IF FOUND THEN
-		RETURN NEW;
-	END IF;
-	target := crm.merged_into(NEW.contact_id);
-	IF target IS NOT NULL THEN
-		NEW.contact_id := target;
-	END IF;
-	RETURN NEW;
-END $$;
+	AS 'MODULE_PATHNAME', 'crm_redirect_merged_contact' LANGUAGE C;
 COMMENT ON FUNCTION crm.redirect_merged_contact() IS
 	'trigger: waits for a merge holding the contact, and redirects rows aimed at a merged-away contact to the contact it was merged into';
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.activity
