@@ -60,19 +60,31 @@ typedef struct ClvRow
 	double		w;
 } ClvRow;
 
-/* Aggregate state: an open-addressing hash of distinct rows */
+/* Rows buffered before insertion into the hash (see rows_flush) */
+#define CLV_PENDING			32
+
+/*
+ * Aggregate state: an open-addressing hash of distinct rows, plus one
+ * sorted run of distinct rows merged in by the combine function.
+ */
 typedef struct ClvRows
 {
 	int			kind;
+	MemoryContext cxt;			/* where the hash and the run live */
 	int64		used;
-	int64		size;			/* power of two */
+	int64		size;			/* power of two, 0 before the first insert */
 	ClvRow	   *slots;			/* w == 0 marks an empty slot */
+	ClvRow	   *run;			/* sorted by key, keys distinct */
+	int64		nrun;
+	int			npend;
+	ClvRow		pend[CLV_PENDING];
 	double		total_w;
 	int64		rows_in;
 } ClvRows;
 
 extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);
 extern void crm_clv_rows_add(ClvRows *st, const double *k, double w);
+extern bool crm_clv_rows_empty(ClvRows *st);
 extern ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
 
 /* Sorted, time-scaled rows ready for a fit */

@@ -34,42 +34,67 @@ mix64(uint64 z)
 	return z ^ (z >> 31);
 }
 
-/* Hash of a key triple */
+/* The bits of a double */
+static inline uint64
+double_bits(double v)
+{
+	uint64		b;
+
+	memcpy(&b, &v, sizeof(b));
+	return b;
+}
+
+/* Hash of a key triple: one multiply per key, one final mix */
 static inline uint64
 row_hash(const double *k)
 {
-	uint64		h = 0;
+	uint64		h = double_bits(k[0]) * UINT64CONST(0x9e3779b97f4a7c15);
+
+	h ^= double_bits(k[1]) * UINT64CONST(0xc2b2ae3d27d4eb4f);
+	h = (h << 23 | h >> 41) ^ double_bits(k[2]) * UINT64CONST(0x165667b19e3779f9);
+	return mix64(h);
+}
+
+/* Key order: (k0, k1, k2) ascending */
+static inline int
+row_cmp(const ClvRow *x, const ClvRow *y)
+{
 	int			i;
 
 	for (i = 0; i < 3; i++)
 	{
-		uint64		b;
-
-		memcpy(&b, &k[i], sizeof(b));
-		h = mix64(h ^ (b + UINT64CONST(0x9e3779b97f4a7c15) * (i + 1)));
+		if (x->k[i] < y->k[i])
+			return -1;
+		if (x->k[i] > y->k[i])
+			return 1;
 	}
-	return h;
+	return 0;
 }
 
-/* A new empty state in the given context */
+/* sort_rows(): an introsort with the comparison inlined (qsort's callback costs 3x) */
+#define ST_SORT sort_rows
+#define ST_ELEMENT_TYPE ClvRow
+#define ST_COMPARE(a, b) row_cmp(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* A new empty state in the given context; the hash is allocated on first use */
 ClvRows *
 crm_clv_rows_new(MemoryContext cxt, int kind)
 {
 	ClvRows    *st = MemoryContextAllocZero(cxt, sizeof(ClvRows));
 
 	st->kind = kind;
-	st->size = 256;
-	st->slots = MemoryContextAllocHuge(cxt, sizeof(ClvRow) * st->size);
-	memset(st->slots, 0, sizeof(ClvRow) * st->size);
+	st->cxt = cxt;
 	return st;
 }
 
 /* Insert a row into the table (no growth check) */
-static void
-rows_put(ClvRow *slots, int64 size, const double *k, double w, int64 *used)
+static inline void
+rows_put(ClvRow *slots, uint64 mask, uint64 h, const double *k, double w, int64 *used)
 {
-	uint64		mask = size - 1;
-	uint64		i = row_hash(k) & mask;
+	uint64		i = h & mask;
 
 	for (;;)
 	{
@@ -91,67 +116,136 @@ rows_put(ClvRow *slots, int64 size, const double *k, double w, int64 *used)
 	}
 }
 
+/* Make room for extra more distinct rows (the table stays at most 70% full) */
+static void
+rows_reserve(ClvRows *st, int64 extra)
+{
+	int64		nsize = Max(st->size, 256);
+	ClvRow	   *ns;
+	int64		used = 0;
+	int64		j;
+
+	while ((st->used + extra) * 10 > nsize * 7)
+		nsize *= 2;
+	if (nsize == st->size)
+		return;
+	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * nsize);
+	memset(ns, 0, sizeof(ClvRow) * nsize);
+	for (j = 0; j < st->size; j++)
+		if (st->slots[j].w != 0)
+			rows_put(ns, nsize - 1, row_hash(st->slots[j].k), st->slots[j].k, st->slots[j].w, &used);
+	if (st->slots)
+		pfree(st->slots);
+	st->slots = ns;
+	st->size = nsize;
+}
+
+/*
+ * Insert the pending rows.  The table is far larger than the CPU caches
+ * for real data (10^5 distinct rows), so a lone insert waits for memory;
+ * prefetching the slots of a whole batch first overlaps those waits.
+ */
+static void
+rows_flush(ClvRows *st)
+{
+	uint64		h[CLV_PENDING];
+	uint64		mask;
+	int			i;
+
+	if (st->npend == 0)
+		return;
+	rows_reserve(st, st->npend);
+	mask = st->size - 1;
+	for (i = 0; i < st->npend; i++)
+	{
+		h[i] = row_hash(st->pend[i].k);
+#ifdef __GNUC__
+		__builtin_prefetch(&st->slots[h[i] & mask], 1);
+#endif
+	}
+	for (i = 0; i < st->npend; i++)
+		rows_put(st->slots, mask, h[i], st->pend[i].k, st->pend[i].w, &st->used);
+	st->npend = 0;
+}
+
 /* Add weight w to the row with keys k */
 void
 crm_clv_rows_add(ClvRows *st, const double *k, double w)
 {
-	double		kk[3];
+	ClvRow	   *r = &st->pend[st->npend];
 	int			i;
 
 	/* one representation of zero, so -0 and +0 land in one row */
 	for (i = 0; i < 3; i++)
-		kk[i] = (k[i] == 0) ? 0.0 : k[i];
-	if ((st->used + 1) * 10 > st->size * 7)
-	{
-		int64		nsize = st->size * 2;
-		ClvRow	   *ns = MemoryContextAllocHuge(GetMemoryChunkContext(st->slots),
-												sizeof(ClvRow) * nsize);
-		int64		used = 0;
-		int64		j;
-
-		memset(ns, 0, sizeof(ClvRow) * nsize);
-		for (j = 0; j < st->size; j++)
-			if (st->slots[j].w != 0)
-				rows_put(ns, nsize, st->slots[j].k, st->slots[j].w, &used);
-		pfree(st->slots);
-		st->slots = ns;
-		st->size = nsize;
-	}
-	rows_put(st->slots, st->size, kk, w, &st->used);
+		r->k[i] = (k[i] == 0) ? 0.0 : k[i];
+	r->w = w;
 	st->total_w += w;
+	if (++st->npend == CLV_PENDING)
+		rows_flush(st);
 }
 
-/* Order rows by their keys */
-static int
-row_cmp(const void *a, const void *b)
+/* Is the state without any row? */
+bool
+crm_clv_rows_empty(ClvRows *st)
 {
-	const ClvRow *x = a;
-	const ClvRow *y = b;
-	int			i;
+	return st->used == 0 && st->npend == 0 && st->nrun == 0;
+}
 
-	for (i = 0; i < 3; i++)
+/*
+ * Merge two sorted runs of distinct rows into out (room for na + nb),
+ * adding the weights of equal keys; returns the number of rows written.
+ */
+static int64
+merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
+{
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	while (i < na && j < nb)
 	{
-		if (x->k[i] < y->k[i])
-			return -1;
-		if (x->k[i] > y->k[i])
-			return 1;
+		int			c = row_cmp(&a[i], &b[j]);
+
+		if (c < 0)
+			out[m++] = a[i++];
+		else if (c > 0)
+			out[m++] = b[j++];
+		else
+		{
+			out[m] = a[i++];
+			out[m++].w += b[j++].w;
+		}
 	}
-	return 0;
+	while (i < na)
+		out[m++] = a[i++];
+	while (j < nb)
+		out[m++] = b[j++];
+	return m;
 }
 
 /* The distinct rows, sorted by key, in a palloc'd array */
 ClvRow *
 crm_clv_rows_sorted(ClvRows *st, int64 *n)
 {
-	ClvRow	   *out = palloc_extended(sizeof(ClvRow) * Max(st->used, 1), MCXT_ALLOC_HUGE);
+	ClvRow	   *hashed,
+			   *out;
 	int64		j,
 				m = 0;
 
+	rows_flush(st);
+	hashed = palloc_extended(sizeof(ClvRow) * Max(st->used, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < st->size; j++)
 		if (st->slots[j].w != 0)
-			out[m++] = st->slots[j];
-	qsort(out, m, sizeof(ClvRow), row_cmp);
-	*n = m;
+			hashed[m++] = st->slots[j];
+	sort_rows(hashed, m);
+	if (st->nrun == 0)
+	{
+		*n = m;
+		return hashed;
+	}
+	out = palloc_extended(sizeof(ClvRow) * (m + st->nrun), MCXT_ALLOC_HUGE);
+	*n = merge_runs(st->run, st->nrun, hashed, m, out);
+	pfree(hashed);
 	return out;
 }
 
@@ -319,14 +413,21 @@ crm_clv_discrete_trans(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_rows_combine);
-/* Combine two states (the second may be a deserialised worker state) */
+/*
+ * Combine two states (the second may be a deserialised worker state): the
+ * rows of b, sorted, are merged into a's sorted run, so combining the
+ * partial states of a parallel plan costs a linear merge, not a rehash.
+ */
 Datum
 crm_clv_rows_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext cxt = agg_context(fcinfo, "crm_clv_rows_combine");
 	ClvRows    *a = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
 	ClvRows    *b = PG_ARGISNULL(1) ? NULL : (ClvRows *) PG_GETARG_POINTER(1);
-	int64		j;
+	MemoryContext old;
+	ClvRow	   *brows,
+			   *merged;
+	int64		nb;
 
 	if (b == NULL)
 	{
@@ -338,9 +439,21 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a = crm_clv_rows_new(cxt, b->kind);
 	if (a->kind != b->kind)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
-	for (j = 0; j < b->size; j++)
-		if (b->slots[j].w != 0)
-			crm_clv_rows_add(a, b->slots[j].k, b->slots[j].w);
+	if (b->used == 0 && b->npend == 0)
+	{
+		brows = b->run;			/* already one sorted run: no copy */
+		nb = b->nrun;
+	}
+	else
+		brows = crm_clv_rows_sorted(b, &nb);
+	old = MemoryContextSwitchTo(a->cxt);
+	merged = palloc_extended(sizeof(ClvRow) * Max(a->nrun + nb, 1), MCXT_ALLOC_HUGE);
+	MemoryContextSwitchTo(old);
+	a->nrun = merge_runs(a->run, a->nrun, brows, nb, merged);
+	if (a->run)
+		pfree(a->run);
+	a->run = merged;
+	a->total_w += b->total_w;
 	a->rows_in += b->rows_in;
 	PG_RETURN_POINTER(a);
 }
@@ -355,25 +468,38 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 	ClvRow	   *rows;
 	int64		n,
 				j;
+	int			i;
 
 	agg_context(fcinfo, "crm_clv_rows_serialize");
 	rows = crm_clv_rows_sorted(st, &n);
+	if (n > (MaxAllocHugeSize - 64) / sizeof(ClvRow))
+		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
 	pq_sendint64(&buf, n);
+	enlargeStringInfo(&buf, n * sizeof(ClvRow));
 	for (j = 0; j < n; j++)
 	{
-		pq_sendfloat8(&buf, rows[j].k[0]);
-		pq_sendfloat8(&buf, rows[j].k[1]);
-		pq_sendfloat8(&buf, rows[j].k[2]);
-		pq_sendfloat8(&buf, rows[j].w);
+		for (i = 0; i < 3; i++)
+			pq_writeint64(&buf, double_bits(rows[j].k[i]));
+		pq_writeint64(&buf, double_bits(rows[j].w));
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/* The double whose bits are b */
+static inline double
+bits_double(uint64 b)
+{
+	double		v;
+
+	memcpy(&v, &b, sizeof(v));
+	return v;
+}
+
 PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
-/* Rebuild a state from its serialised form */
+/* Rebuild a state from its serialised form: one sorted run, checked */
 Datum
 crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 {
@@ -393,17 +519,23 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	st = crm_clv_rows_new(CurrentMemoryContext, kind);
 	st->rows_in = pq_getmsgint64(&buf);
 	n = pq_getmsgint64(&buf);
+	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(ClvRow))
+		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf.len - buf.cursor);
+	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < n; j++)
 	{
-		double		k[3],
-					w;
+		ClvRow	   *r = &st->run[j];
 
-		k[0] = pq_getmsgfloat8(&buf);
-		k[1] = pq_getmsgfloat8(&buf);
-		k[2] = pq_getmsgfloat8(&buf);
-		w = pq_getmsgfloat8(&buf);
-		crm_clv_rows_add(st, k, w);
+		r->k[0] = bits_double(pq_getmsgint64(&buf));
+		r->k[1] = bits_double(pq_getmsgint64(&buf));
+		r->k[2] = bits_double(pq_getmsgint64(&buf));
+		r->w = bits_double(pq_getmsgint64(&buf));
+		/* the merge relies on strictly increasing keys and positive weights */
+		if (!(r->w > 0 && isfinite(r->w)) || (j > 0 && row_cmp(&st->run[j - 1], r) >= 0))
+			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
+		st->total_w += r->w;
 	}
+	st->nrun = n;
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);
 }
@@ -415,7 +547,7 @@ crm_clv_final_state(FunctionCallInfo fcinfo, const char *what)
 	ClvRows    *st = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
 
 	agg_context(fcinfo, what);
-	if (st == NULL || st->used == 0)
+	if (st == NULL || crm_clv_rows_empty(st))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot fit %s: no customers in the input", what),
@@ -453,63 +585,124 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
 	return d;
 }
 
-/* Order doubles */
-static int
-double_cmp(const void *a, const void *b)
+/* A distinct time value and the order in which it was first seen */
+typedef struct TimeSeen
 {
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
+	double		v;
+	int32		seen;
+} TimeSeen;
+
+/* Order time values */
+static int
+time_cmp(const void *a, const void *b)
+{
+	double		x = ((const TimeSeen *) a)->v;
+	double		y = ((const TimeSeen *) b)->v;
 
 	return (x > y) - (x < y);
 }
 
-/* Position of v in the sorted array t[0..n-1] (v is there) */
-static int32
-find_time(const double *t, int64 n, double v)
+/* Open-addressing set of time values, each numbered by first sight */
+typedef struct TimeSet
 {
-	int64		lo = 0,
-				hi = n - 1;
+	int64		size;			/* power of two */
+	int32	   *slot;			/* -1: empty, else index into vals */
+	TimeSeen   *vals;
+	int64		n;
+} TimeSet;
 
-	while (lo < hi)
+/* Double the table of a time set */
+static void
+timeset_grow(TimeSet *ts)
+{
+	int64		nsize = ts->size * 2;
+	int32	   *ns = palloc_extended(sizeof(int32) * nsize, MCXT_ALLOC_HUGE);
+	int64		j;
+
+	memset(ns, -1, sizeof(int32) * nsize);
+	for (j = 0; j < ts->n; j++)
 	{
-		int64		mid = (lo + hi) / 2;
+		uint64		i = mix64(double_bits(ts->vals[j].v)) & (nsize - 1);
 
-		if (t[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
+		while (ns[i] >= 0)
+			i = (i + 1) & (nsize - 1);
+		ns[i] = (int32) j;
 	}
-	return (int32) lo;
+	pfree(ts->slot);
+	ts->slot = ns;
+	ts->size = nsize;
+	ts->vals = repalloc_huge(ts->vals, sizeof(TimeSeen) * nsize / 2);
+}
+
+/* The number of time value v in the set, adding it when new */
+static int32
+timeset_index(TimeSet *ts, double v)
+{
+	uint64		i;
+
+	if (ts->n * 2 >= ts->size)
+		timeset_grow(ts);
+	i = mix64(double_bits(v)) & (ts->size - 1);
+	for (;;)
+	{
+		int32		s = ts->slot[i];
+
+		if (s < 0)
+		{
+			ts->vals[ts->n].v = v;
+			ts->vals[ts->n].seen = (int32) ts->n;
+			ts->slot[i] = (int32) ts->n;
+			return (int32) ts->n++;
+		}
+		if (ts->vals[s].v == v)
+			return s;
+		i = (i + 1) & (ts->size - 1);
+	}
 }
 
 /*
  * Index the distinct time values of the rows, so an objective computes
  * log(alpha + t) once per distinct t instead of once per row (real data
  * has times on a day grid: a few hundred values for any number of rows).
+ * d->times is sorted, so the index does not depend on the row order.
  */
 void
 crm_clv_index_times(ClvData *d)
 {
-	double	   *all = palloc_extended(sizeof(double) * Max(2 * d->n, 1), MCXT_ALLOC_HUGE);
-	int64		j,
-				m = 0;
+	TimeSet		ts;
+	int32	   *rank;
+	int64		j;
 
-	for (j = 0; j < d->n; j++)
-	{
-		all[2 * j] = d->rows[j].k[1];
-		all[2 * j + 1] = d->rows[j].k[2];
-	}
-	qsort(all, 2 * d->n, sizeof(double), double_cmp);
-	for (j = 0; j < 2 * d->n; j++)
-		if (m == 0 || all[j] != all[m - 1])
-			all[m++] = all[j];
-	d->times = all;
-	d->ntimes = m;
+	if (d->n > PG_INT32_MAX / 2)
+		elog(ERROR, "too many distinct rows to index: %lld", (long long) d->n);
+	ts.size = 1024;
+	ts.n = 0;
+	ts.slot = palloc(sizeof(int32) * ts.size);
+	memset(ts.slot, -1, sizeof(int32) * ts.size);
+	ts.vals = palloc(sizeof(TimeSeen) * ts.size / 2);
 	d->itx = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	d->iT = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < d->n; j++)
 	{
-		d->itx[j] = find_time(all, m, d->rows[j].k[1]);
-		d->iT[j] = find_time(all, m, d->rows[j].k[2]);
+		d->itx[j] = timeset_index(&ts, d->rows[j].k[1]);
+		d->iT[j] = timeset_index(&ts, d->rows[j].k[2]);
 	}
+	/* number the values in increasing order instead of by first sight */
+	qsort(ts.vals, ts.n, sizeof(TimeSeen), time_cmp);
+	rank = palloc_extended(sizeof(int32) * Max(ts.n, 1), MCXT_ALLOC_HUGE);
+	d->times = palloc_extended(sizeof(double) * Max(ts.n, 1), MCXT_ALLOC_HUGE);
+	for (j = 0; j < ts.n; j++)
+	{
+		rank[ts.vals[j].seen] = (int32) j;
+		d->times[j] = ts.vals[j].v;
+	}
+	d->ntimes = ts.n;
+	for (j = 0; j < d->n; j++)
+	{
+		d->itx[j] = rank[d->itx[j]];
+		d->iT[j] = rank[d->iT[j]];
+	}
+	pfree(rank);
+	pfree(ts.slot);
+	pfree(ts.vals);
 }
