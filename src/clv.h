@@ -61,7 +61,7 @@ typedef struct ClvRow
 } ClvRow;
 
 /* Rows buffered before insertion into the hash (see rows_flush) */
-#define CLV_PENDING			32
+#define CLV_PENDING			64
 
 /*
  * Aggregate state: an open-addressing hash of distinct rows, plus one
@@ -110,12 +110,16 @@ extern void crm_clv_index_times(ClvData *d);
 
 /* Special functions */
 extern double crm_clv_digamma(double x);
+extern double crm_clv_trigamma(double x);
 extern double crm_clv_lbeta(double a, double b);
 extern double crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign);
 extern double crm_clv_log_add(double la, double lb);
 
-/* Objective for the optimiser: value and, when grad is not NULL, gradient */
-typedef double (*ClvObjective) (const double *theta, double *grad, void *arg);
+/*
+ * Objective for the optimiser: value and, when grad (hess) is not NULL,
+ * gradient (Hessian, row-major with rows of CLV_MAX_PARAMS)
+ */
+typedef double (*ClvObjective) (const double *theta, double *grad, double *hess, void *arg);
 
 typedef struct ClvFitResult
 {
@@ -128,6 +132,8 @@ typedef struct ClvFitResult
 
 extern void crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 							 bool analytic, double n_obs, ClvFitResult *res);
+extern void crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
+									double n_obs, ClvFitResult *res);
 
 /* Finish a fit: fill the model, warn when it did not converge */
 extern void crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,

@@ -38,7 +38,7 @@ bgbb_loglik1(const double *p, double x, double tx, double n)
 
 /* Objective: minus the mean log-likelihood over log-parameters */
 static double
-bgbb_objective(const double *theta, double *grad, void *arg)
+bgbb_objective(const double *theta, double *grad, double *hess, void *arg)
 {
 	ClvData    *d = arg;
 	double		p[4];

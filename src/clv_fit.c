@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "fmgr.h"
@@ -223,6 +224,213 @@ merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
 	return m;
 }
 
+/* A distinct value and the order in which it was first seen */
+typedef struct ValueSeen
+{
+	double		v;
+	int32		seen;
+} ValueSeen;
+
+/* sort_values(): ValueSeen by value */
+#define ST_SORT sort_values
+#define ST_ELEMENT_TYPE ValueSeen
+#define ST_COMPARE(a, b) (((a)->v > (b)->v) - ((a)->v < (b)->v))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* Open-addressing set of doubles, each numbered by first sight */
+typedef struct ValueSet
+{
+	int64		size;			/* power of two */
+	int32	   *slot;			/* -1: empty, else index into vals */
+	ValueSeen  *vals;			/* room for size / 2 */
+	int64		n;
+} ValueSet;
+
+/* An empty value set */
+static void
+value_set_init(ValueSet *vs)
+{
+	vs->size = 256;
+	vs->n = 0;
+	vs->slot = palloc(sizeof(int32) * vs->size);
+	memset(vs->slot, -1, sizeof(int32) * vs->size);
+	vs->vals = palloc(sizeof(ValueSeen) * vs->size / 2);
+}
+
+/* Double the table of a value set */
+static void
+value_set_grow(ValueSet *vs)
+{
+	int64		nsize = vs->size * 2;
+	int32	   *ns = palloc_extended(sizeof(int32) * nsize, MCXT_ALLOC_HUGE);
+	int64		j;
+
+	memset(ns, -1, sizeof(int32) * nsize);
+	for (j = 0; j < vs->n; j++)
+	{
+		uint64		i = mix64(double_bits(vs->vals[j].v)) & (nsize - 1);
+
+		while (ns[i] >= 0)
+			i = (i + 1) & (nsize - 1);
+		ns[i] = (int32) j;
+	}
+	pfree(vs->slot);
+	vs->slot = ns;
+	vs->size = nsize;
+	vs->vals = repalloc_huge(vs->vals, sizeof(ValueSeen) * nsize / 2);
+}
+
+/* The number of value v in the set, adding it when new */
+static inline int32
+value_set_index(ValueSet *vs, double v)
+{
+	uint64		i;
+
+	if (vs->n * 2 >= vs->size)
+		value_set_grow(vs);
+	i = mix64(double_bits(v)) & (vs->size - 1);
+	for (;;)
+	{
+		int32		s = vs->slot[i];
+
+		if (s < 0)
+		{
+			vs->vals[vs->n].v = v;
+			vs->vals[vs->n].seen = (int32) vs->n;
+			vs->slot[i] = (int32) vs->n;
+			return (int32) vs->n++;
+		}
+		if (vs->vals[s].v == v)
+			return s;
+		i = (i + 1) & (vs->size - 1);
+	}
+}
+
+/*
+ * Sort the values of the set (vs->vals becomes increasing) and return
+ * the rank of each value by its number: rank[seen] = position.
+ */
+static int32 *
+value_set_ranks(ValueSet *vs)
+{
+	int32	   *rank = palloc_extended(sizeof(int32) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
+	int64		j;
+
+	sort_values(vs->vals, vs->n);
+	for (j = 0; j < vs->n; j++)
+		rank[vs->vals[j].seen] = (int32) j;
+	return rank;
+}
+
+/* Free a value set */
+static void
+value_set_free(ValueSet *vs)
+{
+	pfree(vs->slot);
+	pfree(vs->vals);
+}
+
+#define RADIX_BITS		11
+
+/*
+ * Sort rows by key without comparisons: each column's values are ranked
+ * (few distinct values: counts, and times on a day grid), the three ranks
+ * packed into one integer whose order is the key order, and the packed
+ * keys sorted by an LSD radix sort, two or three passes for real data.
+ * False (rows untouched) when the packed key would not fit in 64 bits.
+ */
+static bool
+sort_rows_by_rank(ClvRow *rows, int64 n)
+{
+	ValueSet	vs[3];
+	int32	   *seen[3],
+			   *rank[3];
+	uint64		span = 1,
+				total;
+	uint64	   *key,
+			   *key2;
+	int32	   *idx,
+			   *idx2;
+	ClvRow	   *out;
+	int			c,
+				shift;
+	int64		j;
+
+	if (n < 2 || n > PG_INT32_MAX / 2)
+		return false;
+	for (c = 0; c < 3; c++)
+	{
+		value_set_init(&vs[c]);
+		seen[c] = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+		for (j = 0; j < n; j++)
+			seen[c][j] = value_set_index(&vs[c], rows[j].k[c]);
+		if (span > (PG_UINT64_MAX >> 1) / (uint64) vs[c].n)
+		{
+			for (; c >= 0; c--)
+			{
+				value_set_free(&vs[c]);
+				pfree(seen[c]);
+			}
+			return false;
+		}
+		span *= (uint64) vs[c].n;
+	}
+	key = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+	key2 = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+	idx = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	idx2 = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	for (c = 0; c < 3; c++)
+		rank[c] = value_set_ranks(&vs[c]);
+	for (j = 0; j < n; j++)
+	{
+		key[j] = ((uint64) rank[0][seen[0][j]] * (uint64) vs[1].n
+				  + (uint64) rank[1][seen[1][j]]) * (uint64) vs[2].n
+			+ (uint64) rank[2][seen[2][j]];
+		idx[j] = (int32) j;
+	}
+	/* LSD radix sort of (key, idx), RADIX_BITS at a time */
+	total = span - 1;
+	for (shift = 0; shift < 64 && (total >> shift) != 0; shift += RADIX_BITS)
+	{
+		int64		count[(1 << RADIX_BITS) + 1] = {0};
+		uint64	   *tk;
+		int32	   *ti;
+		int			b;
+
+		for (j = 0; j < n; j++)
+			count[((key[j] >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
+		for (b = 0; b < (1 << RADIX_BITS); b++)
+			count[b + 1] += count[b];
+		for (j = 0; j < n; j++)
+		{
+			int64		to = count[(key[j] >> shift) & ((1 << RADIX_BITS) - 1)]++;
+
+			key2[to] = key[j];
+			idx2[to] = idx[j];
+		}
+		tk = key, key = key2, key2 = tk;
+		ti = idx, idx = idx2, idx2 = ti;
+	}
+	out = palloc_extended(sizeof(ClvRow) * n, MCXT_ALLOC_HUGE);
+	for (j = 0; j < n; j++)
+		out[j] = rows[idx[j]];
+	memcpy(rows, out, sizeof(ClvRow) * n);
+	pfree(out);
+	pfree(key);
+	pfree(key2);
+	pfree(idx);
+	pfree(idx2);
+	for (c = 0; c < 3; c++)
+	{
+		value_set_free(&vs[c]);
+		pfree(seen[c]);
+		pfree(rank[c]);
+	}
+	return true;
+}
+
 /* The distinct rows, sorted by key, in a palloc'd array */
 ClvRow *
 crm_clv_rows_sorted(ClvRows *st, int64 *n)
@@ -237,7 +445,8 @@ crm_clv_rows_sorted(ClvRows *st, int64 *n)
 	for (j = 0; j < st->size; j++)
 		if (st->slots[j].w != 0)
 			hashed[m++] = st->slots[j];
-	sort_rows(hashed, m);
+	if (!sort_rows_by_rank(hashed, m))
+		sort_rows(hashed, m);
 	if (st->nrun == 0)
 	{
 		*n = m;
@@ -284,6 +493,18 @@ static inline bool
 is_count(double v)
 {
 	return isfinite(v) && v >= 0 && v == floor(v);
+}
+
+/*
+ * The common case of crm_clv_check_rfm in a few comparisons (no libm
+ * call): a small whole x, 0 <= t_x <= T finite, t_x = 0 when x = 0.  When
+ * false, the full check decides (and names the problem).
+ */
+static inline bool
+rfm_plainly_valid(double x, double tx, double T)
+{
+	return x >= 0 && x < 1e15 && x == (double) (int64) x
+		&& tx >= 0 && tx <= T && T <= DBL_MAX && (x != 0 || tx == 0);
 }
 
 /* Check one customer's (frequency, recency, T) in continuous time */
@@ -363,7 +584,8 @@ crm_clv_rfm_trans(PG_FUNCTION_ARGS)
 	k[0] = PG_GETARG_FLOAT8(1);
 	k[1] = PG_GETARG_FLOAT8(2);
 	k[2] = PG_GETARG_FLOAT8(3);
-	crm_clv_check_rfm(k[0], k[1], k[2]);
+	if (!rfm_plainly_valid(k[0], k[1], k[2]))
+		crm_clv_check_rfm(k[0], k[1], k[2]);
 	return rows_transition(fcinfo, FAMILY_RFM, k, check_weight(fcinfo, 4));
 }
 
@@ -585,81 +807,6 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
 	return d;
 }
 
-/* A distinct time value and the order in which it was first seen */
-typedef struct TimeSeen
-{
-	double		v;
-	int32		seen;
-} TimeSeen;
-
-/* Order time values */
-static int
-time_cmp(const void *a, const void *b)
-{
-	double		x = ((const TimeSeen *) a)->v;
-	double		y = ((const TimeSeen *) b)->v;
-
-	return (x > y) - (x < y);
-}
-
-/* Open-addressing set of time values, each numbered by first sight */
-typedef struct TimeSet
-{
-	int64		size;			/* power of two */
-	int32	   *slot;			/* -1: empty, else index into vals */
-	TimeSeen   *vals;
-	int64		n;
-} TimeSet;
-
-/* Double the table of a time set */
-static void
-timeset_grow(TimeSet *ts)
-{
-	int64		nsize = ts->size * 2;
-	int32	   *ns = palloc_extended(sizeof(int32) * nsize, MCXT_ALLOC_HUGE);
-	int64		j;
-
-	memset(ns, -1, sizeof(int32) * nsize);
-	for (j = 0; j < ts->n; j++)
-	{
-		uint64		i = mix64(double_bits(ts->vals[j].v)) & (nsize - 1);
-
-		while (ns[i] >= 0)
-			i = (i + 1) & (nsize - 1);
-		ns[i] = (int32) j;
-	}
-	pfree(ts->slot);
-	ts->slot = ns;
-	ts->size = nsize;
-	ts->vals = repalloc_huge(ts->vals, sizeof(TimeSeen) * nsize / 2);
-}
-
-/* The number of time value v in the set, adding it when new */
-static int32
-timeset_index(TimeSet *ts, double v)
-{
-	uint64		i;
-
-	if (ts->n * 2 >= ts->size)
-		timeset_grow(ts);
-	i = mix64(double_bits(v)) & (ts->size - 1);
-	for (;;)
-	{
-		int32		s = ts->slot[i];
-
-		if (s < 0)
-		{
-			ts->vals[ts->n].v = v;
-			ts->vals[ts->n].seen = (int32) ts->n;
-			ts->slot[i] = (int32) ts->n;
-			return (int32) ts->n++;
-		}
-		if (ts->vals[s].v == v)
-			return s;
-		i = (i + 1) & (ts->size - 1);
-	}
-}
-
 /*
  * Index the distinct time values of the rows, so an objective computes
  * log(alpha + t) once per distinct t instead of once per row (real data
@@ -669,40 +816,30 @@ timeset_index(TimeSet *ts, double v)
 void
 crm_clv_index_times(ClvData *d)
 {
-	TimeSet		ts;
+	ValueSet	vs;
 	int32	   *rank;
 	int64		j;
 
 	if (d->n > PG_INT32_MAX / 2)
 		elog(ERROR, "too many distinct rows to index: %lld", (long long) d->n);
-	ts.size = 1024;
-	ts.n = 0;
-	ts.slot = palloc(sizeof(int32) * ts.size);
-	memset(ts.slot, -1, sizeof(int32) * ts.size);
-	ts.vals = palloc(sizeof(TimeSeen) * ts.size / 2);
+	value_set_init(&vs);
 	d->itx = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	d->iT = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < d->n; j++)
 	{
-		d->itx[j] = timeset_index(&ts, d->rows[j].k[1]);
-		d->iT[j] = timeset_index(&ts, d->rows[j].k[2]);
+		d->itx[j] = value_set_index(&vs, d->rows[j].k[1]);
+		d->iT[j] = value_set_index(&vs, d->rows[j].k[2]);
 	}
-	/* number the values in increasing order instead of by first sight */
-	qsort(ts.vals, ts.n, sizeof(TimeSeen), time_cmp);
-	rank = palloc_extended(sizeof(int32) * Max(ts.n, 1), MCXT_ALLOC_HUGE);
-	d->times = palloc_extended(sizeof(double) * Max(ts.n, 1), MCXT_ALLOC_HUGE);
-	for (j = 0; j < ts.n; j++)
-	{
-		rank[ts.vals[j].seen] = (int32) j;
-		d->times[j] = ts.vals[j].v;
-	}
-	d->ntimes = ts.n;
+	rank = value_set_ranks(&vs);
+	d->times = palloc_extended(sizeof(double) * Max(vs.n, 1), MCXT_ALLOC_HUGE);
+	for (j = 0; j < vs.n; j++)
+		d->times[j] = vs.vals[j].v;
+	d->ntimes = vs.n;
 	for (j = 0; j < d->n; j++)
 	{
 		d->itx[j] = rank[d->itx[j]];
 		d->iT[j] = rank[d->iT[j]];
 	}
 	pfree(rank);
-	pfree(ts.slot);
-	pfree(ts.vals);
+	value_set_free(&vs);
 }

@@ -21,7 +21,7 @@
 
 /* Objective: minus the mean log-likelihood over log(p, q, gamma) */
 static double
-gg_objective(const double *theta, double *grad, void *arg)
+gg_objective(const double *theta, double *grad, double *hess, void *arg)
 {
 	ClvData    *d = arg;
 	double		p = exp(theta[0]),

@@ -94,7 +94,7 @@ pnbd_core(double s, double B, double t)
 
 /* Objective: minus the mean log-likelihood over log-parameters */
 static double
-pnbd_objective(const double *theta, double *grad, void *arg)
+pnbd_objective(const double *theta, double *grad, double *hess, void *arg)
 {
 	ClvData    *d = arg;
 	double		p[4];
