@@ -85,7 +85,7 @@ typedef struct ClvRows
 extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);
 extern void crm_clv_rows_add(ClvRows *st, const double *k, double w);
 extern bool crm_clv_rows_empty(ClvRows *st);
-extern ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
+extern const ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
 
 /* Sorted, time-scaled rows ready for a fit */
 typedef struct ClvData

@@ -93,33 +93,48 @@ bg_x_terms(const double *p, int m, double x, double W, int want, double *g, doub
  * parameters p, and its gradient g and Hessian H (upper triangle) in p.
  * Per row the bracket is log(e^u1 + e^u2): one exp and one log1p, the
  * shares w1, w2 of the two terms coming from the same exp; its Hessian is
- * w1 H1 + w2 H2 + w1 w2 (g1 - g2)(g1 - g2)'.
+ * w1 H1 + w2 H2 + w1 w2 (g1 - g2)(g1 - g2)'.  Inlined with want a
+ * constant, and summing into locals, so the row loop keeps its sums in
+ * registers and tests nothing it need not.
  */
-static double
-bg_sums(BgArgs *ba, const double *p, int want, double *g, double H[4][4])
+static pg_attribute_always_inline double
+bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4][4])
 {
 	ClvData    *d = ba->d;
 	int			m = ba->m;
 	double		r = p[0],
-				alpha = p[1],
 				a = p[2],
 				b = p[3];
-	double		la = log(a);
+	double		la = log(a),
+				ia = 1.0 / a;
 	double		ll = 0;
 	double		curx = -1,
 				W = 0,
 				lden = 0,
 				iden = 0;
+	/* row sums: gradient, and Hessian entries rr.. of the bracket terms */
+	double		g0 = 0,
+				g1 = 0,
+				g2 = 0,
+				g3 = 0;
+	double		hra = 0,
+				haa = 0,
+				hpp = 0,
+				hqq = 0;
+	double		c00 = 0,
+				c01 = 0,
+				c02 = 0,
+				c03 = 0,
+				c11 = 0,
+				c12 = 0,
+				c13 = 0,
+				c22 = 0,
+				c23 = 0,
+				c33 = 0;
 	int64		j;
-	double	   *lt = ba->lt;
-	double	   *it = ba->it;
+	const double *lt = ba->lt;
+	const double *it = ba->it;
 
-	/* log(alpha + t) and 1/(alpha + t) once per distinct time */
-	for (j = 0; j < d->ntimes; j++)
-	{
-		lt[j] = log(alpha + d->times[j]);
-		it[j] = 1.0 / (alpha + d->times[j]);
-	}
 	for (j = 0; j < d->n; j++)
 	{
 		const ClvRow *row = &d->rows[j];
@@ -166,26 +181,34 @@ bg_sums(BgArgs *ba, const double *p, int want, double *g, double H[4][4])
 			}
 			if (want >= BG_GRAD)
 			{
-				g[0] -= w * (w1 * lT + w2 * ltx);
-				g[1] -= w * kx * (w1 * iT + w2 * itx);
-				g[2] += w * w2 / a;
-				g[3] -= w * w2 * iden;
+				g0 -= w * (w1 * lT + w2 * ltx);
+				g1 -= w * kx * (w1 * iT + w2 * itx);
+				g2 += w * w2;	/* times 1/a at the end */
+				g3 -= w * w2 * iden;
 			}
 			if (want >= BG_HESS)
 			{
 				/* g1 - g2 = (ltx - lT, kx (itx - iT), -1/a, iden) */
-				double		dg[4] = {ltx - lT, kx * (itx - iT), -1.0 / a, iden};
+				double		d0 = ltx - lT,
+							d1 = kx * (itx - iT),
+							d3 = iden;
 				double		c = w * w1 * w2;
-				int			i,
-							k;
 
-				H[0][1] -= w * (w1 * iT + w2 * itx);
-				H[1][1] += w * kx * (w1 * iT * iT + w2 * itx * itx);
-				H[2][2] -= w * w2 / (a * a);
-				H[3][3] += w * w2 * iden * iden;
-				for (i = 0; i < 4; i++)
-					for (k = i; k < 4; k++)
-						H[i][k] += c * dg[i] * dg[k];
+				hra -= w * (w1 * iT + w2 * itx);
+				haa += w * kx * (w1 * iT * iT + w2 * itx * itx);
+				hqq += w * w2 * iden * iden;
+				/* c d d', with d2 = -1/a taken out: c02, c12, c23 times -1/a, c22 times 1/a^2 */
+				c00 += c * d0 * d0;
+				c01 += c * d0 * d1;
+				c02 += c * d0;
+				c03 += c * d0 * d3;
+				c11 += c * d1 * d1;
+				c12 += c * d1;
+				c13 += c * d1 * d3;
+				c22 += c;
+				c23 += c * d3;
+				c33 += c * d3 * d3;
+				hpp += w * w2;	/* times -1/a^2 at the end */
 			}
 		}
 		else
@@ -193,19 +216,58 @@ bg_sums(BgArgs *ba, const double *p, int want, double *g, double H[4][4])
 			ll += w * u1;
 			if (want >= BG_GRAD)
 			{
-				g[0] -= w * lT;
-				g[1] -= w * kx * iT;
+				g0 -= w * lT;
+				g1 -= w * kx * iT;
 			}
 			if (want >= BG_HESS)
 			{
-				H[0][1] -= w * iT;
-				H[1][1] += w * kx * iT * iT;
+				hra -= w * iT;
+				haa += w * kx * iT * iT;
 			}
 		}
 	}
 	if (W > 0)
 		ll += bg_x_terms(p, m, curx, W, want, g, H);
+	if (want >= BG_GRAD)
+	{
+		g[0] += g0;
+		g[1] += g1;
+		g[2] += g2 * ia;
+		g[3] += g3;
+	}
+	if (want >= BG_HESS)
+	{
+		H[0][0] += c00;
+		H[0][1] += hra + c01;
+		H[0][2] -= c02 * ia;
+		H[0][3] += c03;
+		H[1][1] += haa + c11;
+		H[1][2] -= c12 * ia;
+		H[1][3] += c13;
+		H[2][2] += (c22 - hpp) * ia * ia;
+		H[2][3] -= c23 * ia;
+		H[3][3] += hqq + c33;
+	}
 	return ll;
+}
+
+/* bg_sums_impl for each kind of want, each compiled with it a constant */
+static double
+bg_sums(BgArgs *ba, const double *p, int want, double *g, double H[4][4])
+{
+	int64		j;
+
+	/* log(alpha + t) and 1/(alpha + t) once per distinct time */
+	for (j = 0; j < ba->d->ntimes; j++)
+	{
+		ba->lt[j] = log(p[1] + ba->d->times[j]);
+		ba->it[j] = 1.0 / (p[1] + ba->d->times[j]);
+	}
+	if (want == BG_HESS)
+		return bg_sums_impl(ba, p, BG_HESS, g, H);
+	if (want == BG_GRAD)
+		return bg_sums_impl(ba, p, BG_GRAD, g, H);
+	return bg_sums_impl(ba, p, BG_VALUE, g, H);
 }
 
 /* Objective: minus the mean log-likelihood over log-parameters, with gradient and Hessian */
@@ -248,11 +310,33 @@ bg_objective(const double *theta, double *grad, double *hess, void *arg)
 #define BG_SAMPLE_ROWS		4096
 
 /*
- * A deterministic sample of the rows for a starting point: rows heavier
- * than 1/BG_SAMPLE_ROWS of the customers are all kept; of the others one
- * in k, chosen by a hash of the keys, with k times the weight (so the
- * sample's log-likelihood estimates the whole one without bias).  It shares
- * the time table of d.
+ * Does row j of d belong to the sample, and with what weight?  Rows
+ * heavier than heavy are all kept; of the others one in k, chosen by a
+ * hash of the keys, with k times the weight.
+ */
+static bool
+bg_sample_keeps(const ClvData *d, int64 j, double heavy, uint64 k, double *w)
+{
+	const ClvRow *row = &d->rows[j];
+	uint64		h;
+
+	*w = row->w;
+	if (row->w >= heavy)
+		return true;
+	h = (uint64) d->itx[j] * UINT64CONST(0x9e3779b97f4a7c15)
+		^ (uint64) d->iT[j] * UINT64CONST(0xc2b2ae3d27d4eb4f)
+		^ (uint64) (int64) Min(row->k[0], 1e15) * UINT64CONST(0x165667b19e3779f9);
+	h ^= h >> 29;
+	h *= UINT64CONST(0xbf58476d1ce4e5b9);
+	h ^= h >> 32;
+	*w = row->w * k;
+	return h % k == 0;
+}
+
+/*
+ * A deterministic sample of about BG_SAMPLE_ROWS rows for a starting
+ * point (see bg_sample_keeps); its log-likelihood estimates the whole one
+ * without bias.  It shares the time table of d.
  */
 static ClvData *
 bg_sample(ClvData *d)
@@ -260,35 +344,25 @@ bg_sample(ClvData *d)
 	ClvData    *s = palloc0(sizeof(ClvData));
 	double		heavy = d->total_w / BG_SAMPLE_ROWS;
 	uint64		k = 1;
-	int64		j;
+	int64		j,
+				cap = 0;
+	double		w;
 
 	while ((int64) k * BG_SAMPLE_ROWS < d->n)
 		k *= 2;
+	for (j = 0; j < d->n; j++)
+		cap += bg_sample_keeps(d, j, heavy, k, &w);
 	*s = *d;
-	s->rows = palloc_extended(sizeof(ClvRow) * d->n, MCXT_ALLOC_HUGE);
-	s->itx = palloc_extended(sizeof(int32) * d->n, MCXT_ALLOC_HUGE);
-	s->iT = palloc_extended(sizeof(int32) * d->n, MCXT_ALLOC_HUGE);
+	s->rows = palloc_extended(sizeof(ClvRow) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	s->itx = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	s->iT = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
 	s->n = 0;
 	s->total_w = 0;
 	for (j = 0; j < d->n; j++)
 	{
-		const ClvRow *row = &d->rows[j];
-		double		w = row->w;
-
-		if (w < heavy)
-		{
-			uint64		h = (uint64) d->itx[j] * UINT64CONST(0x9e3779b97f4a7c15)
-				^ (uint64) d->iT[j] * UINT64CONST(0xc2b2ae3d27d4eb4f)
-				^ (uint64) (int64) Min(row->k[0], 1e15) * UINT64CONST(0x165667b19e3779f9);
-
-			h ^= h >> 29;
-			h *= UINT64CONST(0xbf58476d1ce4e5b9);
-			h ^= h >> 32;
-			if (h % k != 0)
-				continue;
-			w *= k;
-		}
-		s->rows[s->n] = *row;
+		if (!bg_sample_keeps(d, j, heavy, k, &w))
+			continue;
+		s->rows[s->n] = d->rows[j];
 		s->rows[s->n].w = w;
 		s->itx[s->n] = d->itx[j];
 		s->iT[s->n] = d->iT[j];

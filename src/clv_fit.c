@@ -309,18 +309,28 @@ value_set_index(ValueSet *vs, double v)
 }
 
 /*
- * Sort the values of the set (vs->vals becomes increasing) and return
- * the rank of each value by its number: rank[seen] = position.
+ * The rank of each value of the set by its number (rank[seen] = position
+ * in increasing order) and, when sorted is not NULL, the values in
+ * increasing order.  The set itself stays usable for lookups.
  */
 static int32 *
-value_set_ranks(ValueSet *vs)
+value_set_ranks(ValueSet *vs, double **sorted)
 {
 	int32	   *rank = palloc_extended(sizeof(int32) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
+	ValueSeen  *v = palloc_extended(sizeof(ValueSeen) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
 	int64		j;
 
-	sort_values(vs->vals, vs->n);
+	memcpy(v, vs->vals, sizeof(ValueSeen) * vs->n);
+	sort_values(v, vs->n);
 	for (j = 0; j < vs->n; j++)
-		rank[vs->vals[j].seen] = (int32) j;
+		rank[v[j].seen] = (int32) j;
+	if (sorted)
+	{
+		*sorted = palloc_extended(sizeof(double) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
+		for (j = 0; j < vs->n; j++)
+			(*sorted)[j] = v[j].v;
+	}
+	pfree(v);
 	return rank;
 }
 
@@ -337,125 +347,152 @@ value_set_free(ValueSet *vs)
 /*
  * Sort rows by key without comparisons: each column's values are ranked
  * (few distinct values: counts, and times on a day grid), the three ranks
- * packed into one integer whose order is the key order, and the packed
- * keys sorted by an LSD radix sort, two or three passes for real data.
- * False (rows untouched) when the packed key would not fit in 64 bits.
+ * packed into one integer whose order is the key order, with the row's
+ * position in the low bits, and these integers sorted by an LSD radix
+ * sort of the key bits (two or three passes for real data); the rows are
+ * then permuted in place.  8 bytes of scratch a row, where a comparison
+ * sort would copy the rows.  False (rows untouched) when key and position
+ * do not fit in 64 bits.
  */
 static bool
 sort_rows_by_rank(ClvRow *rows, int64 n)
 {
 	ValueSet	vs[3];
-	int32	   *seen[3],
-			   *rank[3];
-	uint64		span = 1,
-				total;
-	uint64	   *key,
-			   *key2;
-	int32	   *idx,
-			   *idx2;
-	ClvRow	   *out;
+	int32	   *rank[3];
+	uint64		span = 1;
+	uint64	   *a,
+			   *b;
 	int			c,
+				posbits = 0,
+				keybits = 0,
 				shift;
 	int64		j;
 
 	if (n < 2 || n > PG_INT32_MAX / 2)
 		return false;
+	while (((int64) 1 << posbits) < n)
+		posbits++;
 	for (c = 0; c < 3; c++)
 	{
 		value_set_init(&vs[c]);
-		seen[c] = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 		for (j = 0; j < n; j++)
-			seen[c][j] = value_set_index(&vs[c], rows[j].k[c]);
-		if (span > (PG_UINT64_MAX >> 1) / (uint64) vs[c].n)
+			(void) value_set_index(&vs[c], rows[j].k[c]);
+		span *= (uint64) vs[c].n;
+		if (span > ((uint64) 1 << (62 - posbits)))
 		{
 			for (; c >= 0; c--)
-			{
 				value_set_free(&vs[c]);
-				pfree(seen[c]);
-			}
 			return false;
 		}
-		span *= (uint64) vs[c].n;
 	}
-	key = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
-	key2 = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
-	idx = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-	idx2 = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	while (((uint64) 1 << keybits) < span)
+		keybits++;
 	for (c = 0; c < 3; c++)
-		rank[c] = value_set_ranks(&vs[c]);
+		rank[c] = value_set_ranks(&vs[c], NULL);
+	a = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+	b = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
 	for (j = 0; j < n; j++)
 	{
-		key[j] = ((uint64) rank[0][seen[0][j]] * (uint64) vs[1].n
-				  + (uint64) rank[1][seen[1][j]]) * (uint64) vs[2].n
-			+ (uint64) rank[2][seen[2][j]];
-		idx[j] = (int32) j;
+		uint64		key = 0;
+
+		for (c = 0; c < 3; c++)
+			key = key * (uint64) vs[c].n + (uint64) rank[c][value_set_index(&vs[c], rows[j].k[c])];
+		a[j] = key << posbits | (uint64) j;
 	}
-	/* LSD radix sort of (key, idx), RADIX_BITS at a time */
-	total = span - 1;
-	for (shift = 0; shift < 64 && (total >> shift) != 0; shift += RADIX_BITS)
+	/* LSD radix sort on the key bits, RADIX_BITS at a time (stable) */
+	for (shift = posbits; shift < posbits + keybits; shift += RADIX_BITS)
 	{
 		int64		count[(1 << RADIX_BITS) + 1] = {0};
-		uint64	   *tk;
-		int32	   *ti;
-		int			b;
+		uint64	   *t;
+		int			i;
 
 		for (j = 0; j < n; j++)
-			count[((key[j] >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
-		for (b = 0; b < (1 << RADIX_BITS); b++)
-			count[b + 1] += count[b];
+			count[((a[j] >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
+		for (i = 0; i < (1 << RADIX_BITS); i++)
+			count[i + 1] += count[i];
 		for (j = 0; j < n; j++)
-		{
-			int64		to = count[(key[j] >> shift) & ((1 << RADIX_BITS) - 1)]++;
-
-			key2[to] = key[j];
-			idx2[to] = idx[j];
-		}
-		tk = key, key = key2, key2 = tk;
-		ti = idx, idx = idx2, idx2 = ti;
+			b[count[(a[j] >> shift) & ((1 << RADIX_BITS) - 1)]++] = a[j];
+		t = a, a = b, b = t;
 	}
-	out = palloc_extended(sizeof(ClvRow) * n, MCXT_ALLOC_HUGE);
+	/* position j takes the row at a[j]'s position: follow each cycle once */
 	for (j = 0; j < n; j++)
-		out[j] = rows[idx[j]];
-	memcpy(rows, out, sizeof(ClvRow) * n);
-	pfree(out);
-	pfree(key);
-	pfree(key2);
-	pfree(idx);
-	pfree(idx2);
+	{
+		uint64		mask = ((uint64) 1 << posbits) - 1;
+		ClvRow		first;
+		int64		to = j;
+
+		if (a[j] == PG_UINT64_MAX)
+			continue;
+		first = rows[j];
+		for (;;)
+		{
+			int64		from = (int64) (a[to] & mask);
+
+			a[to] = PG_UINT64_MAX;
+			if (from == j)
+			{
+				rows[to] = first;
+				break;
+			}
+			rows[to] = rows[from];
+			to = from;
+		}
+	}
+	pfree(a);
+	pfree(b);
 	for (c = 0; c < 3; c++)
 	{
 		value_set_free(&vs[c]);
-		pfree(seen[c]);
 		pfree(rank[c]);
 	}
 	return true;
 }
 
-/* The distinct rows, sorted by key, in a palloc'd array */
-ClvRow *
-crm_clv_rows_sorted(ClvRows *st, int64 *n)
+/*
+ * Turn the hashed rows into part of the sorted run, in the hash's own
+ * memory: compact the occupied slots to the front, sort them, and merge
+ * them with the run.  The state holds the same rows after; later rows go
+ * into a new hash (a window aggregate may finalise, then add rows).
+ */
+static void
+rows_consolidate(ClvRows *st)
 {
-	ClvRow	   *hashed,
-			   *out;
-	int64		j,
-				m = 0;
+	ClvRow	   *rows = st->slots;
+	int64		m = 0,
+				j;
 
 	rows_flush(st);
-	hashed = palloc_extended(sizeof(ClvRow) * Max(st->used, 1), MCXT_ALLOC_HUGE);
+	if (st->used == 0)
+		return;
 	for (j = 0; j < st->size; j++)
-		if (st->slots[j].w != 0)
-			hashed[m++] = st->slots[j];
-	if (!sort_rows_by_rank(hashed, m))
-		sort_rows(hashed, m);
+		if (rows[j].w != 0)
+			rows[m++] = rows[j];
+	if (!sort_rows_by_rank(rows, m))
+		sort_rows(rows, m);
 	if (st->nrun == 0)
+		st->run = repalloc_huge(rows, sizeof(ClvRow) * m);
+	else
 	{
-		*n = m;
-		return hashed;
+		ClvRow	   *merged = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * (st->nrun + m));
+
+		m = merge_runs(st->run, st->nrun, rows, m, merged);
+		pfree(st->run);
+		pfree(rows);
+		st->run = merged;
 	}
-	out = palloc_extended(sizeof(ClvRow) * (m + st->nrun), MCXT_ALLOC_HUGE);
-	*n = merge_runs(st->run, st->nrun, hashed, m, out);
-	pfree(hashed);
-	return out;
+	st->nrun = m;
+	st->slots = NULL;
+	st->size = 0;
+	st->used = 0;
+}
+
+/* The distinct rows, sorted by key: the state's own run, not to be changed */
+const ClvRow *
+crm_clv_rows_sorted(ClvRows *st, int64 *n)
+{
+	rows_consolidate(st);
+	*n = st->nrun;
+	return st->run;
 }
 
 /* The aggregate's memory context, or an error outside an aggregate */
@@ -647,8 +684,8 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 	ClvRows    *a = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
 	ClvRows    *b = PG_ARGISNULL(1) ? NULL : (ClvRows *) PG_GETARG_POINTER(1);
 	MemoryContext old;
-	ClvRow	   *brows,
-			   *merged;
+	const ClvRow *brows;
+	ClvRow	   *merged;
 	int64		nb;
 
 	if (b == NULL)
@@ -661,13 +698,7 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a = crm_clv_rows_new(cxt, b->kind);
 	if (a->kind != b->kind)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
-	if (b->used == 0 && b->npend == 0)
-	{
-		brows = b->run;			/* already one sorted run: no copy */
-		nb = b->nrun;
-	}
-	else
-		brows = crm_clv_rows_sorted(b, &nb);
+	brows = crm_clv_rows_sorted(b, &nb);
 	old = MemoryContextSwitchTo(a->cxt);
 	merged = palloc_extended(sizeof(ClvRow) * Max(a->nrun + nb, 1), MCXT_ALLOC_HUGE);
 	MemoryContextSwitchTo(old);
@@ -687,7 +718,7 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 {
 	ClvRows    *st = (ClvRows *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
-	ClvRow	   *rows;
+	const ClvRow *rows;
 	int64		n,
 				j;
 	int			i;
@@ -784,10 +815,13 @@ ClvData *
 crm_clv_prepare(ClvRows *st, bool scale_times)
 {
 	ClvData    *d = palloc0(sizeof(ClvData));
+	const ClvRow *rows = crm_clv_rows_sorted(st, &d->n);
 	int64		j;
 	double		maxT = 0;
 
-	d->rows = crm_clv_rows_sorted(st, &d->n);
+	/* a copy: the fits scale it, and the state may be finalised again */
+	d->rows = palloc_extended(sizeof(ClvRow) * Max(d->n, 1), MCXT_ALLOC_HUGE);
+	memcpy(d->rows, rows, sizeof(ClvRow) * d->n);
 	d->scale = 1.0;
 	for (j = 0; j < d->n; j++)
 	{
@@ -830,10 +864,7 @@ crm_clv_index_times(ClvData *d)
 		d->itx[j] = value_set_index(&vs, d->rows[j].k[1]);
 		d->iT[j] = value_set_index(&vs, d->rows[j].k[2]);
 	}
-	rank = value_set_ranks(&vs);
-	d->times = palloc_extended(sizeof(double) * Max(vs.n, 1), MCXT_ALLOC_HUGE);
-	for (j = 0; j < vs.n; j++)
-		d->times[j] = vs.vals[j].v;
+	rank = value_set_ranks(&vs, &d->times);
 	d->ntimes = vs.n;
 	for (j = 0; j < d->n; j++)
 	{

@@ -425,6 +425,29 @@ standard_errors(int n, const double H[CLV_MAX_PARAMS][CLV_MAX_PARAMS], double n_
 	return true;
 }
 
+/* A fit cannot start where the log-likelihood is not finite */
+static void
+check_start(double fx)
+{
+	if (!isfinite(fx))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("log-likelihood is not finite at the starting point"),
+				 errhint("Check the input for extreme values.")));
+}
+
+/* Is theta outside the region where an estimate means something? */
+static bool
+at_boundary(int n, const double *theta)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!isfinite(theta[i]) || fabs(theta[i]) > THETA_BOUND)
+			return true;
+	return false;
+}
+
 /*
  * Minimise f over theta (in place) by BFGS.  n_obs is the number of
  * observations the objective is averaged over (f = -LL / n_obs), used to
@@ -453,11 +476,7 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 		for (j = 0; j < n; j++)
 			Hi[i][j] = (i == j) ? 1.0 : 0.0;
 	fx = eval_fg(&o, theta, g);
-	if (!isfinite(fx))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("log-likelihood is not finite at the starting point"),
-				 errhint("Check the input for extreme values.")));
+	check_start(fx);
 
 	for (iter = 0; iter < BFGS_MAX_ITER; iter++)
 	{
@@ -553,11 +572,9 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 	res->fmin = fx;
 	res->iterations = iter;
 	for (i = 0; i < n; i++)
-	{
 		res->se[i] = NAN;
-		if (!isfinite(theta[i]) || fabs(theta[i]) > THETA_BOUND)
-			conv = false;
-	}
+	if (at_boundary(n, theta))
+		conv = false;
 	if (isfinite(fx))
 	{
 		double		H[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
@@ -600,11 +617,7 @@ crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 	bool		conv = false;
 
 	fx = f(theta, g, &H[0][0], arg);
-	if (!isfinite(fx))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("log-likelihood is not finite at the starting point"),
-				 errhint("Check the input for extreme values.")));
+	check_start(fx);
 	for (iter = 0; iter < NEWTON_MAX_ITER; iter++)
 	{
 		double		gmax = 0,
@@ -686,11 +699,9 @@ crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 	res->iterations = iter;
 	res->evaluations = evals;
 	for (i = 0; i < n; i++)
-	{
 		res->se[i] = NAN;
-		if (!isfinite(theta[i]) || fabs(theta[i]) > THETA_BOUND)
-			conv = false;
-	}
+	if (at_boundary(n, theta))
+		conv = false;
 	if (!standard_errors(n, H, n_obs, res->se))
 		conv = false;
 	res->converged = conv;
