@@ -457,13 +457,14 @@ sort_rows_by_rank(ClvRow *rows, int64 n)
 static void
 rows_consolidate(ClvRows *st)
 {
-	ClvRow	   *rows = st->slots;
+	ClvRow	   *rows;
 	int64		m = 0,
 				j;
 
 	rows_flush(st);
 	if (st->used == 0)
 		return;
+	rows = st->slots;
 	for (j = 0; j < st->size; j++)
 		if (rows[j].w != 0)
 			rows[m++] = rows[j];
