@@ -104,6 +104,8 @@ typedef struct ClvData
 
 extern void crm_clv_check_rfm(double x, double tx, double T);
 extern void crm_clv_check_discrete(double x, double tx, double n);
+extern double crm_clv_check_horizon(double t);
+extern double crm_clv_check_count(double v, const char *what, double max);
 extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
 extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
 extern void crm_clv_index_times(ClvData *d);

@@ -17,6 +17,13 @@
 
 #include "clv.h"
 
+/* log of the binomial coefficient C(n, k) */
+static double
+lchoose(double n, double k)
+{
+	return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1);
+}
+
 /* log L of one pattern */
 static double
 bgbb_loglik1(const double *p, double x, double tx, double n)
@@ -155,6 +162,46 @@ crm_bgbb_expected_unconditional(PG_FUNCTION_ARGS)
 	double		n = check_periods(PG_GETARG_FLOAT8(1));
 
 	PG_RETURN_FLOAT8(p[0] / (p[0] + p[1]) * bgbb_future(p[2], p[3], 0, n));
+}
+
+/*
+ * P(X(n) = x): x transactions in the first n opportunities of a new
+ * customer (Fader, Hardie & Shang 2010, eq. 8).  Alive through all n, or
+ * dead after opportunity i having transacted x times in the i before:
+ *	 C(n,x) B(al+x, be+n-x)/B(al,be) B(ga, de+n)/B(ga,de)
+ *	 + sum_{i=x}^{n-1} C(i,x) B(al+x, be+i-x)/B(al,be) B(ga+1, de+i)/B(ga,de)
+ */
+static double
+bgbb_prob(const double *p, double x, double n)
+{
+	double		al = p[0],
+				be = p[1],
+				ga = p[2],
+				de = p[3];
+	double		lab = crm_clv_lbeta(al, be),
+				lgd = crm_clv_lbeta(ga, de);
+	double		l;
+	int			i;
+
+	if (x > n)
+		return 0;
+	l = lchoose(n, x) + crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	for (i = (int) x; i < (int) n; i++)
+		l = crm_clv_log_add(l, lchoose(i, x) + crm_clv_lbeta(al + x, be + i - x) - lab
+							+ crm_clv_lbeta(ga + 1, de + i) - lgd);
+	return exp(l);
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_prob_purchases);
+/* crm.prob_purchases(bgbb, x, n) = P(X(n) = x) */
+Datum
+crm_bgbb_prob_purchases(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	double		x = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of transactions", 100000);
+	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(2), "number of opportunities", 100000);
+
+	PG_RETURN_FLOAT8(bgbb_prob(m->p, x, n));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgbb_loglik);

@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "clv.h"
 
@@ -442,17 +443,6 @@ bg_model(FunctionCallInfo fcinfo, int *m)
 	return model;
 }
 
-/* Check a forecast horizon */
-static double
-check_horizon(double t)
-{
-	if (!(isfinite(t) && t >= 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("forecast horizon t must be non-negative and finite, not %g", t)));
-	return t;
-}
-
 /* P(alive | x, t_x, T) */
 static double
 bg_palive(const double *p, int m, double x, double tx, double T)
@@ -574,9 +564,56 @@ bg_unconditional(const double *p, int m, double t)
 	return e;
 }
 
-/* P(X(t) = n), BG/NBD */
+/* Most terms a tail series may take before giving up */
+#define TAIL_MAX_TERMS		10000000
+
+/*
+ * P(N >= n) for N ~ NB(r, q), given log q and log(1 - q): one minus the
+ * lower sum while that sum is below one half, else the upper tail summed
+ * directly (each term from the last by the ratio (r+j)/(j+1) (1-q)), so a
+ * tiny tail keeps its relative precision instead of cancelling to noise.
+ */
 static double
-bg_prob(const double *p, double n, double t)
+nb_upper_tail(double r, double lq, double lz, double n)
+{
+	double		lower = -INFINITY,
+				sum = 1,
+				term = 1,
+				z = exp(lz);
+	double		j;
+
+	if (n <= 0)
+		return 1.0;
+	for (j = 0; j < n; j++)
+		lower = crm_clv_log_add(lower, lgamma(r + j) - lgamma(r) - lgamma(j + 1) + r * lq + j * lz);
+	if (lower < log(0.5))
+		return -expm1(lower);
+	for (j = n; j < n + TAIL_MAX_TERMS; j++)
+	{
+		term *= (r + j) / (j + 1) * z;
+		sum += term;
+		if (term < 1e-17 * sum && (r + j) * z < j + 1)
+			return exp(lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + n * lz) * sum;
+		if (fmod(j, 100000) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("cannot compute the probability of %g or more purchases to full precision", n),
+			 errdetail("The tail series did not converge in %d terms.", TAIL_MAX_TERMS)));
+	return 0;					/* keep the compiler quiet */
+}
+
+/*
+ * P(X(t) = n) of a new customer, BG/NBD (m = 0) or MBG/NBD (m = 1).  Given
+ * the purchase rate and the dropout probability p, the customer is still
+ * active after the n-th purchase ((1-p)^(n+m)) with n purchases in t, or
+ * drops out right after the n-th (p (1-p)^(n+m-1)) having made it by t:
+ *	 B(a, b+n+m)/B(a,b) NB(n) + [n > 0 or m] B(a+1, b+n+m-1)/B(a,b) P(NB >= n)
+ * with NB(j) = G(r+j)/(G(r) j!) q^r (1-q)^j, q = alpha/(alpha+t).
+ */
+static double
+bg_prob(const double *p, int m, double n, double t)
 {
 	double		r = p[0],
 				alpha = p[1],
@@ -584,22 +621,15 @@ bg_prob(const double *p, double n, double t)
 				b = p[3];
 	double		lq = log(alpha / (alpha + t)),
 				lz = log(t / (alpha + t));
-	double		first = crm_clv_lbeta(a, b + n) - crm_clv_lbeta(a, b)
-		+ lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + (t > 0 ? n * lz : (n > 0 ? -INFINITY : 0));
-	double		res = exp(first);
+	double		res;
 
-	if (n > 0)
-	{
-		double		s = -INFINITY;
-		int			j;
-
-		for (j = 0; j < n; j++)
-			s = crm_clv_log_add(s, lgamma(r + j) - lgamma(r) - lgamma(j + 1.0)
-								+ (j > 0 ? j * lz : 0));
-		/* 1 - q^r sum */
-		res += exp(crm_clv_lbeta(a + 1, b + n - 1) - crm_clv_lbeta(a, b))
-			* -expm1(r * lq + s);
-	}
+	if (t == 0)
+		return (n == 0) ? 1.0 : 0.0;	/* no time, no purchase */
+	res = exp(crm_clv_lbeta(a, b + n + m) - crm_clv_lbeta(a, b)
+			  + lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + n * lz);
+	if (n > 0 || m == 1)
+		res += exp(crm_clv_lbeta(a + 1, b + n + m - 1) - crm_clv_lbeta(a, b))
+			* nb_upper_tail(r, lq, lz, n);
 	return res;
 }
 
@@ -610,7 +640,7 @@ crm_bgnbd_expected_conditional(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
 	double		x = PG_GETARG_FLOAT8(2),
 				tx = PG_GETARG_FLOAT8(3),
 				T = PG_GETARG_FLOAT8(4);
@@ -626,7 +656,7 @@ crm_bgnbd_expected_unconditional(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
 
 	PG_RETURN_FLOAT8(bg_unconditional(model->p, m, t));
 }
@@ -647,19 +677,16 @@ crm_bgnbd_p_alive(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_prob_purchases);
-/* crm.prob_purchases(bgnbd, n, t) = P(X(t) = n) */
+/* crm.prob_purchases(bgnbd|mbgnbd, n, t) = P(X(t) = n) */
 Datum
 crm_bgnbd_prob_purchases(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_BGNBD);
-	double		n = PG_GETARG_FLOAT8(1);
-	double		t = check_horizon(PG_GETARG_FLOAT8(2));
+	int			m;
+	ClvModel   *model = bg_model(fcinfo, &m);
+	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e6);
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(2));
 
-	if (!(isfinite(n) && n >= 0 && n == floor(n) && n <= 1e6))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("number of purchases must be an integer between 0 and 1000000, not %g", n)));
-	PG_RETURN_FLOAT8(bg_prob(model->p, n, t));
+	PG_RETURN_FLOAT8(bg_prob(model->p, m, n, t));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_loglik);

@@ -581,6 +581,24 @@ crm_clv_check_discrete(double x, double tx, double n)
 				errdetail("It must hold that frequency <= recency <= n, and recency is 0 exactly when frequency is 0."));
 }
 
+/* Check a forecast horizon t: non-negative and finite */
+double
+crm_clv_check_horizon(double t)
+{
+	if (!(isfinite(t) && t >= 0))
+		BAD_ROW(errmsg("forecast horizon t must be non-negative and finite, not %g", t));
+	return t;
+}
+
+/* Check a count argument (purchases, opportunities): a whole number in [0, max] */
+double
+crm_clv_check_count(double v, const char *what, double max)
+{
+	if (!(isfinite(v) && v >= 0 && v == floor(v) && v <= max))
+		BAD_ROW(errmsg("%s must be an integer between 0 and %.0f, not %g", what, max, v));
+	return v;
+}
+
 /* Add one row to the state, creating it on the first call */
 static Datum
 rows_transition(FunctionCallInfo fcinfo, int family, const double *k, double w)
