@@ -80,150 +80,6 @@ row_cmp(const ClvRow *x, const ClvRow *y)
 #define ST_DEFINE
 #include "lib/sort_template.h"
 
-/* A new empty state in the given context; the hash is allocated on first use */
-ClvRows *
-crm_clv_rows_new(MemoryContext cxt, int kind)
-{
-	ClvRows    *st = MemoryContextAllocZero(cxt, sizeof(ClvRows));
-
-	st->kind = kind;
-	st->cxt = cxt;
-	return st;
-}
-
-/* Insert a row into the table (no growth check) */
-static inline void
-rows_put(ClvRow *slots, uint64 mask, uint64 h, const double *k, double w, int64 *used)
-{
-	uint64		i = h & mask;
-
-	for (;;)
-	{
-		ClvRow	   *s = &slots[i];
-
-		if (s->w == 0)
-		{
-			memcpy(s->k, k, sizeof(s->k));
-			s->w = w;
-			(*used)++;
-			return;
-		}
-		if (s->k[0] == k[0] && s->k[1] == k[1] && s->k[2] == k[2])
-		{
-			s->w += w;
-			return;
-		}
-		i = (i + 1) & mask;
-	}
-}
-
-/* Make room for extra more distinct rows (the table stays at most 70% full) */
-static void
-rows_reserve(ClvRows *st, int64 extra)
-{
-	int64		nsize = Max(st->size, 256);
-	ClvRow	   *ns;
-	int64		used = 0;
-	int64		j;
-
-	while ((st->used + extra) * 10 > nsize * 7)
-		nsize *= 2;
-	if (nsize == st->size)
-		return;
-	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * nsize);
-	memset(ns, 0, sizeof(ClvRow) * nsize);
-	for (j = 0; j < st->size; j++)
-		if (st->slots[j].w != 0)
-			rows_put(ns, nsize - 1, row_hash(st->slots[j].k), st->slots[j].k, st->slots[j].w, &used);
-	if (st->slots)
-		pfree(st->slots);
-	st->slots = ns;
-	st->size = nsize;
-}
-
-/*
- * Insert the pending rows.  The table is far larger than the CPU caches
- * for real data (10^5 distinct rows), so a lone insert waits for memory;
- * prefetching the slots of a whole batch first overlaps those waits.
- */
-static void
-rows_flush(ClvRows *st)
-{
-	uint64		h[CLV_PENDING];
-	uint64		mask;
-	int			i;
-
-	if (st->npend == 0)
-		return;
-	rows_reserve(st, st->npend);
-	mask = st->size - 1;
-	for (i = 0; i < st->npend; i++)
-	{
-		h[i] = row_hash(st->pend[i].k);
-#ifdef __GNUC__
-		__builtin_prefetch(&st->slots[h[i] & mask], 1);
-#endif
-	}
-	for (i = 0; i < st->npend; i++)
-		rows_put(st->slots, mask, h[i], st->pend[i].k, st->pend[i].w, &st->used);
-	st->npend = 0;
-}
-
-/* Add weight w to the row with keys k */
-void
-crm_clv_rows_add(ClvRows *st, const double *k, double w)
-{
-	ClvRow	   *r = &st->pend[st->npend];
-	int			i;
-
-	/* one representation of zero, so -0 and +0 land in one row */
-	for (i = 0; i < 3; i++)
-		r->k[i] = (k[i] == 0) ? 0.0 : k[i];
-	r->w = w;
-	st->total_w += w;
-	if (++st->npend == CLV_PENDING)
-		rows_flush(st);
-}
-
-/* Is the state without any row? */
-bool
-crm_clv_rows_empty(ClvRows *st)
-{
-	return st->used == 0 && st->npend == 0 && st->nrun == 0;
-}
-
-/*
- * Merge two sorted runs of distinct rows into out (room for na + nb),
- * adding the weights of equal keys; returns the number of rows written.
- */
-static int64
-merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
-{
-	int64		i = 0,
-				j = 0,
-				m = 0;
-
-	while (i < na && j < nb)
-	{
-		int			c = row_cmp(&a[i], &b[j]);
-
-		if (c < 0)
-			out[m++] = a[i++];
-		else if (c > 0)
-			out[m++] = b[j++];
-		else
-		{
-			out[m] = a[i++];
-			out[m++].w += b[j++].w;
-		}
-	}
-	while (i < na)
-		out[m++] = a[i++];
-	while (j < nb)
-		out[m++] = b[j++];
-	return m;
-}
-
 /* A distinct value and the order in which it was first seen */
 typedef struct ValueSeen
 {
@@ -240,23 +96,25 @@ typedef struct ValueSeen
 #include "lib/sort_template.h"
 
 /* Open-addressing set of doubles, each numbered by first sight */
-typedef struct ValueSet
+typedef struct ClvValueSet
 {
+	MemoryContext cxt;
 	int64		size;			/* power of two */
 	int32	   *slot;			/* -1: empty, else index into vals */
 	ValueSeen  *vals;			/* room for size / 2 */
 	int64		n;
 } ValueSet;
 
-/* An empty value set */
+/* An empty value set, allocating in cxt */
 static void
-value_set_init(ValueSet *vs)
+value_set_init(ValueSet *vs, MemoryContext cxt)
 {
+	vs->cxt = cxt;
 	vs->size = 256;
 	vs->n = 0;
-	vs->slot = palloc(sizeof(int32) * vs->size);
+	vs->slot = MemoryContextAlloc(cxt, sizeof(int32) * vs->size);
 	memset(vs->slot, -1, sizeof(int32) * vs->size);
-	vs->vals = palloc(sizeof(ValueSeen) * vs->size / 2);
+	vs->vals = MemoryContextAlloc(cxt, sizeof(ValueSeen) * vs->size / 2);
 }
 
 /* Double the table of a value set */
@@ -264,7 +122,7 @@ static void
 value_set_grow(ValueSet *vs)
 {
 	int64		nsize = vs->size * 2;
-	int32	   *ns = palloc_extended(sizeof(int32) * nsize, MCXT_ALLOC_HUGE);
+	int32	   *ns = MemoryContextAllocHuge(vs->cxt, sizeof(int32) * nsize);
 	int64		j;
 
 	memset(ns, -1, sizeof(int32) * nsize);
@@ -342,6 +200,291 @@ value_set_free(ValueSet *vs)
 	pfree(vs->vals);
 }
 
+/* A new empty state in the given context; the hash is allocated on first use */
+ClvRows *
+crm_clv_rows_new(MemoryContext cxt, int kind)
+{
+	ClvRows    *st = MemoryContextAllocZero(cxt, sizeof(ClvRows));
+
+	st->kind = kind;
+	st->cxt = cxt;
+	return st;
+}
+
+/* Insert a row into the table (no growth check) */
+static inline void
+rows_put(ClvRow *slots, uint64 mask, uint64 h, const double *k, double w, int64 *used)
+{
+	uint64		i = h & mask;
+
+	for (;;)
+	{
+		ClvRow	   *s = &slots[i];
+
+		if (s->w == 0)
+		{
+			memcpy(s->k, k, sizeof(s->k));
+			s->w = w;
+			(*used)++;
+			return;
+		}
+		if (s->k[0] == k[0] && s->k[1] == k[1] && s->k[2] == k[2])
+		{
+			s->w += w;
+			return;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+/* Make room for extra more distinct rows (the table stays at most 70% full) */
+static void
+rows_reserve(ClvRows *st, int64 extra)
+{
+	int64		nsize = Max(st->size, 256);
+	ClvRow	   *ns;
+	int64		used = 0;
+	int64		j;
+
+	while ((st->used + extra) * 10 > nsize * 7)
+		nsize *= 2;
+	if (nsize == st->size)
+		return;
+	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * nsize);
+	memset(ns, 0, sizeof(ClvRow) * nsize);
+	for (j = 0; j < st->size; j++)
+		if (st->slots[j].w != 0)
+			rows_put(ns, nsize - 1, row_hash(st->slots[j].k), st->slots[j].k, st->slots[j].w, &used);
+	if (st->slots)
+		pfree(st->slots);
+	st->slots = ns;
+	st->size = nsize;
+}
+
+/*
+ * Bits of one column's number in a packed key.  A column with more than
+ * PACK_MAX_VALUES distinct values (continuous times, spend) sends the
+ * state to the wide table: its dictionary would outgrow the savings.
+ */
+#define PACK_BITS		21
+#define PACK_MASK		((UINT64CONST(1) << PACK_BITS) - 1)
+#define PACK_MAX_VALUES	65536
+
+/* Insert a packed row into the packed table (no growth check) */
+static inline void
+packed_put(ClvPacked *slots, uint64 mask, uint64 key, double w, int64 *used)
+{
+	uint64		i = mix64(key) & mask;
+
+	for (;;)
+	{
+		ClvPacked  *s = &slots[i];
+
+		if (s->w == 0)
+		{
+			s->key = key;
+			s->w = w;
+			(*used)++;
+			return;
+		}
+		if (s->key == key)
+		{
+			s->w += w;
+			return;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+/* Make room for extra more distinct packed rows (at most 70% full) */
+static void
+packed_reserve(ClvRows *st, int64 extra)
+{
+	int64		nsize = Max(st->psize, 256);
+	ClvPacked  *ns;
+	int64		used = 0;
+	int64		j;
+
+	while ((st->pused + extra) * 10 > nsize * 7)
+		nsize *= 2;
+	if (nsize == st->psize)
+		return;
+	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvPacked) * nsize);
+	memset(ns, 0, sizeof(ClvPacked) * nsize);
+	for (j = 0; j < st->psize; j++)
+		if (st->pslots[j].w != 0)
+			packed_put(ns, nsize - 1, st->pslots[j].key, st->pslots[j].w, &used);
+	if (st->pslots)
+		pfree(st->pslots);
+	st->pslots = ns;
+	st->psize = nsize;
+}
+
+/* The keys of a packed row */
+static inline void
+packed_keys(const ClvRows *st, uint64 key, double *k)
+{
+	k[0] = st->dict[0]->vals[key >> (2 * PACK_BITS)].v;
+	k[1] = st->dict[1]->vals[(key >> PACK_BITS) & PACK_MASK].v;
+	k[2] = st->dict[2]->vals[key & PACK_MASK].v;
+}
+
+/* The packed key of a row, or false when a column has too many values */
+static inline bool
+packed_key(ClvRows *st, const double *k, uint64 *key)
+{
+	uint64		n0 = value_set_index(st->dict[0], k[0]),
+				n1 = value_set_index(st->dict[1], k[1]),
+				n2 = value_set_index(st->dict[2], k[2]);
+
+	if (n0 >= PACK_MAX_VALUES || n1 >= PACK_MAX_VALUES || n2 >= PACK_MAX_VALUES)
+		return false;
+	*key = n0 << (2 * PACK_BITS) | n1 << PACK_BITS | n2;
+	return true;
+}
+
+/* Move the packed rows into the wide table and use that from now on */
+static void
+rows_go_wide(ClvRows *st)
+{
+	int64		j;
+
+	rows_reserve(st, st->pused);
+	for (j = 0; j < st->psize; j++)
+		if (st->pslots[j].w != 0)
+		{
+			double		k[3];
+
+			packed_keys(st, st->pslots[j].key, k);
+			rows_put(st->slots, st->size - 1, row_hash(k), k, st->pslots[j].w, &st->used);
+		}
+	if (st->pslots)
+		pfree(st->pslots);
+	st->pslots = NULL;
+	st->psize = st->pused = 0;
+	st->wide = true;
+}
+
+/* Insert the pending rows into the wide table */
+static void
+rows_flush_wide(ClvRows *st, int from)
+{
+	uint64		h[CLV_PENDING];
+	uint64		mask;
+	int			i;
+
+	rows_reserve(st, st->npend - from);
+	mask = st->size - 1;
+	for (i = from; i < st->npend; i++)
+	{
+		h[i] = row_hash(st->pend[i].k);
+#ifdef __GNUC__
+		__builtin_prefetch(&st->slots[h[i] & mask], 1);
+#endif
+	}
+	for (i = from; i < st->npend; i++)
+		rows_put(st->slots, mask, h[i], st->pend[i].k, st->pend[i].w, &st->used);
+}
+
+/*
+ * Insert the pending rows.  The table is far larger than the CPU caches
+ * for real data (10^5 distinct rows), so a lone insert waits for memory;
+ * prefetching the slots of a whole batch first overlaps those waits, and
+ * packing the keys into numbers (few distinct values a column: counts and
+ * times on a day grid) halves the table.
+ */
+static void
+rows_flush(ClvRows *st)
+{
+	uint64		key[CLV_PENDING];
+	uint64		mask;
+	int			i,
+				n = 0;
+
+	if (st->npend == 0)
+		return;
+	if (!st->wide)
+	{
+		if (st->dict[0] == NULL)
+			for (i = 0; i < 3; i++)
+			{
+				st->dict[i] = MemoryContextAlloc(st->cxt, sizeof(ValueSet));
+				value_set_init(st->dict[i], st->cxt);
+			}
+		for (n = 0; n < st->npend; n++)
+			if (!packed_key(st, st->pend[n].k, &key[n]))
+				break;
+		packed_reserve(st, n);
+		mask = st->psize - 1;
+#ifdef __GNUC__
+		for (i = 0; i < n; i++)
+			__builtin_prefetch(&st->pslots[mix64(key[i]) & mask], 1);
+#endif
+		for (i = 0; i < n; i++)
+			packed_put(st->pslots, mask, key[i], st->pend[i].w, &st->pused);
+		if (n < st->npend)
+			rows_go_wide(st);
+	}
+	if (n < st->npend)
+		rows_flush_wide(st, n);
+	st->npend = 0;
+}
+
+/* Add weight w to the row with keys k */
+void
+crm_clv_rows_add(ClvRows *st, const double *k, double w)
+{
+	ClvRow	   *r = &st->pend[st->npend];
+	int			i;
+
+	/* one representation of zero, so -0 and +0 land in one row */
+	for (i = 0; i < 3; i++)
+		r->k[i] = (k[i] == 0) ? 0.0 : k[i];
+	r->w = w;
+	st->total_w += w;
+	if (++st->npend == CLV_PENDING)
+		rows_flush(st);
+}
+
+/* Is the state without any row? */
+bool
+crm_clv_rows_empty(ClvRows *st)
+{
+	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0;
+}
+
+/*
+ * Merge two sorted runs of distinct rows into out (room for na + nb),
+ * adding the weights of equal keys; returns the number of rows written.
+ */
+static int64
+merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
+{
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	while (i < na && j < nb)
+	{
+		int			c = row_cmp(&a[i], &b[j]);
+
+		if (c < 0)
+			out[m++] = a[i++];
+		else if (c > 0)
+			out[m++] = b[j++];
+		else
+		{
+			out[m] = a[i++];
+			out[m++].w += b[j++].w;
+		}
+	}
+	while (i < na)
+		out[m++] = a[i++];
+	while (j < nb)
+		out[m++] = b[j++];
+	return m;
+}
+
 #define RADIX_BITS		11
 
 /*
@@ -374,7 +517,7 @@ sort_rows_by_rank(ClvRow *rows, int64 n)
 		posbits++;
 	for (c = 0; c < 3; c++)
 	{
-		value_set_init(&vs[c]);
+		value_set_init(&vs[c], CurrentMemoryContext);
 		for (j = 0; j < n; j++)
 			(void) value_set_index(&vs[c], rows[j].k[c]);
 		span *= (uint64) vs[c].n;
@@ -448,30 +591,18 @@ sort_rows_by_rank(ClvRow *rows, int64 n)
 	return true;
 }
 
-/*
- * Turn the hashed rows into part of the sorted run, in the hash's own
- * memory: compact the occupied slots to the front, sort them, and merge
- * them with the run.  The state holds the same rows after; later rows go
- * into a new hash (a window aggregate may finalise, then add rows).
- */
+/* Sort rows[0..m) (palloc'd in st->cxt, given away) and merge them into the run */
 static void
-rows_consolidate(ClvRows *st)
+run_absorb(ClvRows *st, ClvRow *rows, int64 m)
 {
-	ClvRow	   *rows;
-	int64		m = 0,
-				j;
-
-	rows_flush(st);
-	if (st->used == 0)
-		return;
-	rows = st->slots;
-	for (j = 0; j < st->size; j++)
-		if (rows[j].w != 0)
-			rows[m++] = rows[j];
 	if (!sort_rows_by_rank(rows, m))
 		sort_rows(rows, m);
 	if (st->nrun == 0)
-		st->run = repalloc_huge(rows, sizeof(ClvRow) * m);
+	{
+		if (st->run)
+			pfree(st->run);
+		st->run = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+	}
 	else
 	{
 		ClvRow	   *merged = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * (st->nrun + m));
@@ -482,9 +613,49 @@ rows_consolidate(ClvRows *st)
 		st->run = merged;
 	}
 	st->nrun = m;
-	st->slots = NULL;
-	st->size = 0;
-	st->used = 0;
+}
+
+/*
+ * Turn the hashed rows into part of the sorted run: the wide table's rows
+ * compacted to its front in its own memory, the packed ones unpacked, each
+ * sorted and merged with the run.  The state holds the same rows after;
+ * later rows go into new hashes (a window aggregate may finalise, then add
+ * rows).
+ */
+static void
+rows_consolidate(ClvRows *st)
+{
+	int64		m = 0,
+				j;
+
+	rows_flush(st);
+	if (st->pused > 0)
+	{
+		ClvRow	   *rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+
+		for (j = 0; j < st->psize; j++)
+			if (st->pslots[j].w != 0)
+			{
+				packed_keys(st, st->pslots[j].key, rows[m].k);
+				rows[m++].w = st->pslots[j].w;
+			}
+		pfree(st->pslots);
+		st->pslots = NULL;
+		st->psize = st->pused = 0;
+		run_absorb(st, rows, m);
+	}
+	if (st->used > 0)
+	{
+		ClvRow	   *rows = st->slots;
+
+		m = 0;
+		for (j = 0; j < st->size; j++)
+			if (rows[j].w != 0)
+				rows[m++] = rows[j];
+		st->slots = NULL;
+		st->size = st->used = 0;
+		run_absorb(st, rows, m);
+	}
 }
 
 /* The distinct rows, sorted by key: the state's own run, not to be changed */
@@ -875,7 +1046,7 @@ crm_clv_index_times(ClvData *d)
 
 	if (d->n > PG_INT32_MAX / 2)
 		elog(ERROR, "too many distinct rows to index: %lld", (long long) d->n);
-	value_set_init(&vs);
+	value_set_init(&vs, CurrentMemoryContext);
 	d->itx = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	d->iT = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < d->n; j++)
