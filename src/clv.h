@@ -60,20 +60,49 @@ typedef struct ClvRow
 	double		w;
 } ClvRow;
 
-/* Aggregate state: an open-addressing hash of distinct rows */
+/* Rows buffered before insertion into the hash (see rows_flush) */
+#define CLV_PENDING			64
+
+/* A row whose three keys are numbered by the state's dictionaries */
+typedef struct ClvPacked
+{
+	uint64		key;			/* 21 bits a column: numbers of k[0], k[1], k[2] */
+	double		w;				/* 0 marks an empty slot */
+} ClvPacked;
+
+typedef struct ClvValueSet ClvValueSet;
+
+/*
+ * Aggregate state: open-addressing hashes of distinct rows, plus one
+ * sorted run of distinct rows merged in by the combine function.  Rows go
+ * into the packed hash (16 bytes a row: half the memory traffic) while
+ * every key column has fewer than 2^21 distinct values, else, for good,
+ * into the wide one.
+ */
 typedef struct ClvRows
 {
 	int			kind;
+	MemoryContext cxt;			/* where the hashes and the run live */
+	ClvValueSet *dict[3];		/* per key column: value -> number */
+	bool		wide;			/* the packed hash is no longer used */
+	int64		pused;
+	int64		psize;			/* power of two, 0 before the first insert */
+	ClvPacked  *pslots;
 	int64		used;
-	int64		size;			/* power of two */
+	int64		size;			/* power of two, 0 before the first insert */
 	ClvRow	   *slots;			/* w == 0 marks an empty slot */
+	ClvRow	   *run;			/* sorted by key, keys distinct */
+	int64		nrun;
+	int			npend;
+	ClvRow		pend[CLV_PENDING];
 	double		total_w;
 	int64		rows_in;
 } ClvRows;
 
 extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);
 extern void crm_clv_rows_add(ClvRows *st, const double *k, double w);
-extern ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
+extern bool crm_clv_rows_empty(ClvRows *st);
+extern const ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
 
 /* Sorted, time-scaled rows ready for a fit */
 typedef struct ClvData
@@ -92,18 +121,24 @@ typedef struct ClvData
 
 extern void crm_clv_check_rfm(double x, double tx, double T);
 extern void crm_clv_check_discrete(double x, double tx, double n);
+extern double crm_clv_check_horizon(double t);
+extern double crm_clv_check_count(double v, const char *what, double max);
 extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
 extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
 extern void crm_clv_index_times(ClvData *d);
 
 /* Special functions */
 extern double crm_clv_digamma(double x);
+extern double crm_clv_trigamma(double x);
 extern double crm_clv_lbeta(double a, double b);
 extern double crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign);
 extern double crm_clv_log_add(double la, double lb);
 
-/* Objective for the optimiser: value and, when grad is not NULL, gradient */
-typedef double (*ClvObjective) (const double *theta, double *grad, void *arg);
+/*
+ * Objective for the optimiser: value and, when grad (hess) is not NULL,
+ * gradient (Hessian, row-major with rows of CLV_MAX_PARAMS)
+ */
+typedef double (*ClvObjective) (const double *theta, double *grad, double *hess, void *arg);
 
 typedef struct ClvFitResult
 {
@@ -116,6 +151,8 @@ typedef struct ClvFitResult
 
 extern void crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 							 bool analytic, double n_obs, ClvFitResult *res);
+extern void crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
+									double n_obs, ClvFitResult *res);
 
 /* Finish a fit: fill the model, warn when it did not converge */
 extern void crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,

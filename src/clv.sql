@@ -208,6 +208,15 @@ COMMENT ON FUNCTION crm.p_alive(crm.bgnbd, float8, float8, float8) IS 'BG/NBD: p
 CREATE FUNCTION crm.prob_purchases(model crm.bgnbd, n float8, t float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.prob_purchases(crm.bgnbd, float8, float8) IS 'BG/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.prob_purchases(model crm.mbgnbd, n float8, t float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.prob_purchases(crm.mbgnbd, float8, float8) IS 'MBG/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.prob_purchases(model crm.paretonbd, n float8, t float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.prob_purchases(crm.paretonbd, float8, float8) IS 'Pareto/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
+CREATE FUNCTION crm.prob_purchases(model crm.bgbb, x float8, n float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.prob_purchases(crm.bgbb, float8, float8) IS 'BG/BB: probability of exactly x transactions in the first n opportunities of a new customer';
 CREATE FUNCTION crm.log_likelihood(model crm.bgnbd, frequency float8, recency float8, "T" float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.log_likelihood(crm.bgnbd, float8, float8, float8) IS 'BG/NBD: log-likelihood of one customer';

@@ -17,6 +17,13 @@
 
 #include "clv.h"
 
+/* log of the binomial coefficient C(n, k) */
+static double
+lchoose(double n, double k)
+{
+	return lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1);
+}
+
 /* log L of one pattern */
 static double
 bgbb_loglik1(const double *p, double x, double tx, double n)
@@ -36,19 +43,99 @@ bgbb_loglik1(const double *p, double x, double tx, double n)
 	return l;
 }
 
-/* Objective: minus the mean log-likelihood over log-parameters */
+/* d log B(a, b) / da (swap the arguments for d/db) */
+static inline double
+dlbeta(double a, double b)
+{
+	return crm_clv_digamma(a) - crm_clv_digamma(a + b);
+}
+
+/*
+ * log L of one pattern and its gradient g in (alpha, beta, gamma, delta):
+ * L is a sum of terms e^{u_k}, so d log L = sum_k softmax(u)_k du_k,
+ * accumulated in one pass with the running maximum as scale.
+ */
 static double
-bgbb_objective(const double *theta, double *grad, void *arg)
+bgbb_loglik1_grad(const double *p, double x, double tx, double n, double *g)
+{
+	double		al = p[0],
+				be = p[1],
+				ga = p[2],
+				de = p[3];
+	double		lab = crm_clv_lbeta(al, be),
+				lgd = crm_clv_lbeta(ga, de);
+	/* derivatives of -log B(al,be) - log B(ga,de), common to every term */
+	double		c[4] = {-dlbeta(al, be), -dlbeta(be, al), -dlbeta(ga, de), -dlbeta(de, ga)};
+	double		u = crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	double		du[4] = {dlbeta(al + x, be + n - x), dlbeta(be + n - x, al + x),
+						 dlbeta(ga, de + n), dlbeta(de + n, ga)};
+	double		M = u,
+				S = 1,
+				G[4];
+	int			i,
+				k;
+
+	memcpy(G, du, sizeof(G));
+	for (i = 0; i < (int) (n - tx); i++)
+	{
+		double		wk;
+
+		u = crm_clv_lbeta(al + x, be + tx - x + i) - lab + crm_clv_lbeta(ga + 1, de + tx + i) - lgd;
+		du[0] = dlbeta(al + x, be + tx - x + i);
+		du[1] = dlbeta(be + tx - x + i, al + x);
+		du[2] = dlbeta(ga + 1, de + tx + i);
+		du[3] = dlbeta(de + tx + i, ga + 1);
+		if (u > M)
+		{
+			/* rescale the sums to the new maximum */
+			double		r = exp(M - u);
+
+			S *= r;
+			for (k = 0; k < 4; k++)
+				G[k] *= r;
+			M = u;
+		}
+		wk = exp(u - M);
+		S += wk;
+		for (k = 0; k < 4; k++)
+			G[k] += wk * du[k];
+	}
+	for (k = 0; k < 4; k++)
+		g[k] = G[k] / S + c[k];
+	return M + log(S);
+}
+
+/* Objective: minus the mean log-likelihood over log-parameters, with gradient */
+static double
+bgbb_objective(const double *theta, double *grad, double *hess, void *arg)
 {
 	ClvData    *d = arg;
-	double		p[4];
+	double		p[4],
+				gsum[4] = {0, 0, 0, 0};
 	double		ll = 0;
 	int64		j;
+	int			k;
 
 	for (j = 0; j < 4; j++)
 		p[j] = exp(theta[j]);
 	for (j = 0; j < d->n; j++)
-		ll += d->rows[j].w * bgbb_loglik1(p, d->rows[j].k[0], d->rows[j].k[1], d->rows[j].k[2]);
+	{
+		const ClvRow *row = &d->rows[j];
+
+		if (grad)
+		{
+			double		g[4];
+
+			ll += row->w * bgbb_loglik1_grad(p, row->k[0], row->k[1], row->k[2], g);
+			for (k = 0; k < 4; k++)
+				gsum[k] += row->w * g[k];
+		}
+		else
+			ll += row->w * bgbb_loglik1(p, row->k[0], row->k[1], row->k[2]);
+	}
+	if (grad)
+		for (k = 0; k < 4; k++)
+			grad[k] = -gsum[k] * p[k] / d->total_w;
 	return -ll / d->total_w;
 }
 
@@ -65,7 +152,7 @@ crm_bgbb_final(PG_FUNCTION_ARGS)
 	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int			i;
 
-	crm_clv_minimise(bgbb_objective, d, 4, theta, false, d->total_w, &res);
+	crm_clv_minimise(bgbb_objective, d, 4, theta, true, d->total_w, &res);
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);
 	model->kind = CLV_BGBB;
@@ -155,6 +242,46 @@ crm_bgbb_expected_unconditional(PG_FUNCTION_ARGS)
 	double		n = check_periods(PG_GETARG_FLOAT8(1));
 
 	PG_RETURN_FLOAT8(p[0] / (p[0] + p[1]) * bgbb_future(p[2], p[3], 0, n));
+}
+
+/*
+ * P(X(n) = x): x transactions in the first n opportunities of a new
+ * customer (Fader, Hardie & Shang 2010, eq. 8).  Alive through all n, or
+ * dead after opportunity i having transacted x times in the i before:
+ *	 C(n,x) B(al+x, be+n-x)/B(al,be) B(ga, de+n)/B(ga,de)
+ *	 + sum_{i=x}^{n-1} C(i,x) B(al+x, be+i-x)/B(al,be) B(ga+1, de+i)/B(ga,de)
+ */
+static double
+bgbb_prob(const double *p, double x, double n)
+{
+	double		al = p[0],
+				be = p[1],
+				ga = p[2],
+				de = p[3];
+	double		lab = crm_clv_lbeta(al, be),
+				lgd = crm_clv_lbeta(ga, de);
+	double		l;
+	int			i;
+
+	if (x > n)
+		return 0;
+	l = lchoose(n, x) + crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	for (i = (int) x; i < (int) n; i++)
+		l = crm_clv_log_add(l, lchoose(i, x) + crm_clv_lbeta(al + x, be + i - x) - lab
+							+ crm_clv_lbeta(ga + 1, de + i) - lgd);
+	return exp(l);
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_prob_purchases);
+/* crm.prob_purchases(bgbb, x, n) = P(X(n) = x) */
+Datum
+crm_bgbb_prob_purchases(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	double		x = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of transactions", 100000);
+	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(2), "number of opportunities", 100000);
+
+	PG_RETURN_FLOAT8(bgbb_prob(m->p, x, n));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgbb_loglik);

@@ -16,6 +16,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "clv.h"
 
@@ -44,106 +45,332 @@ bg_loglik1(const double *p, int m, double x, double tx, double T)
 	return c + u1;
 }
 
-/* Objective: minus the mean log-likelihood over log-parameters, with gradient */
+/* Derivatives wanted from bg_sums: none, gradient, or gradient and Hessian */
+#define BG_VALUE	0
+#define BG_GRAD		1
+#define BG_HESS		2
+
+/*
+ * The terms of one value of x (cx of the header: lgamma, lbeta) and their
+ * derivatives in the natural parameters (r, alpha, a, b), added W times
+ * (W: the weight of the rows with this x).
+ */
 static double
-bg_objective(const double *theta, double *grad, void *arg)
+bg_x_terms(const double *p, int m, double x, double W, int want, double *g, double H[4][4])
 {
-	BgArgs	   *ba = arg;
+	double		r = p[0],
+				alpha = p[1],
+				a = p[2],
+				b = p[3];
+	double		bx = b + x + m;
+
+	if (want >= BG_GRAD)
+	{
+		double		psi_ab = crm_clv_digamma(a + b),
+					psi_abx = crm_clv_digamma(a + bx);
+
+		g[0] += W * (crm_clv_digamma(r + x) - crm_clv_digamma(r) + log(alpha));
+		g[1] += W * r / alpha;
+		g[2] += W * (psi_ab - psi_abx);
+		g[3] += W * (crm_clv_digamma(bx) - psi_abx - crm_clv_digamma(b) + psi_ab);
+	}
+	if (want >= BG_HESS)
+	{
+		double		tri_ab = crm_clv_trigamma(a + b),
+					tri_abx = crm_clv_trigamma(a + bx);
+
+		H[0][0] += W * (crm_clv_trigamma(r + x) - crm_clv_trigamma(r));
+		H[0][1] += W / alpha;
+		H[1][1] -= W * r / (alpha * alpha);
+		H[2][2] += W * (tri_ab - tri_abx);
+		H[2][3] += W * (tri_ab - tri_abx);
+		H[3][3] += W * (crm_clv_trigamma(bx) - tri_abx - crm_clv_trigamma(b) + tri_ab);
+	}
+	return W * (lgamma(r + x) - lgamma(r) + r * log(alpha) + crm_clv_lbeta(a, bx) - crm_clv_lbeta(a, b));
+}
+
+/*
+ * The log-likelihood of the rows (times scaled, indexed) at natural
+ * parameters p, and its gradient g and Hessian H (upper triangle) in p.
+ * Per row the bracket is log(e^u1 + e^u2): one exp and one log1p, the
+ * shares w1, w2 of the two terms coming from the same exp; its Hessian is
+ * w1 H1 + w2 H2 + w1 w2 (g1 - g2)(g1 - g2)'.  Inlined with want a
+ * constant, and summing into locals, so the row loop keeps its sums in
+ * registers and tests nothing it need not.
+ */
+static pg_attribute_always_inline double
+bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4][4])
+{
 	ClvData    *d = ba->d;
 	int			m = ba->m;
-	double		r = exp(theta[0]),
-				alpha = exp(theta[1]),
-				a = exp(theta[2]),
-				b = exp(theta[3]);
-	double		lalpha = log(alpha),
-				la = theta[2];
-	double		lbab = crm_clv_lbeta(a, b),
-				lgr = lgamma(r);
-	double		psi_r = 0,
-				psi_ab = 0,
-				psi_b = 0;
-	double		ll = 0,
-				g[4] = {0, 0, 0, 0};
-	double		curx = -1;
-	double		cx = 0,
-				dr_x = 0,
-				da_x = 0,
-				db_x = 0,
-				lden = 0;
+	double		r = p[0],
+				a = p[2],
+				b = p[3];
+	double		la = log(a),
+				ia = 1.0 / a;
+	double		ll = 0;
+	double		curx = -1,
+				W = 0,
+				lden = 0,
+				iden = 0;
+	/* row sums: gradient, and Hessian entries rr.. of the bracket terms */
+	double		g0 = 0,
+				g1 = 0,
+				g2 = 0,
+				g3 = 0;
+	double		hra = 0,
+				haa = 0,
+				hpp = 0,
+				hqq = 0;
+	double		c00 = 0,
+				c01 = 0,
+				c02 = 0,
+				c03 = 0,
+				c11 = 0,
+				c12 = 0,
+				c13 = 0,
+				c22 = 0,
+				c23 = 0,
+				c33 = 0;
 	int64		j;
-	double	   *lt = ba->lt;
-	double	   *it = ba->it;
+	const double *lt = ba->lt;
+	const double *it = ba->it;
 
-	/* log(alpha + t) and 1/(alpha + t) once per distinct time */
-	for (j = 0; j < d->ntimes; j++)
-	{
-		lt[j] = log(alpha + d->times[j]);
-		it[j] = 1.0 / (alpha + d->times[j]);
-	}
-	if (grad)
-	{
-		psi_r = crm_clv_digamma(r);
-		psi_ab = crm_clv_digamma(a + b);
-		psi_b = crm_clv_digamma(b);
-	}
 	for (j = 0; j < d->n; j++)
 	{
 		const ClvRow *row = &d->rows[j];
 		double		x = row->k[0],
 					w = row->w;
-		double		lT = lt[d->iT[j]];
-		double		u1 = -(r + x) * lT;
-		double		L,
-					w2 = 0,
-					ltx = 0;
+		double		kx = r + x;
+		double		lT = lt[d->iT[j]],
+					iT = it[d->iT[j]];
+		double		u1 = -kx * lT;
 
 		if (x != curx)
 		{
-			double		bx = b + x + m;
-
+			if (W > 0)
+				ll += bg_x_terms(p, m, curx, W, want, g, H);
 			curx = x;
-			cx = lgamma(r + x) - lgr + r * lalpha + crm_clv_lbeta(a, bx) - lbab;
+			W = 0;
 			lden = log(b + x + m - 1);
-			if (grad)
-			{
-				double		psi_abx = crm_clv_digamma(a + bx);
-
-				dr_x = crm_clv_digamma(r + x) - psi_r + lalpha;
-				da_x = psi_ab - psi_abx;
-				db_x = crm_clv_digamma(bx) - psi_abx - psi_b + psi_ab;
-			}
+			iden = 1.0 / (b + x + m - 1);
 		}
+		W += w;
 		if (x > 0 || m == 1)
 		{
-			double		u2;
+			double		ltx = lt[d->itx[j]],
+						itx = it[d->itx[j]];
+			double		u2 = la - lden - kx * ltx;
+			double		e,
+						w1,
+						w2;
 
-			ltx = lt[d->itx[j]];
-			u2 = la - lden - (r + x) * ltx;
-			L = crm_clv_log_add(u1, u2);
-			w2 = exp(u2 - L);
+			/* log(e^u1 + e^u2) = max + log1p(e^-|u1-u2|) */
+			if (u2 > u1)
+			{
+				e = exp(u1 - u2);
+				ll += w * (u2 + log1p(e));
+				w1 = e / (1 + e);
+				w2 = 1 - w1;
+			}
+			else
+			{
+				e = exp(u2 - u1);
+				ll += w * (u1 + log1p(e));
+				w2 = e / (1 + e);
+				w1 = 1 - w2;
+			}
+			if (want >= BG_GRAD)
+			{
+				g0 -= w * (w1 * lT + w2 * ltx);
+				g1 -= w * kx * (w1 * iT + w2 * itx);
+				g2 += w * w2;	/* times 1/a at the end */
+				g3 -= w * w2 * iden;
+			}
+			if (want >= BG_HESS)
+			{
+				/* g1 - g2 = (ltx - lT, kx (itx - iT), -1/a, iden) */
+				double		d0 = ltx - lT,
+							d1 = kx * (itx - iT),
+							d3 = iden;
+				double		c = w * w1 * w2;
+
+				hra -= w * (w1 * iT + w2 * itx);
+				haa += w * kx * (w1 * iT * iT + w2 * itx * itx);
+				hqq += w * w2 * iden * iden;
+				/* c d d', with d2 = -1/a taken out: c02, c12, c23 times -1/a, c22 times 1/a^2 */
+				c00 += c * d0 * d0;
+				c01 += c * d0 * d1;
+				c02 += c * d0;
+				c03 += c * d0 * d3;
+				c11 += c * d1 * d1;
+				c12 += c * d1;
+				c13 += c * d1 * d3;
+				c22 += c;
+				c23 += c * d3;
+				c33 += c * d3 * d3;
+				hpp += w * w2;	/* times -1/a^2 at the end */
+			}
 		}
 		else
-			L = u1;
-		ll += w * (cx + L);
-		if (grad)
 		{
-			double		w1 = 1.0 - w2;
-
-			g[0] += w * (dr_x - w1 * lT - w2 * ltx);
-			g[1] += w * (r / alpha - (r + x) * (w1 * it[d->iT[j]] + w2 * it[d->itx[j]]));
-			g[2] += w * (da_x + w2 / a);
-			g[3] += w * (db_x - (w2 > 0 ? w2 / exp(lden) : 0));
+			ll += w * u1;
+			if (want >= BG_GRAD)
+			{
+				g0 -= w * lT;
+				g1 -= w * kx * iT;
+			}
+			if (want >= BG_HESS)
+			{
+				hra -= w * iT;
+				haa += w * kx * iT * iT;
+			}
 		}
 	}
-	if (grad)
+	if (W > 0)
+		ll += bg_x_terms(p, m, curx, W, want, g, H);
+	if (want >= BG_GRAD)
 	{
-		/* chain rule to log-parameters, and minus the mean */
-		grad[0] = -g[0] * r / d->total_w;
-		grad[1] = -g[1] * alpha / d->total_w;
-		grad[2] = -g[2] * a / d->total_w;
-		grad[3] = -g[3] * b / d->total_w;
+		g[0] += g0;
+		g[1] += g1;
+		g[2] += g2 * ia;
+		g[3] += g3;
 	}
-	return -ll / d->total_w;
+	if (want >= BG_HESS)
+	{
+		H[0][0] += c00;
+		H[0][1] += hra + c01;
+		H[0][2] -= c02 * ia;
+		H[0][3] += c03;
+		H[1][1] += haa + c11;
+		H[1][2] -= c12 * ia;
+		H[1][3] += c13;
+		H[2][2] += (c22 - hpp) * ia * ia;
+		H[2][3] -= c23 * ia;
+		H[3][3] += hqq + c33;
+	}
+	return ll;
+}
+
+/* bg_sums_impl for each kind of want, each compiled with it a constant */
+static double
+bg_sums(BgArgs *ba, const double *p, int want, double *g, double H[4][4])
+{
+	int64		j;
+
+	/* log(alpha + t) and 1/(alpha + t) once per distinct time */
+	for (j = 0; j < ba->d->ntimes; j++)
+	{
+		ba->lt[j] = log(p[1] + ba->d->times[j]);
+		ba->it[j] = 1.0 / (p[1] + ba->d->times[j]);
+	}
+	if (want == BG_HESS)
+		return bg_sums_impl(ba, p, BG_HESS, g, H);
+	if (want == BG_GRAD)
+		return bg_sums_impl(ba, p, BG_GRAD, g, H);
+	return bg_sums_impl(ba, p, BG_VALUE, g, H);
+}
+
+/* Objective: minus the mean log-likelihood over log-parameters, with gradient and Hessian */
+static double
+bg_objective(const double *theta, double *grad, double *hess, void *arg)
+{
+	BgArgs	   *ba = arg;
+	double		W = ba->d->total_w;
+	double		p[4],
+				g[4] = {0, 0, 0, 0},
+				H[4][4] = {{0}};
+	double		ll;
+	int			i,
+				k;
+
+	for (i = 0; i < 4; i++)
+		p[i] = exp(theta[i]);
+	ll = bg_sums(ba, p, hess ? BG_HESS : (grad ? BG_GRAD : BG_VALUE), g, H);
+	/* chain rule to log-parameters: d/dtheta_i = p_i d/dp_i; minus the mean */
+	if (grad)
+		for (i = 0; i < 4; i++)
+			grad[i] = -g[i] * p[i] / W;
+	if (hess)
+		for (i = 0; i < 4; i++)
+			for (k = i; k < 4; k++)
+			{
+				double		v = H[i][k] * p[i] * p[k] + (i == k ? g[i] * p[i] : 0);
+
+				hess[i * CLV_MAX_PARAMS + k] = hess[k * CLV_MAX_PARAMS + i] = -v / W;
+			}
+	return -ll / W;
+}
+
+/*
+ * Above this many distinct rows the fit starts from a fit on a sample of
+ * about BG_SAMPLE_ROWS of them: Newton's method then needs two or three
+ * passes over all rows instead of six to ten.
+ */
+#define BG_SAMPLE_FROM		32768
+#define BG_SAMPLE_ROWS		4096
+
+/*
+ * Does row j of d belong to the sample, and with what weight?  Rows
+ * heavier than heavy are all kept; of the others one in k, chosen by a
+ * hash of the keys, with k times the weight.
+ */
+static bool
+bg_sample_keeps(const ClvData *d, int64 j, double heavy, uint64 k, double *w)
+{
+	const ClvRow *row = &d->rows[j];
+	uint64		h;
+
+	*w = row->w;
+	if (row->w >= heavy)
+		return true;
+	h = (uint64) d->itx[j] * UINT64CONST(0x9e3779b97f4a7c15)
+		^ (uint64) d->iT[j] * UINT64CONST(0xc2b2ae3d27d4eb4f)
+		^ (uint64) (int64) Min(row->k[0], 1e15) * UINT64CONST(0x165667b19e3779f9);
+	h ^= h >> 29;
+	h *= UINT64CONST(0xbf58476d1ce4e5b9);
+	h ^= h >> 32;
+	*w = row->w * k;
+	return h % k == 0;
+}
+
+/*
+ * A deterministic sample of about BG_SAMPLE_ROWS rows for a starting
+ * point (see bg_sample_keeps); its log-likelihood estimates the whole one
+ * without bias.  It shares the time table of d.
+ */
+static ClvData *
+bg_sample(ClvData *d)
+{
+	ClvData    *s = palloc0(sizeof(ClvData));
+	double		heavy = d->total_w / BG_SAMPLE_ROWS;
+	uint64		k = 1;
+	int64		j,
+				cap = 0;
+	double		w;
+
+	while ((int64) k * BG_SAMPLE_ROWS < d->n)
+		k *= 2;
+	for (j = 0; j < d->n; j++)
+		cap += bg_sample_keeps(d, j, heavy, k, &w);
+	*s = *d;
+	s->rows = palloc_extended(sizeof(ClvRow) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	s->itx = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	s->iT = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	s->n = 0;
+	s->total_w = 0;
+	for (j = 0; j < d->n; j++)
+	{
+		if (!bg_sample_keeps(d, j, heavy, k, &w))
+			continue;
+		s->rows[s->n] = d->rows[j];
+		s->rows[s->n].w = w;
+		s->itx[s->n] = d->itx[j];
+		s->iT[s->n] = d->iT[j];
+		s->total_w += w;
+		s->n++;
+	}
+	return s;
 }
 
 /* Fit BG/NBD (m = 0) or MBG/NBD (m = 1) to the aggregate state */
@@ -163,7 +390,21 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	crm_clv_index_times(ba.d);
 	ba.lt = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
 	ba.it = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
-	crm_clv_minimise(bg_objective, &ba, 4, theta, true, ba.d->total_w, &res);
+	if (ba.d->n >= BG_SAMPLE_FROM)
+	{
+		BgArgs		sa = ba;
+		double		t0[4] = {0, 0, 0, 0};
+
+		sa.d = bg_sample(ba.d);
+		crm_clv_minimise_newton(bg_objective, &sa, 4, t0, sa.d->total_w, &res);
+		/* a start, nothing more: a failed sample fit starts from the default */
+		for (i = 0; i < 4; i++)
+			if (!(isfinite(t0[i]) && fabs(t0[i]) < 20))
+				break;
+		if (i == 4 && res.converged)
+			memcpy(theta, t0, sizeof(theta));
+	}
+	crm_clv_minimise_newton(bg_objective, &ba, 4, theta, ba.d->total_w, &res);
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);
 	p[1] *= ba.d->scale;
@@ -200,17 +441,6 @@ bg_model(FunctionCallInfo fcinfo, int *m)
 		elog(ERROR, "expected a bgnbd or mbgnbd model, got kind %d", model->kind);
 	*m = (model->kind == CLV_MBGNBD) ? 1 : 0;
 	return model;
-}
-
-/* Check a forecast horizon */
-static double
-check_horizon(double t)
-{
-	if (!(isfinite(t) && t >= 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("forecast horizon t must be non-negative and finite, not %g", t)));
-	return t;
 }
 
 /* P(alive | x, t_x, T) */
@@ -334,9 +564,56 @@ bg_unconditional(const double *p, int m, double t)
 	return e;
 }
 
-/* P(X(t) = n), BG/NBD */
+/* Most terms a tail series may take before giving up */
+#define TAIL_MAX_TERMS		10000000
+
+/*
+ * P(N >= n) for N ~ NB(r, q), given log q and log(1 - q): one minus the
+ * lower sum while that sum is below one half, else the upper tail summed
+ * directly (each term from the last by the ratio (r+j)/(j+1) (1-q)), so a
+ * tiny tail keeps its relative precision instead of cancelling to noise.
+ */
 static double
-bg_prob(const double *p, double n, double t)
+nb_upper_tail(double r, double lq, double lz, double n)
+{
+	double		lower = -INFINITY,
+				sum = 1,
+				term = 1,
+				z = exp(lz);
+	double		j;
+
+	if (n <= 0)
+		return 1.0;
+	for (j = 0; j < n; j++)
+		lower = crm_clv_log_add(lower, lgamma(r + j) - lgamma(r) - lgamma(j + 1) + r * lq + j * lz);
+	if (lower < log(0.5))
+		return -expm1(lower);
+	for (j = n; j < n + TAIL_MAX_TERMS; j++)
+	{
+		term *= (r + j) / (j + 1) * z;
+		sum += term;
+		if (term < 1e-17 * sum && (r + j) * z < j + 1)
+			return exp(lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + n * lz) * sum;
+		if (fmod(j, 100000) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("cannot compute the probability of %g or more purchases to full precision", n),
+			 errdetail("The tail series did not converge in %d terms.", TAIL_MAX_TERMS)));
+	return 0;					/* keep the compiler quiet */
+}
+
+/*
+ * P(X(t) = n) of a new customer, BG/NBD (m = 0) or MBG/NBD (m = 1).  Given
+ * the purchase rate and the dropout probability p, the customer is still
+ * active after the n-th purchase ((1-p)^(n+m)) with n purchases in t, or
+ * drops out right after the n-th (p (1-p)^(n+m-1)) having made it by t:
+ *	 B(a, b+n+m)/B(a,b) NB(n) + [n > 0 or m] B(a+1, b+n+m-1)/B(a,b) P(NB >= n)
+ * with NB(j) = G(r+j)/(G(r) j!) q^r (1-q)^j, q = alpha/(alpha+t).
+ */
+static double
+bg_prob(const double *p, int m, double n, double t)
 {
 	double		r = p[0],
 				alpha = p[1],
@@ -344,22 +621,15 @@ bg_prob(const double *p, double n, double t)
 				b = p[3];
 	double		lq = log(alpha / (alpha + t)),
 				lz = log(t / (alpha + t));
-	double		first = crm_clv_lbeta(a, b + n) - crm_clv_lbeta(a, b)
-		+ lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + (t > 0 ? n * lz : (n > 0 ? -INFINITY : 0));
-	double		res = exp(first);
+	double		res;
 
-	if (n > 0)
-	{
-		double		s = -INFINITY;
-		int			j;
-
-		for (j = 0; j < n; j++)
-			s = crm_clv_log_add(s, lgamma(r + j) - lgamma(r) - lgamma(j + 1.0)
-								+ (j > 0 ? j * lz : 0));
-		/* 1 - q^r sum */
-		res += exp(crm_clv_lbeta(a + 1, b + n - 1) - crm_clv_lbeta(a, b))
-			* -expm1(r * lq + s);
-	}
+	if (t == 0)
+		return (n == 0) ? 1.0 : 0.0;	/* no time, no purchase */
+	res = exp(crm_clv_lbeta(a, b + n + m) - crm_clv_lbeta(a, b)
+			  + lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + n * lz);
+	if (n > 0 || m == 1)
+		res += exp(crm_clv_lbeta(a + 1, b + n + m - 1) - crm_clv_lbeta(a, b))
+			* nb_upper_tail(r, lq, lz, n);
 	return res;
 }
 
@@ -370,7 +640,7 @@ crm_bgnbd_expected_conditional(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
 	double		x = PG_GETARG_FLOAT8(2),
 				tx = PG_GETARG_FLOAT8(3),
 				T = PG_GETARG_FLOAT8(4);
@@ -386,7 +656,7 @@ crm_bgnbd_expected_unconditional(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
 
 	PG_RETURN_FLOAT8(bg_unconditional(model->p, m, t));
 }
@@ -407,19 +677,16 @@ crm_bgnbd_p_alive(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_prob_purchases);
-/* crm.prob_purchases(bgnbd, n, t) = P(X(t) = n) */
+/* crm.prob_purchases(bgnbd|mbgnbd, n, t) = P(X(t) = n) */
 Datum
 crm_bgnbd_prob_purchases(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_BGNBD);
-	double		n = PG_GETARG_FLOAT8(1);
-	double		t = check_horizon(PG_GETARG_FLOAT8(2));
+	int			m;
+	ClvModel   *model = bg_model(fcinfo, &m);
+	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e6);
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(2));
 
-	if (!(isfinite(n) && n >= 0 && n == floor(n) && n <= 1e6))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("number of purchases must be an integer between 0 and 1000000, not %g", n)));
-	PG_RETURN_FLOAT8(bg_prob(model->p, n, t));
+	PG_RETURN_FLOAT8(bg_prob(model->p, m, n, t));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_loglik);

@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "fmgr.h"
@@ -34,42 +35,187 @@ mix64(uint64 z)
 	return z ^ (z >> 31);
 }
 
-/* Hash of a key triple */
+/* The bits of a double */
+static inline uint64
+double_bits(double v)
+{
+	uint64		b;
+
+	memcpy(&b, &v, sizeof(b));
+	return b;
+}
+
+/* Hash of a key triple: one multiply per key, one final mix */
 static inline uint64
 row_hash(const double *k)
 {
-	uint64		h = 0;
+	uint64		h = double_bits(k[0]) * UINT64CONST(0x9e3779b97f4a7c15);
+
+	h ^= double_bits(k[1]) * UINT64CONST(0xc2b2ae3d27d4eb4f);
+	h = (h << 23 | h >> 41) ^ double_bits(k[2]) * UINT64CONST(0x165667b19e3779f9);
+	return mix64(h);
+}
+
+/* Key order: (k0, k1, k2) ascending */
+static inline int
+row_cmp(const ClvRow *x, const ClvRow *y)
+{
 	int			i;
 
 	for (i = 0; i < 3; i++)
 	{
-		uint64		b;
-
-		memcpy(&b, &k[i], sizeof(b));
-		h = mix64(h ^ (b + UINT64CONST(0x9e3779b97f4a7c15) * (i + 1)));
+		if (x->k[i] < y->k[i])
+			return -1;
+		if (x->k[i] > y->k[i])
+			return 1;
 	}
-	return h;
+	return 0;
 }
 
-/* A new empty state in the given context */
+/* sort_rows(): an introsort with the comparison inlined (qsort's callback costs 3x) */
+#define ST_SORT sort_rows
+#define ST_ELEMENT_TYPE ClvRow
+#define ST_COMPARE(a, b) row_cmp(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* A distinct value and the order in which it was first seen */
+typedef struct ValueSeen
+{
+	double		v;
+	int32		seen;
+} ValueSeen;
+
+/* sort_values(): ValueSeen by value */
+#define ST_SORT sort_values
+#define ST_ELEMENT_TYPE ValueSeen
+#define ST_COMPARE(a, b) (((a)->v > (b)->v) - ((a)->v < (b)->v))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* Open-addressing set of doubles, each numbered by first sight */
+typedef struct ClvValueSet
+{
+	MemoryContext cxt;
+	int64		size;			/* power of two */
+	int32	   *slot;			/* -1: empty, else index into vals */
+	ValueSeen  *vals;			/* room for size / 2 */
+	int64		n;
+} ValueSet;
+
+/* An empty value set, allocating in cxt */
+static void
+value_set_init(ValueSet *vs, MemoryContext cxt)
+{
+	vs->cxt = cxt;
+	vs->size = 256;
+	vs->n = 0;
+	vs->slot = MemoryContextAlloc(cxt, sizeof(int32) * vs->size);
+	memset(vs->slot, -1, sizeof(int32) * vs->size);
+	vs->vals = MemoryContextAlloc(cxt, sizeof(ValueSeen) * vs->size / 2);
+}
+
+/* Double the table of a value set */
+static void
+value_set_grow(ValueSet *vs)
+{
+	int64		nsize = vs->size * 2;
+	int32	   *ns = MemoryContextAllocHuge(vs->cxt, sizeof(int32) * nsize);
+	int64		j;
+
+	memset(ns, -1, sizeof(int32) * nsize);
+	for (j = 0; j < vs->n; j++)
+	{
+		uint64		i = mix64(double_bits(vs->vals[j].v)) & (nsize - 1);
+
+		while (ns[i] >= 0)
+			i = (i + 1) & (nsize - 1);
+		ns[i] = (int32) j;
+	}
+	pfree(vs->slot);
+	vs->slot = ns;
+	vs->size = nsize;
+	vs->vals = repalloc_huge(vs->vals, sizeof(ValueSeen) * nsize / 2);
+}
+
+/* The number of value v in the set, adding it when new */
+static inline int32
+value_set_index(ValueSet *vs, double v)
+{
+	uint64		i;
+
+	if (vs->n * 2 >= vs->size)
+		value_set_grow(vs);
+	i = mix64(double_bits(v)) & (vs->size - 1);
+	for (;;)
+	{
+		int32		s = vs->slot[i];
+
+		if (s < 0)
+		{
+			vs->vals[vs->n].v = v;
+			vs->vals[vs->n].seen = (int32) vs->n;
+			vs->slot[i] = (int32) vs->n;
+			return (int32) vs->n++;
+		}
+		if (vs->vals[s].v == v)
+			return s;
+		i = (i + 1) & (vs->size - 1);
+	}
+}
+
+/*
+ * The rank of each value of the set by its number (rank[seen] = position
+ * in increasing order) and, when sorted is not NULL, the values in
+ * increasing order.  The set itself stays usable for lookups.
+ */
+static int32 *
+value_set_ranks(ValueSet *vs, double **sorted)
+{
+	int32	   *rank = palloc_extended(sizeof(int32) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
+	ValueSeen  *v = palloc_extended(sizeof(ValueSeen) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
+	int64		j;
+
+	memcpy(v, vs->vals, sizeof(ValueSeen) * vs->n);
+	sort_values(v, vs->n);
+	for (j = 0; j < vs->n; j++)
+		rank[v[j].seen] = (int32) j;
+	if (sorted)
+	{
+		*sorted = palloc_extended(sizeof(double) * Max(vs->n, 1), MCXT_ALLOC_HUGE);
+		for (j = 0; j < vs->n; j++)
+			(*sorted)[j] = v[j].v;
+	}
+	pfree(v);
+	return rank;
+}
+
+/* Free a value set */
+static void
+value_set_free(ValueSet *vs)
+{
+	pfree(vs->slot);
+	pfree(vs->vals);
+}
+
+/* A new empty state in the given context; the hash is allocated on first use */
 ClvRows *
 crm_clv_rows_new(MemoryContext cxt, int kind)
 {
 	ClvRows    *st = MemoryContextAllocZero(cxt, sizeof(ClvRows));
 
 	st->kind = kind;
-	st->size = 256;
-	st->slots = MemoryContextAllocHuge(cxt, sizeof(ClvRow) * st->size);
-	memset(st->slots, 0, sizeof(ClvRow) * st->size);
+	st->cxt = cxt;
 	return st;
 }
 
 /* Insert a row into the table (no growth check) */
-static void
-rows_put(ClvRow *slots, int64 size, const double *k, double w, int64 *used)
+static inline void
+rows_put(ClvRow *slots, uint64 mask, uint64 h, const double *k, double w, int64 *used)
 {
-	uint64		mask = size - 1;
-	uint64		i = row_hash(k) & mask;
+	uint64		i = h & mask;
 
 	for (;;)
 	{
@@ -91,68 +237,434 @@ rows_put(ClvRow *slots, int64 size, const double *k, double w, int64 *used)
 	}
 }
 
+/* Make room for extra more distinct rows (the table stays at most 70% full) */
+static void
+rows_reserve(ClvRows *st, int64 extra)
+{
+	int64		nsize = Max(st->size, 256);
+	ClvRow	   *ns;
+	int64		used = 0;
+	int64		j;
+
+	while ((st->used + extra) * 10 > nsize * 7)
+		nsize *= 2;
+	if (nsize == st->size)
+		return;
+	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * nsize);
+	memset(ns, 0, sizeof(ClvRow) * nsize);
+	for (j = 0; j < st->size; j++)
+		if (st->slots[j].w != 0)
+			rows_put(ns, nsize - 1, row_hash(st->slots[j].k), st->slots[j].k, st->slots[j].w, &used);
+	if (st->slots)
+		pfree(st->slots);
+	st->slots = ns;
+	st->size = nsize;
+}
+
+/*
+ * Bits of one column's number in a packed key.  A column with more than
+ * PACK_MAX_VALUES distinct values (continuous times, spend) sends the
+ * state to the wide table: its dictionary would outgrow the savings.
+ */
+#define PACK_BITS		21
+#define PACK_MASK		((UINT64CONST(1) << PACK_BITS) - 1)
+#define PACK_MAX_VALUES	65536
+
+/* Insert a packed row into the packed table (no growth check) */
+static inline void
+packed_put(ClvPacked *slots, uint64 mask, uint64 key, double w, int64 *used)
+{
+	uint64		i = mix64(key) & mask;
+
+	for (;;)
+	{
+		ClvPacked  *s = &slots[i];
+
+		if (s->w == 0)
+		{
+			s->key = key;
+			s->w = w;
+			(*used)++;
+			return;
+		}
+		if (s->key == key)
+		{
+			s->w += w;
+			return;
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+/* Make room for extra more distinct packed rows (at most 70% full) */
+static void
+packed_reserve(ClvRows *st, int64 extra)
+{
+	int64		nsize = Max(st->psize, 256);
+	ClvPacked  *ns;
+	int64		used = 0;
+	int64		j;
+
+	while ((st->pused + extra) * 10 > nsize * 7)
+		nsize *= 2;
+	if (nsize == st->psize)
+		return;
+	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvPacked) * nsize);
+	memset(ns, 0, sizeof(ClvPacked) * nsize);
+	for (j = 0; j < st->psize; j++)
+		if (st->pslots[j].w != 0)
+			packed_put(ns, nsize - 1, st->pslots[j].key, st->pslots[j].w, &used);
+	if (st->pslots)
+		pfree(st->pslots);
+	st->pslots = ns;
+	st->psize = nsize;
+}
+
+/* The keys of a packed row */
+static inline void
+packed_keys(const ClvRows *st, uint64 key, double *k)
+{
+	k[0] = st->dict[0]->vals[key >> (2 * PACK_BITS)].v;
+	k[1] = st->dict[1]->vals[(key >> PACK_BITS) & PACK_MASK].v;
+	k[2] = st->dict[2]->vals[key & PACK_MASK].v;
+}
+
+/* The packed key of a row, or false when a column has too many values */
+static inline bool
+packed_key(ClvRows *st, const double *k, uint64 *key)
+{
+	uint64		n0 = value_set_index(st->dict[0], k[0]),
+				n1 = value_set_index(st->dict[1], k[1]),
+				n2 = value_set_index(st->dict[2], k[2]);
+
+	if (n0 >= PACK_MAX_VALUES || n1 >= PACK_MAX_VALUES || n2 >= PACK_MAX_VALUES)
+		return false;
+	*key = n0 << (2 * PACK_BITS) | n1 << PACK_BITS | n2;
+	return true;
+}
+
+/* Move the packed rows into the wide table and use that from now on */
+static void
+rows_go_wide(ClvRows *st)
+{
+	int64		j;
+
+	rows_reserve(st, st->pused);
+	for (j = 0; j < st->psize; j++)
+		if (st->pslots[j].w != 0)
+		{
+			double		k[3];
+
+			packed_keys(st, st->pslots[j].key, k);
+			rows_put(st->slots, st->size - 1, row_hash(k), k, st->pslots[j].w, &st->used);
+		}
+	if (st->pslots)
+		pfree(st->pslots);
+	st->pslots = NULL;
+	st->psize = st->pused = 0;
+	st->wide = true;
+}
+
+/* Insert the pending rows into the wide table */
+static void
+rows_flush_wide(ClvRows *st, int from)
+{
+	uint64		h[CLV_PENDING];
+	uint64		mask;
+	int			i;
+
+	rows_reserve(st, st->npend - from);
+	mask = st->size - 1;
+	for (i = from; i < st->npend; i++)
+	{
+		h[i] = row_hash(st->pend[i].k);
+#ifdef __GNUC__
+		__builtin_prefetch(&st->slots[h[i] & mask], 1);
+#endif
+	}
+	for (i = from; i < st->npend; i++)
+		rows_put(st->slots, mask, h[i], st->pend[i].k, st->pend[i].w, &st->used);
+}
+
+/*
+ * Insert the pending rows.  The table is far larger than the CPU caches
+ * for real data (10^5 distinct rows), so a lone insert waits for memory;
+ * prefetching the slots of a whole batch first overlaps those waits, and
+ * packing the keys into numbers (few distinct values a column: counts and
+ * times on a day grid) halves the table.
+ */
+static void
+rows_flush(ClvRows *st)
+{
+	uint64		key[CLV_PENDING];
+	uint64		mask;
+	int			i,
+				n = 0;
+
+	if (st->npend == 0)
+		return;
+	if (!st->wide)
+	{
+		if (st->dict[0] == NULL)
+			for (i = 0; i < 3; i++)
+			{
+				st->dict[i] = MemoryContextAlloc(st->cxt, sizeof(ValueSet));
+				value_set_init(st->dict[i], st->cxt);
+			}
+		for (n = 0; n < st->npend; n++)
+			if (!packed_key(st, st->pend[n].k, &key[n]))
+				break;
+		packed_reserve(st, n);
+		mask = st->psize - 1;
+#ifdef __GNUC__
+		for (i = 0; i < n; i++)
+			__builtin_prefetch(&st->pslots[mix64(key[i]) & mask], 1);
+#endif
+		for (i = 0; i < n; i++)
+			packed_put(st->pslots, mask, key[i], st->pend[i].w, &st->pused);
+		if (n < st->npend)
+			rows_go_wide(st);
+	}
+	if (n < st->npend)
+		rows_flush_wide(st, n);
+	st->npend = 0;
+}
+
 /* Add weight w to the row with keys k */
 void
 crm_clv_rows_add(ClvRows *st, const double *k, double w)
 {
-	double		kk[3];
+	ClvRow	   *r = &st->pend[st->npend];
 	int			i;
 
 	/* one representation of zero, so -0 and +0 land in one row */
 	for (i = 0; i < 3; i++)
-		kk[i] = (k[i] == 0) ? 0.0 : k[i];
-	if ((st->used + 1) * 10 > st->size * 7)
-	{
-		int64		nsize = st->size * 2;
-		ClvRow	   *ns = MemoryContextAllocHuge(GetMemoryChunkContext(st->slots),
-												sizeof(ClvRow) * nsize);
-		int64		used = 0;
-		int64		j;
-
-		memset(ns, 0, sizeof(ClvRow) * nsize);
-		for (j = 0; j < st->size; j++)
-			if (st->slots[j].w != 0)
-				rows_put(ns, nsize, st->slots[j].k, st->slots[j].w, &used);
-		pfree(st->slots);
-		st->slots = ns;
-		st->size = nsize;
-	}
-	rows_put(st->slots, st->size, kk, w, &st->used);
+		r->k[i] = (k[i] == 0) ? 0.0 : k[i];
+	r->w = w;
 	st->total_w += w;
+	if (++st->npend == CLV_PENDING)
+		rows_flush(st);
 }
 
-/* Order rows by their keys */
-static int
-row_cmp(const void *a, const void *b)
+/* Is the state without any row? */
+bool
+crm_clv_rows_empty(ClvRows *st)
 {
-	const ClvRow *x = a;
-	const ClvRow *y = b;
-	int			i;
-
-	for (i = 0; i < 3; i++)
-	{
-		if (x->k[i] < y->k[i])
-			return -1;
-		if (x->k[i] > y->k[i])
-			return 1;
-	}
-	return 0;
+	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0;
 }
 
-/* The distinct rows, sorted by key, in a palloc'd array */
-ClvRow *
-crm_clv_rows_sorted(ClvRows *st, int64 *n)
+/*
+ * Merge two sorted runs of distinct rows into out (room for na + nb),
+ * adding the weights of equal keys; returns the number of rows written.
+ */
+static int64
+merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
 {
-	ClvRow	   *out = palloc_extended(sizeof(ClvRow) * Max(st->used, 1), MCXT_ALLOC_HUGE);
-	int64		j,
+	int64		i = 0,
+				j = 0,
 				m = 0;
 
-	for (j = 0; j < st->size; j++)
-		if (st->slots[j].w != 0)
-			out[m++] = st->slots[j];
-	qsort(out, m, sizeof(ClvRow), row_cmp);
-	*n = m;
-	return out;
+	while (i < na && j < nb)
+	{
+		int			c = row_cmp(&a[i], &b[j]);
+
+		if (c < 0)
+			out[m++] = a[i++];
+		else if (c > 0)
+			out[m++] = b[j++];
+		else
+		{
+			out[m] = a[i++];
+			out[m++].w += b[j++].w;
+		}
+	}
+	while (i < na)
+		out[m++] = a[i++];
+	while (j < nb)
+		out[m++] = b[j++];
+	return m;
+}
+
+#define RADIX_BITS		11
+
+/*
+ * Sort rows by key without comparisons: each column's values are ranked
+ * (few distinct values: counts, and times on a day grid), the three ranks
+ * packed into one integer whose order is the key order, with the row's
+ * position in the low bits, and these integers sorted by an LSD radix
+ * sort of the key bits (two or three passes for real data); the rows are
+ * then permuted in place.  8 bytes of scratch a row, where a comparison
+ * sort would copy the rows.  False (rows untouched) when key and position
+ * do not fit in 64 bits.
+ */
+static bool
+sort_rows_by_rank(ClvRow *rows, int64 n)
+{
+	ValueSet	vs[3];
+	int32	   *rank[3];
+	uint64		span = 1;
+	uint64	   *a,
+			   *b;
+	int			c,
+				posbits = 0,
+				keybits = 0,
+				shift;
+	int64		j;
+
+	if (n < 2 || n > PG_INT32_MAX / 2)
+		return false;
+	while (((int64) 1 << posbits) < n)
+		posbits++;
+	for (c = 0; c < 3; c++)
+	{
+		value_set_init(&vs[c], CurrentMemoryContext);
+		for (j = 0; j < n; j++)
+			(void) value_set_index(&vs[c], rows[j].k[c]);
+		span *= (uint64) vs[c].n;
+		if (span > ((uint64) 1 << (62 - posbits)))
+		{
+			for (; c >= 0; c--)
+				value_set_free(&vs[c]);
+			return false;
+		}
+	}
+	while (((uint64) 1 << keybits) < span)
+		keybits++;
+	for (c = 0; c < 3; c++)
+		rank[c] = value_set_ranks(&vs[c], NULL);
+	a = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+	b = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+	for (j = 0; j < n; j++)
+	{
+		uint64		key = 0;
+
+		for (c = 0; c < 3; c++)
+			key = key * (uint64) vs[c].n + (uint64) rank[c][value_set_index(&vs[c], rows[j].k[c])];
+		a[j] = key << posbits | (uint64) j;
+	}
+	/* LSD radix sort on the key bits, RADIX_BITS at a time (stable) */
+	for (shift = posbits; shift < posbits + keybits; shift += RADIX_BITS)
+	{
+		int64		count[(1 << RADIX_BITS) + 1] = {0};
+		uint64	   *t;
+		int			i;
+
+		for (j = 0; j < n; j++)
+			count[((a[j] >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
+		for (i = 0; i < (1 << RADIX_BITS); i++)
+			count[i + 1] += count[i];
+		for (j = 0; j < n; j++)
+			b[count[(a[j] >> shift) & ((1 << RADIX_BITS) - 1)]++] = a[j];
+		t = a, a = b, b = t;
+	}
+	/* position j takes the row at a[j]'s position: follow each cycle once */
+	for (j = 0; j < n; j++)
+	{
+		uint64		mask = ((uint64) 1 << posbits) - 1;
+		ClvRow		first;
+		int64		to = j;
+
+		if (a[j] == PG_UINT64_MAX)
+			continue;
+		first = rows[j];
+		for (;;)
+		{
+			int64		from = (int64) (a[to] & mask);
+
+			a[to] = PG_UINT64_MAX;
+			if (from == j)
+			{
+				rows[to] = first;
+				break;
+			}
+			rows[to] = rows[from];
+			to = from;
+		}
+	}
+	pfree(a);
+	pfree(b);
+	for (c = 0; c < 3; c++)
+	{
+		value_set_free(&vs[c]);
+		pfree(rank[c]);
+	}
+	return true;
+}
+
+/* Sort rows[0..m) (palloc'd in st->cxt, given away) and merge them into the run */
+static void
+run_absorb(ClvRows *st, ClvRow *rows, int64 m)
+{
+	if (!sort_rows_by_rank(rows, m))
+		sort_rows(rows, m);
+	if (st->nrun == 0)
+	{
+		if (st->run)
+			pfree(st->run);
+		st->run = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+	}
+	else
+	{
+		ClvRow	   *merged = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * (st->nrun + m));
+
+		m = merge_runs(st->run, st->nrun, rows, m, merged);
+		pfree(st->run);
+		pfree(rows);
+		st->run = merged;
+	}
+	st->nrun = m;
+}
+
+/*
+ * Turn the hashed rows into part of the sorted run: the wide table's rows
+ * compacted to its front in its own memory, the packed ones unpacked, each
+ * sorted and merged with the run.  The state holds the same rows after;
+ * later rows go into new hashes (a window aggregate may finalise, then add
+ * rows).
+ */
+static void
+rows_consolidate(ClvRows *st)
+{
+	int64		m = 0,
+				j;
+
+	rows_flush(st);
+	if (st->pused > 0)
+	{
+		ClvRow	   *rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+
+		for (j = 0; j < st->psize; j++)
+			if (st->pslots[j].w != 0)
+			{
+				packed_keys(st, st->pslots[j].key, rows[m].k);
+				rows[m++].w = st->pslots[j].w;
+			}
+		pfree(st->pslots);
+		st->pslots = NULL;
+		st->psize = st->pused = 0;
+		run_absorb(st, rows, m);
+	}
+	if (st->used > 0)
+	{
+		ClvRow	   *rows = st->slots;
+
+		m = 0;
+		for (j = 0; j < st->size; j++)
+			if (rows[j].w != 0)
+				rows[m++] = rows[j];
+		st->slots = NULL;
+		st->size = st->used = 0;
+		run_absorb(st, rows, m);
+	}
+}
+
+/* The distinct rows, sorted by key: the state's own run, not to be changed */
+const ClvRow *
+crm_clv_rows_sorted(ClvRows *st, int64 *n)
+{
+	rows_consolidate(st);
+	*n = st->nrun;
+	return st->run;
 }
 
 /* The aggregate's memory context, or an error outside an aggregate */
@@ -192,6 +704,18 @@ is_count(double v)
 	return isfinite(v) && v >= 0 && v == floor(v);
 }
 
+/*
+ * The common case of crm_clv_check_rfm in a few comparisons (no libm
+ * call): a small whole x, 0 <= t_x <= T finite, t_x = 0 when x = 0.  When
+ * false, the full check decides (and names the problem).
+ */
+static inline bool
+rfm_plainly_valid(double x, double tx, double T)
+{
+	return x >= 0 && x < 1e15 && x == (double) (int64) x
+		&& tx >= 0 && tx <= T && T <= DBL_MAX && (x != 0 || tx == 0);
+}
+
 /* Check one customer's (frequency, recency, T) in continuous time */
 void
 crm_clv_check_rfm(double x, double tx, double T)
@@ -226,6 +750,24 @@ crm_clv_check_discrete(double x, double tx, double n)
 	if (k[0] > k[1] || k[1] > k[2] || (k[0] == 0) != (k[1] == 0))
 		BAD_ROW(errmsg("invalid BG/BB row: frequency %g, recency %g, n %g", k[0], k[1], k[2]),
 				errdetail("It must hold that frequency <= recency <= n, and recency is 0 exactly when frequency is 0."));
+}
+
+/* Check a forecast horizon t: non-negative and finite */
+double
+crm_clv_check_horizon(double t)
+{
+	if (!(isfinite(t) && t >= 0))
+		BAD_ROW(errmsg("forecast horizon t must be non-negative and finite, not %g", t));
+	return t;
+}
+
+/* Check a count argument (purchases, opportunities): a whole number in [0, max] */
+double
+crm_clv_check_count(double v, const char *what, double max)
+{
+	if (!(isfinite(v) && v >= 0 && v == floor(v) && v <= max))
+		BAD_ROW(errmsg("%s must be an integer between 0 and %.0f, not %g", what, max, v));
+	return v;
 }
 
 /* Add one row to the state, creating it on the first call */
@@ -269,7 +811,8 @@ crm_clv_rfm_trans(PG_FUNCTION_ARGS)
 	k[0] = PG_GETARG_FLOAT8(1);
 	k[1] = PG_GETARG_FLOAT8(2);
 	k[2] = PG_GETARG_FLOAT8(3);
-	crm_clv_check_rfm(k[0], k[1], k[2]);
+	if (!rfm_plainly_valid(k[0], k[1], k[2]))
+		crm_clv_check_rfm(k[0], k[1], k[2]);
 	return rows_transition(fcinfo, FAMILY_RFM, k, check_weight(fcinfo, 4));
 }
 
@@ -319,14 +862,21 @@ crm_clv_discrete_trans(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_rows_combine);
-/* Combine two states (the second may be a deserialised worker state) */
+/*
+ * Combine two states (the second may be a deserialised worker state): the
+ * rows of b, sorted, are merged into a's sorted run, so combining the
+ * partial states of a parallel plan costs a linear merge, not a rehash.
+ */
 Datum
 crm_clv_rows_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext cxt = agg_context(fcinfo, "crm_clv_rows_combine");
 	ClvRows    *a = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
 	ClvRows    *b = PG_ARGISNULL(1) ? NULL : (ClvRows *) PG_GETARG_POINTER(1);
-	int64		j;
+	MemoryContext old;
+	const ClvRow *brows;
+	ClvRow	   *merged;
+	int64		nb;
 
 	if (b == NULL)
 	{
@@ -338,9 +888,15 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a = crm_clv_rows_new(cxt, b->kind);
 	if (a->kind != b->kind)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
-	for (j = 0; j < b->size; j++)
-		if (b->slots[j].w != 0)
-			crm_clv_rows_add(a, b->slots[j].k, b->slots[j].w);
+	brows = crm_clv_rows_sorted(b, &nb);
+	old = MemoryContextSwitchTo(a->cxt);
+	merged = palloc_extended(sizeof(ClvRow) * Max(a->nrun + nb, 1), MCXT_ALLOC_HUGE);
+	MemoryContextSwitchTo(old);
+	a->nrun = merge_runs(a->run, a->nrun, brows, nb, merged);
+	if (a->run)
+		pfree(a->run);
+	a->run = merged;
+	a->total_w += b->total_w;
 	a->rows_in += b->rows_in;
 	PG_RETURN_POINTER(a);
 }
@@ -352,28 +908,41 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 {
 	ClvRows    *st = (ClvRows *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
-	ClvRow	   *rows;
+	const ClvRow *rows;
 	int64		n,
 				j;
+	int			i;
 
 	agg_context(fcinfo, "crm_clv_rows_serialize");
 	rows = crm_clv_rows_sorted(st, &n);
+	if (n > (MaxAllocHugeSize - 64) / sizeof(ClvRow))
+		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
 	pq_sendint64(&buf, n);
+	enlargeStringInfo(&buf, n * sizeof(ClvRow));
 	for (j = 0; j < n; j++)
 	{
-		pq_sendfloat8(&buf, rows[j].k[0]);
-		pq_sendfloat8(&buf, rows[j].k[1]);
-		pq_sendfloat8(&buf, rows[j].k[2]);
-		pq_sendfloat8(&buf, rows[j].w);
+		for (i = 0; i < 3; i++)
+			pq_writeint64(&buf, double_bits(rows[j].k[i]));
+		pq_writeint64(&buf, double_bits(rows[j].w));
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/* The double whose bits are b */
+static inline double
+bits_double(uint64 b)
+{
+	double		v;
+
+	memcpy(&v, &b, sizeof(v));
+	return v;
+}
+
 PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
-/* Rebuild a state from its serialised form */
+/* Rebuild a state from its serialised form: one sorted run, checked */
 Datum
 crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 {
@@ -393,17 +962,23 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	st = crm_clv_rows_new(CurrentMemoryContext, kind);
 	st->rows_in = pq_getmsgint64(&buf);
 	n = pq_getmsgint64(&buf);
+	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(ClvRow))
+		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf.len - buf.cursor);
+	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < n; j++)
 	{
-		double		k[3],
-					w;
+		ClvRow	   *r = &st->run[j];
 
-		k[0] = pq_getmsgfloat8(&buf);
-		k[1] = pq_getmsgfloat8(&buf);
-		k[2] = pq_getmsgfloat8(&buf);
-		w = pq_getmsgfloat8(&buf);
-		crm_clv_rows_add(st, k, w);
+		r->k[0] = bits_double(pq_getmsgint64(&buf));
+		r->k[1] = bits_double(pq_getmsgint64(&buf));
+		r->k[2] = bits_double(pq_getmsgint64(&buf));
+		r->w = bits_double(pq_getmsgint64(&buf));
+		/* the merge relies on strictly increasing keys and positive weights */
+		if (!(r->w > 0 && isfinite(r->w)) || (j > 0 && row_cmp(&st->run[j - 1], r) >= 0))
+			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
+		st->total_w += r->w;
 	}
+	st->nrun = n;
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);
 }
@@ -415,7 +990,7 @@ crm_clv_final_state(FunctionCallInfo fcinfo, const char *what)
 	ClvRows    *st = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
 
 	agg_context(fcinfo, what);
-	if (st == NULL || st->used == 0)
+	if (st == NULL || crm_clv_rows_empty(st))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot fit %s: no customers in the input", what),
@@ -430,10 +1005,13 @@ ClvData *
 crm_clv_prepare(ClvRows *st, bool scale_times)
 {
 	ClvData    *d = palloc0(sizeof(ClvData));
+	const ClvRow *rows = crm_clv_rows_sorted(st, &d->n);
 	int64		j;
 	double		maxT = 0;
 
-	d->rows = crm_clv_rows_sorted(st, &d->n);
+	/* a copy: the fits scale it, and the state may be finalised again */
+	d->rows = palloc_extended(sizeof(ClvRow) * Max(d->n, 1), MCXT_ALLOC_HUGE);
+	memcpy(d->rows, rows, sizeof(ClvRow) * d->n);
 	d->scale = 1.0;
 	for (j = 0; j < d->n; j++)
 	{
@@ -453,63 +1031,36 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
 	return d;
 }
 
-/* Order doubles */
-static int
-double_cmp(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* Position of v in the sorted array t[0..n-1] (v is there) */
-static int32
-find_time(const double *t, int64 n, double v)
-{
-	int64		lo = 0,
-				hi = n - 1;
-
-	while (lo < hi)
-	{
-		int64		mid = (lo + hi) / 2;
-
-		if (t[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (int32) lo;
-}
-
 /*
  * Index the distinct time values of the rows, so an objective computes
  * log(alpha + t) once per distinct t instead of once per row (real data
  * has times on a day grid: a few hundred values for any number of rows).
+ * d->times is sorted, so the index does not depend on the row order.
  */
 void
 crm_clv_index_times(ClvData *d)
 {
-	double	   *all = palloc_extended(sizeof(double) * Max(2 * d->n, 1), MCXT_ALLOC_HUGE);
-	int64		j,
-				m = 0;
+	ValueSet	vs;
+	int32	   *rank;
+	int64		j;
 
-	for (j = 0; j < d->n; j++)
-	{
-		all[2 * j] = d->rows[j].k[1];
-		all[2 * j + 1] = d->rows[j].k[2];
-	}
-	qsort(all, 2 * d->n, sizeof(double), double_cmp);
-	for (j = 0; j < 2 * d->n; j++)
-		if (m == 0 || all[j] != all[m - 1])
-			all[m++] = all[j];
-	d->times = all;
-	d->ntimes = m;
+	if (d->n > PG_INT32_MAX / 2)
+		elog(ERROR, "too many distinct rows to index: %lld", (long long) d->n);
+	value_set_init(&vs, CurrentMemoryContext);
 	d->itx = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	d->iT = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < d->n; j++)
 	{
-		d->itx[j] = find_time(all, m, d->rows[j].k[1]);
-		d->iT[j] = find_time(all, m, d->rows[j].k[2]);
+		d->itx[j] = value_set_index(&vs, d->rows[j].k[1]);
+		d->iT[j] = value_set_index(&vs, d->rows[j].k[2]);
 	}
+	rank = value_set_ranks(&vs, &d->times);
+	d->ntimes = vs.n;
+	for (j = 0; j < d->n; j++)
+	{
+		d->itx[j] = rank[d->itx[j]];
+		d->iT[j] = rank[d->iT[j]];
+	}
+	pfree(rank);
+	value_set_free(&vs);
 }

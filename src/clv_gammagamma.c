@@ -19,26 +19,47 @@
 
 #include "clv.h"
 
-/* Objective: minus the mean log-likelihood over log(p, q, gamma) */
+/* Objective: minus the mean log-likelihood over log(p, q, gamma), with gradient */
 static double
-gg_objective(const double *theta, double *grad, void *arg)
+gg_objective(const double *theta, double *grad, double *hess, void *arg)
 {
 	ClvData    *d = arg;
 	double		p = exp(theta[0]),
 				q = exp(theta[1]),
 				g = exp(theta[2]);
 	double		base = -lgamma(q) + q * theta[2];
-	double		ll = 0;
+	double		dq_base = grad ? -crm_clv_digamma(q) + theta[2] : 0;
+	double		ll = 0,
+				gp = 0,
+				gq = 0,
+				gg = 0;
 	int64		j;
 
 	for (j = 0; j < d->n; j++)
 	{
 		double		x = d->rows[j].k[0],
-					m = d->rows[j].k[1];
+					m = d->rows[j].k[1],
+					w = d->rows[j].w;
 		double		px = p * x;
+		double		lgm = log(g + x * m);
 
-		ll += d->rows[j].w * (base + lgamma(px + q) - lgamma(px) + (px - 1) * log(m)
-							  + px * log(x) - (px + q) * log(g + x * m));
+		ll += w * (base + lgamma(px + q) - lgamma(px) + (px - 1) * log(m)
+				   + px * log(x) - (px + q) * lgm);
+		if (grad)
+		{
+			double		psi_pxq = crm_clv_digamma(px + q);
+
+			gp += w * x * (psi_pxq - crm_clv_digamma(px) + log(m) + log(x) - lgm);
+			gq += w * (dq_base + psi_pxq - lgm);
+			gg += w * (q / g - (px + q) / (g + x * m));
+		}
+	}
+	if (grad)
+	{
+		/* chain rule to log-parameters, and minus the mean */
+		grad[0] = -gp * p / d->total_w;
+		grad[1] = -gq * q / d->total_w;
+		grad[2] = -gg * g / d->total_w;
 	}
 	return -ll / d->total_w;
 }
@@ -63,7 +84,7 @@ crm_gammagamma_final(PG_FUNCTION_ARGS)
 	mean /= d->total_w;
 	for (j = 0; j < d->n; j++)
 		d->rows[j].k[1] /= mean;
-	crm_clv_minimise(gg_objective, d, 3, theta, false, d->total_w, &res);
+	crm_clv_minimise(gg_objective, d, 3, theta, true, d->total_w, &res);
 	for (j = 0; j < 3; j++)
 		p[j] = exp(theta[j]);
 	p[2] *= mean;

@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "clv.h"
 
@@ -94,7 +95,7 @@ pnbd_core(double s, double B, double t)
 
 /* Objective: minus the mean log-likelihood over log-parameters */
 static double
-pnbd_objective(const double *theta, double *grad, void *arg)
+pnbd_objective(const double *theta, double *grad, double *hess, void *arg)
 {
 	ClvData    *d = arg;
 	double		p[4];
@@ -131,15 +132,100 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(model);
 }
 
-/* Check a forecast horizon */
+/*
+ * log of G(r+s+j) / G(r+s) B2(j, u) of P(X(t) = x): the j-th term of the
+ * Pareto/NBD pmf, with B2(j, u) = 2F1(r+s+j, s+1; r+s+x+1; (alpha-beta)/
+ * (alpha+u)) / (alpha+u)^(r+s+j) when alpha >= beta, and the symmetric
+ * form with (r+x, beta) otherwise (Fader & Hardie 2006, note 012).
+ */
 static double
-check_horizon(double t)
+pnbd_log_b2(const double *p, double x, double j, double u)
 {
-	if (!(isfinite(t) && t >= 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("forecast horizon t must be non-negative and finite, not %g", t)));
-	return t;
+	double		r = p[0],
+				alpha = p[1],
+				s = p[2],
+				beta = p[3];
+	double		c = r + s + j;
+	int			sign;
+
+	if (alpha >= beta)
+		return crm_clv_log_hyp2f1(c, s + 1, r + s + x + 1, (alpha - beta) / (alpha + u), &sign)
+			- c * log(alpha + u);
+	return crm_clv_log_hyp2f1(c, r + x, r + s + x + 1, (beta - alpha) / (beta + u), &sign)
+		- c * log(beta + u);
+}
+
+/* Most terms the tail series of pnbd_prob may take */
+#define PNBD_TAIL_MAX_TERMS	100000
+
+/* log of the j-th term G(r+s+j)/(G(r+s) j!) t^j B2(j, t) of the pmf's bracket */
+static double
+pnbd_log_term(const double *p, double x, double j, double t)
+{
+	double		rs = p[0] + p[2];
+
+	return lgamma(rs + j) - lgamma(rs) - lgamma(j + 1) + j * log(t) + pnbd_log_b2(p, x, j, t);
+}
+
+/*
+ * P(X(t) = x) of a new customer.  Alive at t with x purchases, or dead at
+ * some tau < t after x purchases:
+ *	 NB(x; r, alpha/(alpha+t)) (beta/(beta+t))^s
+ *	 + alpha^r beta^s B(r+x, s+1)/B(r,s)
+ *	   [B2(0, 0) - sum_{j=0}^{x} G(r+s+j)/(G(r+s) j!) t^j B2(j, t)]
+ * The bracket weighs P(at least x+1 events of rate lambda+mu by t), so it
+ * also equals the positive series sum_{j>x} of the same terms.  The
+ * difference is used while it keeps at least half of B2(0, 0); below that,
+ * where it would cancel to rounding noise, the series.
+ */
+static double
+pnbd_prob(const double *p, double x, double t)
+{
+	double		r = p[0],
+				alpha = p[1],
+				s = p[2],
+				beta = p[3];
+	double		first,
+				lb1,
+				lbracket,
+				sum = -INFINITY;
+	double		j;
+
+	if (t == 0)
+		return (x == 0) ? 1.0 : 0.0;	/* no time, no purchase */
+	first = lgamma(r + x) - lgamma(r) - lgamma(x + 1) + r * log(alpha / (alpha + t))
+		+ x * log(t / (alpha + t)) + s * log(beta / (beta + t));
+	lb1 = pnbd_log_b2(p, x, 0, 0);
+	for (j = 0; j <= x; j++)
+	{
+		sum = crm_clv_log_add(sum, pnbd_log_term(p, x, j, t));
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (sum < lb1 + log(0.5))
+		lbracket = lb1 + log(-expm1(sum - lb1));
+	else
+	{
+		double		prev = INFINITY;
+
+		lbracket = -INFINITY;
+		for (j = x + 1;; j++)
+		{
+			double		term = pnbd_log_term(p, x, j, t);
+
+			lbracket = crm_clv_log_add(lbracket, term);
+			if (term < lbracket - 40 && term < prev)
+				break;
+			if (j > x + PNBD_TAIL_MAX_TERMS)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("cannot compute the probability of %g purchases to full precision", x),
+						 errdetail("The tail series did not converge in %d terms.", PNBD_TAIL_MAX_TERMS)));
+			prev = term;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	return exp(first) + exp(r * log(alpha) + s * log(beta) + crm_clv_lbeta(r + x, s + 1)
+							- crm_clv_lbeta(r, s) + lbracket);
 }
 
 /* E[Y(t) | x, t_x, T] */
@@ -162,7 +248,7 @@ Datum
 crm_paretonbd_expected_conditional(PG_FUNCTION_ARGS)
 {
 	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
 	double		x = PG_GETARG_FLOAT8(2),
 				tx = PG_GETARG_FLOAT8(3),
 				T = PG_GETARG_FLOAT8(4);
@@ -177,12 +263,24 @@ Datum
 crm_paretonbd_expected_unconditional(PG_FUNCTION_ARGS)
 {
 	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		t = check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
 
 	if (t == 0)
 		PG_RETURN_FLOAT8(0);
 	/* r beta / alpha [1 - (beta/(beta+t))^(s-1)] / (s-1) */
 	PG_RETURN_FLOAT8(m->p[0] * m->p[3] / m->p[1] * pnbd_core(m->p[2], m->p[3], t));
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_prob_purchases);
+/* crm.prob_purchases(paretonbd, n, t) = P(X(t) = n) */
+Datum
+crm_paretonbd_prob_purchases(PG_FUNCTION_ARGS)
+{
+	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e5);
+	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(2));
+
+	PG_RETURN_FLOAT8(pnbd_prob(m->p, n, t));
 }
 
 PG_FUNCTION_INFO_V1(crm_paretonbd_p_alive);

@@ -1,0 +1,77 @@
+-- The fitting aggregates' state: the sampled start of large fits, states
+-- shared by two aggregates, and window aggregates that finalise the state
+-- and then add rows to it.
+SET search_path = crm, public;
+CREATE TABLE clv_state_cdnow (id int, frequency float8, recency float8, t float8);
+\copy clv_state_cdnow FROM 'test/data/cdnow_customers_summary.csv' (FORMAT csv, HEADER)
+
+-- two aggregates over the same arguments share one transition state: each
+-- final function leaves it as it found it
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t)::text FROM clv_state_cdnow) = b::text AS bgnbd_same,
+	   (SELECT crm.mbgnbd_fit(frequency, recency, t)::text FROM clv_state_cdnow) = m::text AS mbgnbd_same,
+	   (SELECT crm.paretonbd_fit(frequency, recency, t)::text FROM clv_state_cdnow) = p::text AS paretonbd_same
+  FROM (SELECT crm.bgnbd_fit(frequency, recency, t) b, crm.mbgnbd_fit(frequency, recency, t) m,
+			   crm.paretonbd_fit(frequency, recency, t) p
+		  FROM clv_state_cdnow) s;
+
+-- a running fit finalises the state after every row, and rows keep coming
+-- (the first frames hold too few customers to converge: their warnings are muted)
+SET client_min_messages = error;
+CREATE TEMP TABLE running AS
+SELECT id, crm.bgnbd_fit(frequency, recency, t) OVER (ORDER BY id) AS m FROM clv_state_cdnow WHERE id <= 1000;
+RESET client_min_messages;
+SELECT (SELECT m::text FROM running WHERE id = 1000)
+		 = (SELECT crm.bgnbd_fit(frequency, recency, t)::text FROM clv_state_cdnow WHERE id <= 1000) AS last_same,
+	   (SELECT m::text FROM running WHERE id = 500)
+		 = (SELECT crm.bgnbd_fit(frequency, recency, t)::text FROM clv_state_cdnow WHERE id <= 500) AS middle_same;
+
+-- 90,000 simulated customers in continuous time: more than 32,768 distinct
+-- rows, so the fit starts from a fit on a sample and finishes on all rows.
+-- It must land on the maximum: moving any parameter by 0.01% either way
+-- lowers the log-likelihood (summed row by row).
+CREATE TABLE clv_state_big AS
+SELECT (crm.bgnbd_simulate('bgnbd(r=0.25,alpha=4,a=0.8,b=2.5)', 39 - (i % 84) / 7.0, i)).*
+  FROM generate_series(1, 90000) i;
+CREATE TEMP TABLE big_rows AS SELECT frequency, recency, t, count(*) AS w FROM clv_state_big GROUP BY 1, 2, 3;
+ANALYZE clv_state_big;
+SELECT sum(w) AS customers, count(*) AS distinct_rows FROM big_rows;
+CREATE TEMP TABLE big_fit AS SELECT crm.bgnbd_fit(frequency, recency, t) AS m FROM clv_state_big;
+SELECT (crm.bgnbd_params(m)).converged, round((crm.bgnbd_params(m)).r::numeric, 3) AS r,
+	   round((crm.bgnbd_params(m)).alpha::numeric, 2) AS alpha FROM big_fit;
+SELECT k AS param, bool_and(ll_moved < ll_fit) AS maximum
+  FROM (SELECT k, (crm.bgnbd_params(m)).ll AS ll_fit,
+			   (SELECT sum(w * crm.log_likelihood(format('bgnbd(r=%s,alpha=%s,a=%s,b=%s)',
+						p.r * CASE WHEN k = 'r' THEN f ELSE 1 END, p.alpha * CASE WHEN k = 'alpha' THEN f ELSE 1 END,
+						p.a * CASE WHEN k = 'a' THEN f ELSE 1 END, p.b * CASE WHEN k = 'b' THEN f ELSE 1 END)::crm.bgnbd,
+						frequency, recency, t)) FROM big_rows) AS ll_moved
+		  FROM big_fit, crm.bgnbd_params(m) p, unnest(ARRAY['r', 'alpha', 'a', 'b']) k, unnest(ARRAY[0.9999, 1.0001]) f) s
+ GROUP BY k ORDER BY k;
+-- and the same model whatever the row order or plan (here the leader's
+-- partial state is merged with the workers')
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY random()) FROM clv_state_big)::text = m::text AS shuffled_same
+  FROM big_fit;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_big;
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_big)::text = m::text AS parallel_same
+  FROM big_fit;
+-- a key column with more than 65,536 distinct values (here recency) moves
+-- the state from packed to wide rows midway (in the serial plans; each
+-- parallel worker sees fewer): same model in any row order and plan, and
+-- the same as from the rows merged beforehand.  The made-up rows have no
+-- interior maximum: the warnings that say so are muted.
+SET client_min_messages = error;
+CREATE TABLE clv_state_wide AS
+SELECT i % 5 + 1 AS frequency, (i % 70001) / 70001.0 * 30 AS recency, 30 + i % 3 AS t, i FROM generate_series(1, 140002) i;
+ANALYZE clv_state_wide;
+SELECT count(DISTINCT recency) AS distinct_recency FROM clv_state_wide;
+CREATE TEMP TABLE wide_fit AS SELECT crm.bgnbd_fit(frequency, recency, t) AS m FROM clv_state_wide;
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY i DESC) FROM clv_state_wide)::text = m::text AS reversed_same,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t, w) FROM (SELECT frequency, recency, t, count(*)::float8 w
+		  FROM clv_state_wide GROUP BY 1, 2, 3) g)::text = m::text AS weighted_same,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_wide)::text = m::text AS parallel_same
+  FROM wide_fit;
+RESET client_min_messages;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide;
