@@ -328,3 +328,18 @@ CREATE FUNCTION crm.bgnbd_simulate(model crm.bgnbd, "T" float8, seed bigint, ste
 	OUT frequency float8, OUT recency float8, OUT t float8)
 AS 'MODULE_PATHNAME', 'crm_bgnbd_simulate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.bgnbd_simulate(crm.bgnbd, float8, bigint, float8) IS 'one customer drawn from a BG/NBD model, observed for T units; the same seed gives the same customer; times rounded up to multiples of step when step > 0';
+CREATE FUNCTION crm.mbgnbd_simulate(model crm.mbgnbd, "T" float8, seed bigint, step float8 DEFAULT 0,
+	OUT frequency float8, OUT recency float8, OUT t float8)
+AS 'MODULE_PATHNAME', 'crm_mbgnbd_simulate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.mbgnbd_simulate(crm.mbgnbd, float8, bigint, float8) IS 'one customer drawn from an MBG/NBD model (dropout possible at time 0 and after each purchase), observed for T units; the same seed gives the same customer; times rounded up to multiples of step when step > 0';
+CREATE FUNCTION crm.paretonbd_simulate(model crm.paretonbd, "T" float8, seed bigint, step float8 DEFAULT 0,
+	OUT frequency float8, OUT recency float8, OUT t float8)
+AS 'MODULE_PATHNAME', 'crm_paretonbd_simulate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.paretonbd_simulate(crm.paretonbd, float8, bigint, float8) IS 'one customer drawn from a Pareto/NBD model (exponential lifetime), observed for T units; the same seed gives the same customer; times rounded up to multiples of step when step > 0';
+CREATE FUNCTION crm.bgbb_simulate(model crm.bgbb, opportunities float8, seed bigint,
+	OUT frequency float8, OUT recency float8, OUT n float8)
+AS 'MODULE_PATHNAME', 'crm_bgbb_simulate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.bgbb_simulate(crm.bgbb, float8, bigint) IS 'one customer drawn from a BG/BB model over n transaction opportunities (dropout at the start of each, then a purchase with probability p); the same seed gives the same customer';
+CREATE FUNCTION crm.gammagamma_simulate(model crm.gammagamma, frequency float8, seed bigint)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_gammagamma_simulate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.gammagamma_simulate(crm.gammagamma, float8, bigint) IS 'monetary value (mean of frequency purchase values) of one customer drawn from a Gamma-Gamma model; the same seed gives the same customer';

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "fmgr.h"
@@ -61,6 +62,9 @@ rng_gamma(Rng *g, double shape)
 
 	if (shape < 1.0)
 		return rng_gamma(g, shape + 1.0) * pow(rng_unif(g), 1.0 / shape);
+	/* huge shapes: the normal limit (relative sd 1/sqrt(shape) < 3e-8) */
+	if (shape > 1e15)
+		return Max(shape + sqrt(shape) * rng_norm(g), 0.0);
 	d = shape - 1.0 / 3.0;
 	c = 1.0 / sqrt(9.0 * d);
 	for (;;)
@@ -85,27 +89,52 @@ on_grid(double t, double step)
 	return step > 0 ? ceil(t / step - 1e-9) * step : t;
 }
 
-PG_FUNCTION_INFO_V1(crm_bgnbd_simulate);
-/* crm.bgnbd_simulate(model, T, seed [, step]): one simulated customer */
-Datum
-crm_bgnbd_simulate(PG_FUNCTION_ARGS)
+/* Seed the generator from the seed alone */
+static void
+rng_seed(Rng *g, int64 seed)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGNBD);
-	double		T = PG_GETARG_FLOAT8(1);
-	int64		seed = PG_GETARG_INT64(2);
-	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
-	Rng			g;
-	double		lambda,
-				p,
-				ga,
-				gb,
-				t = 0,
-				tx = 0;
-	int			x = 0;
-	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false};
+	g->s = (uint64) seed * UINT64CONST(0xd1b54a32d192ed03) + UINT64CONST(0x2545f4914f6cdd1d);
+	rng_next(g);
+}
 
+/* Beta(a, b) as a ratio of gammas */
+static double
+rng_beta(Rng *g, double a, double b)
+{
+	double		ga = rng_gamma(g, a),
+				gb = rng_gamma(g, b);
+
+	/* both underflow only for tiny shapes: pick a side by the odds a : b */
+	if (!(ga + gb > 0))
+		return rng_unif(g) < a / (a + b) ? 1.0 : 0.0;
+	return ga / (ga + gb);
+}
+
+#define MAX_PURCHASES	1000000
+
+/*
+ * The model's parameters must be positive and finite.  The type's input
+ * and receive functions already guarantee it; checked again because the
+ * sampling loops rely on it.
+ */
+static void
+check_model(const ClvModel *m)
+{
+	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	int			i;
+
+	for (i = 0; i < ki->nparams; i++)
+		if (!(isfinite(m->p[i]) && m->p[i] > 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s parameter %s must be positive and finite, not %g",
+							ki->name, ki->params[i], m->p[i])));
+}
+
+/* Check T and step of a continuous-time simulator */
+static void
+check_time(double T, double step)
+{
 	if (!(isfinite(T) && T >= 0 && T <= 1e6))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -114,27 +143,182 @@ crm_bgnbd_simulate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("step must be non-negative, not %g", step)));
-	g.s = (uint64) seed * UINT64CONST(0xd1b54a32d192ed03) + UINT64CONST(0x2545f4914f6cdd1d);
-	rng_next(&g);
-	lambda = rng_gamma(&g, m->p[0]) / m->p[1];
-	ga = rng_gamma(&g, m->p[2]);
-	gb = rng_gamma(&g, m->p[3]);
-	p = ga / (ga + gb);
-	for (;;)
-	{
-		t += -log(rng_unif(&g)) / lambda;
-		if (!(t <= T))
-			break;
-		x++;
-		tx = t;
-		if (rng_unif(&g) < p || x >= 1000000)
-			break;
-	}
+}
+
+/* Return (frequency, recency, last column) as the function's row type */
+static Datum
+sim_result(FunctionCallInfo fcinfo, double x, double tx, double T)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false};
+
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum((double) x);
-	values[1] = Float8GetDatum(x > 0 ? Min(on_grid(tx, step), on_grid(T, step)) : 0.0);
-	values[2] = Float8GetDatum(on_grid(T, step));
+	values[0] = Float8GetDatum(x);
+	values[1] = Float8GetDatum(tx);
+	values[2] = Float8GetDatum(T);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* One BG/NBD (m = 0) or MBG/NBD (m = 1) customer */
+static Datum
+bg_simulate(FunctionCallInfo fcinfo, int kind, int m)
+{
+	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, kind);
+	double		T = PG_GETARG_FLOAT8(1);
+	int64		seed = PG_GETARG_INT64(2);
+	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
+	Rng			g;
+	double		lambda,
+				p,
+				t = 0,
+				tx = 0;
+	int			x = 0;
+
+	check_model(model);
+	check_time(T, step);
+	rng_seed(&g, seed);
+	lambda = rng_gamma(&g, model->p[0]) / model->p[1];
+	p = rng_beta(&g, model->p[2], model->p[3]);
+	/* MBG/NBD: the customer may drop out at time 0, before any purchase */
+	if (m == 0 || !(rng_unif(&g) < p))
+	{
+		for (;;)
+		{
+			t += -log(rng_unif(&g)) / lambda;
+			if (!(t <= T))
+				break;
+			x++;
+			tx = t;
+			if (rng_unif(&g) < p || x >= MAX_PURCHASES)
+				break;
+		}
+	}
+	return sim_result(fcinfo, (double) x,
+					  x > 0 ? Min(on_grid(tx, step), on_grid(T, step)) : 0.0,
+					  on_grid(T, step));
+}
+
+PG_FUNCTION_INFO_V1(crm_bgnbd_simulate);
+/* crm.bgnbd_simulate(model, T, seed [, step]): one simulated customer */
+Datum
+crm_bgnbd_simulate(PG_FUNCTION_ARGS)
+{
+	return bg_simulate(fcinfo, CLV_BGNBD, 0);
+}
+
+PG_FUNCTION_INFO_V1(crm_mbgnbd_simulate);
+/* crm.mbgnbd_simulate(model, T, seed [, step]): one simulated customer */
+Datum
+crm_mbgnbd_simulate(PG_FUNCTION_ARGS)
+{
+	return bg_simulate(fcinfo, CLV_MBGNBD, 1);
+}
+
+PG_FUNCTION_INFO_V1(crm_paretonbd_simulate);
+/* crm.paretonbd_simulate(model, T, seed [, step]): one simulated customer */
+Datum
+crm_paretonbd_simulate(PG_FUNCTION_ARGS)
+{
+	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		T = PG_GETARG_FLOAT8(1);
+	int64		seed = PG_GETARG_INT64(2);
+	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
+	Rng			g;
+	double		lambda,
+				mu,
+				tau,
+				end,
+				t = 0,
+				tx = 0;
+	int			x = 0;
+
+	check_model(model);
+	check_time(T, step);
+	rng_seed(&g, seed);
+	lambda = rng_gamma(&g, model->p[0]) / model->p[1];
+	mu = rng_gamma(&g, model->p[2]) / model->p[3];
+	tau = -log(rng_unif(&g)) / mu;	/* +Inf when mu underflows: never dies */
+	end = Min(tau, T);
+	for (;;)
+	{
+		t += -log(rng_unif(&g)) / lambda;
+		if (!(t <= end) || x >= MAX_PURCHASES)
+			break;
+		x++;
+		tx = t;
+	}
+	return sim_result(fcinfo, (double) x,
+					  x > 0 ? Min(on_grid(tx, step), on_grid(T, step)) : 0.0,
+					  on_grid(T, step));
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_simulate);
+/* crm.bgbb_simulate(model, n, seed): one simulated customer over n opportunities */
+Datum
+crm_bgbb_simulate(PG_FUNCTION_ARGS)
+{
+	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	double		nd = PG_GETARG_FLOAT8(1);
+	int64		seed = PG_GETARG_INT64(2);
+	Rng			g;
+	double		p,
+				theta;
+	int			n,
+				i,
+				x = 0,
+				tx = 0;
+
+	check_model(model);
+	if (!(isfinite(nd) && nd >= 1 && nd <= 100000 && nd == floor(nd)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("opportunities must be a whole number between 1 and 100000, not %g", nd)));
+	n = (int) nd;
+	rng_seed(&g, seed);
+	p = rng_beta(&g, model->p[0], model->p[1]);
+	theta = rng_beta(&g, model->p[2], model->p[3]);
+	for (i = 1; i <= n; i++)
+	{
+		/* drop out at the start of the opportunity, else maybe buy */
+		if (rng_unif(&g) < theta)
+			break;
+		if (rng_unif(&g) < p)
+		{
+			x++;
+			tx = i;
+		}
+	}
+	return sim_result(fcinfo, (double) x, (double) tx, (double) n);
+}
+
+PG_FUNCTION_INFO_V1(crm_gammagamma_simulate);
+/* crm.gammagamma_simulate(model, frequency, seed): mean value of frequency purchases */
+Datum
+crm_gammagamma_simulate(PG_FUNCTION_ARGS)
+{
+	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
+	double		x = PG_GETARG_FLOAT8(1);
+	int64		seed = PG_GETARG_INT64(2);
+	Rng			g;
+	double		nu,
+				sum;
+
+	check_model(model);
+	if (!(isfinite(x) && x >= 1 && x <= 1e6 && x == floor(x)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("frequency must be a whole number between 1 and 1000000, not %g", x),
+				 x == 0 ? errdetail("Gamma-Gamma describes the mean value of the repeat purchases; there is none at frequency 0.") : 0));
+	if (!isfinite(model->p[0] * x))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("p * frequency overflows: p = %g, frequency %g", model->p[0], x)));
+	rng_seed(&g, seed);
+	nu = rng_gamma(&g, model->p[1]) / model->p[2];
+	sum = rng_gamma(&g, model->p[0] * x) / nu;
+	/* keep the value a valid spend when a draw under- or overflows */
+	PG_RETURN_FLOAT8(Min(Max(sum / x, DBL_MIN), DBL_MAX));
 }
