@@ -86,7 +86,8 @@ rng_gamma(Rng *g, double shape)
 static double
 on_grid(double t, double step)
 {
-	return step > 0 ? ceil(t / step - 1e-9) * step : t;
+	/* + 0.0: a time 0 stays +0, never -0 from ceil(-1e-9) */
+	return step > 0 ? ceil(t / step - 1e-9) * step + 0.0 : t;
 }
 
 /* Seed the generator from the seed alone */
