@@ -20,8 +20,27 @@ SELECT key AS param, (crm.params(t.m)->>key)::float8 AS true_value,
 		   < 2 * (crm.params(e.m)->'se'->>key)::float8 AS within_2se
   FROM truth t, est e, unnest(ARRAY['r', 'alpha', 'a', 'b']) key;
 SELECT (crm.bgnbd_params(m)).converged FROM est;
+-- the same seeds give the same fit
+SELECT crm.bgnbd_params(e.m) = crm.bgnbd_params(again.m) AS deterministic_fit
+  FROM est e,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t) AS m
+		  FROM (SELECT (crm.bgnbd_simulate(m, 39 - (i % 84) / 7.0, i, 1 / 7.0)).*
+				  FROM truth, generate_series(1, 20000) i) s) again;
+-- the check can fail: customers from other parameters (r doubled) are not
+-- within three standard errors of the first truth
+SELECT bool_and(abs((crm.params(o.m)->>key)::float8 - (crm.params(t.m)->>key)::float8)
+				< 3 * (crm.params(o.m)->'se'->>key)::float8) AS other_within_3se
+  FROM truth t,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t) AS m
+		  FROM (SELECT (crm.bgnbd_simulate('bgnbd(r=0.5,alpha=4,a=0.8,b=2.5)', 39 - (i % 84) / 7.0, i, 1 / 7.0)).*
+				  FROM generate_series(1, 20000) i) s) o,
+	   unnest(ARRAY['r', 'alpha', 'a', 'b']) key;
 -- bad simulator input
 SELECT crm.bgnbd_simulate(m, -1, 1) FROM truth;
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.bgnbd_simulate(m, 39, 1, -1) FROM truth;
 \echo :LAST_ERROR_SQLSTATE
+SELECT crm.bgnbd_simulate(m, 'NaN', 1) FROM truth;
+\echo :LAST_ERROR_SQLSTATE
+-- a time 0 on the grid is +0, not -0
+SELECT crm.bgnbd_simulate(m, 0, 1, 1) FROM truth;
