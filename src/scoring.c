@@ -807,6 +807,28 @@ contribution_for(List **list, RuleCache *rc, int64 rule_id, int group)
 	return c;
 }
 
+/* The per-contact look-ups of contributions(), prepared once per backend */
+static SPIPlanPtr ledger_plan = NULL;
+static SPIPlanPtr replay_plan = NULL;
+static SPIPlanPtr event_plan = NULL;
+
+/* Prepare a query with (contact_id, at) arguments and keep it */
+static SPIPlanPtr
+contact_plan(SPIPlanPtr *slot, const char *sql)
+{
+	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, 2, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		*slot = plan;
+	}
+	return *slot;
+}
+
 /*
  * Per-rule contributions to a contact's scores at time "at" (all groups when
  * group < 0).  From the ledger when every stored row is as of "at" or
@@ -818,15 +840,17 @@ contributions(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 {
 	List	   *result = NIL;
 	Datum		args[2];
-	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
 	bool		replay = false;
 
 	args[0] = Int64GetDatum(contact_id);
 	args[1] = TimestampTzGetDatum(at);
 
-	SPI_execute_with_args("SELECT rule_id, score_group, hits, raw_points, value, as_of, half_life_us "
-						  "FROM crm.score_ledger WHERE contact_id = $1 ORDER BY rule_id",
-						  1, types, args, NULL, true, 0);
+	/* one call per contact of a view like crm.contact_profile: plans are kept */
+	SPI_execute_plan(contact_plan(&ledger_plan,
+								  "SELECT rule_id, score_group, hits, raw_points, value, as_of, half_life_us "
+								  "FROM crm.score_ledger WHERE contact_id OPERATOR(pg_catalog.=) $1 "
+								  "ORDER BY rule_id"),
+					 args, NULL, true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -870,9 +894,11 @@ contributions(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 				kept = lappend(kept, c);
 		}
 		result = kept;
-		SPI_execute_with_args("SELECT kind, occurred_at, properties FROM crm.activity "
-							  "WHERE contact_id = $1 AND occurred_at <= $2",
-							  2, types, args, NULL, true, 0);
+		SPI_execute_plan(contact_plan(&replay_plan,
+									  "SELECT kind, occurred_at, properties FROM crm.activity "
+									  "WHERE contact_id OPERATOR(pg_catalog.=) $1 "
+									  "AND occurred_at OPERATOR(pg_catalog.<=) $2"),
+						 args, NULL, true, 0);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
@@ -898,9 +924,11 @@ contributions(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 	}
 
 	/* windowed rules: matches inside (at - window, at] */
-	SPI_execute_with_args("SELECT rule_id, occurred_at, points FROM crm.score_event "
-						  "WHERE contact_id = $1 AND occurred_at <= $2 ORDER BY rule_id, occurred_at DESC",
-						  2, types, args, NULL, true, 0);
+	SPI_execute_plan(contact_plan(&event_plan,
+								  "SELECT rule_id, occurred_at, points FROM crm.score_event "
+								  "WHERE contact_id OPERATOR(pg_catalog.=) $1 "
+								  "AND occurred_at OPERATOR(pg_catalog.<=) $2 ORDER BY rule_id, occurred_at DESC"),
+					 args, NULL, true, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
