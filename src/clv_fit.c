@@ -591,17 +591,98 @@ sort_rows_by_rank(ClvRow *rows, int64 n)
 	return true;
 }
 
-/* Sort rows[0..m) (palloc'd in st->cxt, given away) and merge them into the run */
-static void
-run_absorb(ClvRows *st, ClvRow *rows, int64 m)
+/*
+ * The packed rows as wide rows sorted by key, without a comparison or a
+ * hash lookup a row: each column's dictionary (few values) is ranked, the
+ * ranks of a row make one integer whose order is the key order (distinct
+ * rows, distinct integers), and (integer, weight) pairs are sorted by an
+ * LSD radix sort, then unpacked through the sorted dictionaries.  NULL
+ * when the ranks do not fit in 63 bits (the caller sorts by comparison).
+ */
+static ClvRow *
+packed_sorted(ClvRows *st)
 {
-	if (!sort_rows_by_rank(rows, m))
-		sort_rows(rows, m);
+	int32	   *rank[3];
+	double	   *vals[3];
+	uint64		n[3],
+				span = 1;
+	int			c,
+				keybits = 0,
+				shift;
+	int64		m = 0,
+				j;
+	ClvPacked  *a,
+			   *b;
+	ClvRow	   *rows;
+
+	for (c = 0; c < 3; c++)
+	{
+		n[c] = Max(st->dict[c]->n, 1);
+		if (span > (UINT64CONST(1) << 62) / n[c])
+			return NULL;
+		span *= n[c];
+	}
+	while ((UINT64CONST(1) << keybits) < span)
+		keybits++;
+	for (c = 0; c < 3; c++)
+		rank[c] = value_set_ranks(st->dict[c], &vals[c]);
+	a = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
+	b = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
+	for (j = 0; j < st->psize; j++)
+		if (st->pslots[j].w != 0)
+		{
+			uint64		key = st->pslots[j].key;
+
+			a[m].key = ((uint64) rank[0][key >> (2 * PACK_BITS)] * n[1]
+						+ (uint64) rank[1][(key >> PACK_BITS) & PACK_MASK]) * n[2]
+				+ (uint64) rank[2][key & PACK_MASK];
+			a[m++].w = st->pslots[j].w;
+		}
+	/* LSD radix sort on the key bits, RADIX_BITS at a time (stable) */
+	for (shift = 0; shift < keybits; shift += RADIX_BITS)
+	{
+		int64		count[(1 << RADIX_BITS) + 1] = {0};
+		ClvPacked  *t;
+		int			i;
+
+		for (j = 0; j < m; j++)
+			count[((a[j].key >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
+		for (i = 0; i < (1 << RADIX_BITS); i++)
+			count[i + 1] += count[i];
+		for (j = 0; j < m; j++)
+			b[count[(a[j].key >> shift) & ((1 << RADIX_BITS) - 1)]++] = a[j];
+		t = a, a = b, b = t;
+	}
+	rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * Max(m, 1));
+	for (j = 0; j < m; j++)
+	{
+		uint64		key = a[j].key;
+
+		rows[j].k[2] = vals[2][key % n[2]];
+		key /= n[2];
+		rows[j].k[1] = vals[1][key % n[1]];
+		rows[j].k[0] = vals[0][key / n[1]];
+		rows[j].w = a[j].w;
+	}
+	pfree(a);
+	pfree(b);
+	for (c = 0; c < 3; c++)
+	{
+		pfree(rank[c]);
+		pfree(vals[c]);
+	}
+	return rows;
+}
+
+/* Merge the sorted rows[0..m) (palloc'd in st->cxt, given away) into the run */
+static void
+run_merge_in(ClvRows *st, ClvRow *rows, int64 m)
+{
 	if (st->nrun == 0)
 	{
 		if (st->run)
 			pfree(st->run);
-		st->run = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+		st->run = rows;
 	}
 	else
 	{
@@ -616,11 +697,11 @@ run_absorb(ClvRows *st, ClvRow *rows, int64 m)
 }
 
 /*
- * Turn the hashed rows into part of the sorted run: the wide table's rows
- * compacted to its front in its own memory, the packed ones unpacked, each
- * sorted and merged with the run.  The state holds the same rows after;
- * later rows go into new hashes (a window aggregate may finalise, then add
- * rows).
+ * Turn the hashed rows into part of the sorted run: the packed rows
+ * sorted through their dictionaries, the wide table's rows compacted to
+ * its front in its own memory, each sorted and merged with the run.  The
+ * state holds the same rows after; later rows go into new hashes (a
+ * window aggregate may finalise, then add rows).
  */
 static void
 rows_consolidate(ClvRows *st)
@@ -631,18 +712,26 @@ rows_consolidate(ClvRows *st)
 	rows_flush(st);
 	if (st->pused > 0)
 	{
-		ClvRow	   *rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+		ClvRow	   *rows = packed_sorted(st);
 
-		for (j = 0; j < st->psize; j++)
-			if (st->pslots[j].w != 0)
-			{
-				packed_keys(st, st->pslots[j].key, rows[m].k);
-				rows[m++].w = st->pslots[j].w;
-			}
+		m = st->pused;
+		if (rows == NULL)
+		{
+			rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+			m = 0;
+			for (j = 0; j < st->psize; j++)
+				if (st->pslots[j].w != 0)
+				{
+					packed_keys(st, st->pslots[j].key, rows[m].k);
+					rows[m++].w = st->pslots[j].w;
+				}
+			if (!sort_rows_by_rank(rows, m))
+				sort_rows(rows, m);
+		}
 		pfree(st->pslots);
 		st->pslots = NULL;
 		st->psize = st->pused = 0;
-		run_absorb(st, rows, m);
+		run_merge_in(st, rows, m);
 	}
 	if (st->used > 0)
 	{
@@ -654,7 +743,10 @@ rows_consolidate(ClvRows *st)
 				rows[m++] = rows[j];
 		st->slots = NULL;
 		st->size = st->used = 0;
-		run_absorb(st, rows, m);
+		rows = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+		if (!sort_rows_by_rank(rows, m))
+			sort_rows(rows, m);
+		run_merge_in(st, rows, m);
 	}
 }
 
