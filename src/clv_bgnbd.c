@@ -92,7 +92,7 @@ bg_x_terms(const double *p, int m, double x, double W, int want, double *g, doub
 /*
  * The log-likelihood of the rows (times scaled, indexed) at natural
  * parameters p, and its gradient g and Hessian H (upper triangle) in p.
- * Per row the bracket is log(e^u1 + e^u2): one exp and one log1p, the
+ * Per row the bracket is log(e^u1 + e^u2): one exp and one log, the
  * shares w1, w2 of the two terms coming from the same exp; its Hessian is
  * w1 H1 + w2 H2 + w1 w2 (g1 - g2)(g1 - g2)'.  Inlined with want a
  * constant, and summing into locals, so the row loop keeps its sums in
@@ -165,18 +165,22 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 						w1,
 						w2;
 
-			/* log(e^u1 + e^u2) = max + log1p(e^-|u1-u2|) */
+			/*
+			 * log(e^u1 + e^u2) = max + log(1 + e^-|u1-u2|): with e in (0, 1]
+			 * rounding 1 + e costs at most 1.1e-16 absolute in a row's term,
+			 * and glibc's log is much faster than its log1p
+			 */
 			if (u2 > u1)
 			{
 				e = exp(u1 - u2);
-				ll += w * (u2 + log1p(e));
+				ll += w * (u2 + log(1 + e));
 				w1 = e / (1 + e);
 				w2 = 1 - w1;
 			}
 			else
 			{
 				e = exp(u2 - u1);
-				ll += w * (u1 + log1p(e));
+				ll += w * (u1 + log(1 + e));
 				w2 = e / (1 + e);
 				w1 = 1 - w2;
 			}
