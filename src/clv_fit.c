@@ -1031,13 +1031,19 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
 	pq_sendint64(&buf, n);
+	/* the rows in network byte order, written straight into the buffer */
 	enlargeStringInfo(&buf, n * sizeof(ClvRow));
 	for (j = 0; j < n; j++)
 	{
-		for (i = 0; i < 3; i++)
-			pq_writeint64(&buf, double_bits(rows[j].k[i]));
-		pq_writeint64(&buf, double_bits(rows[j].w));
+		uint64		v[4];
+
+		memcpy(v, &rows[j], sizeof(v));
+		for (i = 0; i < 4; i++)
+			v[i] = pg_hton64(v[i]);
+		memcpy(buf.data + buf.len, v, sizeof(v));
+		buf.len += sizeof(v);
 	}
+	buf.data[buf.len] = '\0';
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
@@ -1065,14 +1071,19 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(ClvRow))
 		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf.len - buf.cursor);
 	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
+	/* n rows fit in what is left (checked above): read them in one go */
+	memcpy(st->run, buf.data + buf.cursor, sizeof(ClvRow) * n);
+	buf.cursor += sizeof(ClvRow) * n;
 	for (j = 0; j < n; j++)
 	{
 		ClvRow	   *r = &st->run[j];
+		uint64		v[4];
+		int			i;
 
-		r->k[0] = bits_double(pq_getmsgint64(&buf));
-		r->k[1] = bits_double(pq_getmsgint64(&buf));
-		r->k[2] = bits_double(pq_getmsgint64(&buf));
-		r->w = bits_double(pq_getmsgint64(&buf));
+		memcpy(v, r, sizeof(v));
+		for (i = 0; i < 4; i++)
+			v[i] = pg_ntoh64(v[i]);
+		memcpy(r, v, sizeof(v));
 		/* the merge relies on strictly increasing keys and positive weights */
 		if (!(r->w > 0 && isfinite(r->w)) || (j > 0 && row_cmp(&st->run[j - 1], r) >= 0))
 			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
