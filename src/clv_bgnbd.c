@@ -89,10 +89,16 @@ bg_x_terms(const double *p, int m, double x, double W, int want, double *g, doub
 	return W * (lgamma(r + x) - lgamma(r) + r * log(alpha) + crm_clv_lbeta(a, bx) - crm_clv_lbeta(a, b));
 }
 
+/* Factors 1 + e (each in [1, 2]) multiplied before one log: at most 2^512 */
+#define LOG_BATCH	512
+/* Heaviest row whose (1 + e)^w is multiplied out */
+#define LOG_POW_MAX	8
+
 /*
  * The log-likelihood of the rows (times scaled, indexed) at natural
  * parameters p, and its gradient g and Hessian H (upper triangle) in p.
- * Per row the bracket is log(e^u1 + e^u2): one exp and one log1p, the
+ * Per row the bracket is log(e^u1 + e^u2): one exp and, for rows of a
+ * small whole weight, a share of one log per LOG_BATCH factors, the
  * shares w1, w2 of the two terms coming from the same exp; its Hessian is
  * w1 H1 + w2 H2 + w1 w2 (g1 - g2)(g1 - g2)'.  Inlined with want a
  * constant, and summing into locals, so the row loop keeps its sums in
@@ -135,6 +141,8 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 	int64		j;
 	const double *lt = ba->lt;
 	const double *it = ba->it;
+	double		prod = 1;		/* product of (1 + e)^w over light rows */
+	int			nprod = 0;		/* its factors: prod <= 2^nprod */
 
 	for (j = 0; j < d->n; j++)
 	{
@@ -165,21 +173,47 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 						w1,
 						w2;
 
-			/* log(e^u1 + e^u2) = max + log1p(e^-|u1-u2|) */
+			/*
+			 * log(e^u1 + e^u2) = max + log(1 + e^-|u1-u2|): with e in (0, 1]
+			 * rounding 1 + e costs at most 1.1e-16 absolute in a row's term,
+			 * and glibc's log is much faster than its log1p
+			 */
 			if (u2 > u1)
 			{
 				e = exp(u1 - u2);
-				ll += w * (u2 + log1p(e));
+				ll += w * u2;
 				w1 = e / (1 + e);
 				w2 = 1 - w1;
 			}
 			else
 			{
 				e = exp(u2 - u1);
-				ll += w * (u1 + log1p(e));
+				ll += w * u1;
 				w2 = e / (1 + e);
 				w1 = 1 - w2;
 			}
+			/*
+			 * w log(1 + e), 1 + e in [1, 2]: rows of a small whole weight
+			 * multiply (1 + e)^w into a product, whose log is taken when
+			 * it could next exceed 2^LOG_BATCH; heavier rows take a log
+			 */
+			if (w <= LOG_POW_MAX && w == (int) w)
+			{
+				double		f = 1 + e;
+				int			i;
+
+				if (nprod + (int) w > LOG_BATCH)
+				{
+					ll += log(prod);
+					prod = 1;
+					nprod = 0;
+				}
+				for (i = 0; i < (int) w; i++)
+					prod *= f;
+				nprod += (int) w;
+			}
+			else
+				ll += w * log(1 + e);
 			if (want >= BG_GRAD)
 			{
 				g0 -= w * (w1 * lT + w2 * ltx);
@@ -229,6 +263,7 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 	}
 	if (W > 0)
 		ll += bg_x_terms(p, m, curx, W, want, g, H);
+	ll += log(prod);
 	if (want >= BG_GRAD)
 	{
 		g[0] += g0;

@@ -45,6 +45,16 @@ double_bits(double v)
 	return b;
 }
 
+/* The double whose bits are b */
+static inline double
+bits_double(uint64 b)
+{
+	double		v;
+
+	memcpy(&v, &b, sizeof(v));
+	return v;
+}
+
 /* Hash of a key triple: one multiply per key, one final mix */
 static inline uint64
 row_hash(const double *k)
@@ -464,19 +474,27 @@ merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
 				j = 0,
 				m = 0;
 
+	/*
+	 * Which run comes next is a coin toss for the branch predictor: the
+	 * choice is made with masks, no branch (a weight plus 0.0 is itself)
+	 */
 	while (i < na && j < nb)
 	{
-		int			c = row_cmp(&a[i], &b[j]);
+		const ClvRow *x = &a[i],
+				   *y = &b[j];
+		int			c0 = (x->k[0] > y->k[0]) - (x->k[0] < y->k[0]),
+					c1 = (x->k[1] > y->k[1]) - (x->k[1] < y->k[1]),
+					c2 = (x->k[2] > y->k[2]) - (x->k[2] < y->k[2]);
+		int			c = c0 + (c0 == 0) * (c1 + (c1 == 0) * c2);
+		uint64		takex = -(uint64) (c <= 0),
+					takey = -(uint64) (c >= 0);
+		const ClvRow *src = (const ClvRow *) (((uintptr_t) x & (uintptr_t) takex)
+											  | ((uintptr_t) y & ~(uintptr_t) takex));
 
-		if (c < 0)
-			out[m++] = a[i++];
-		else if (c > 0)
-			out[m++] = b[j++];
-		else
-		{
-			out[m] = a[i++];
-			out[m++].w += b[j++].w;
-		}
+		out[m] = *src;
+		out[m++].w = bits_double(double_bits(x->w) & takex) + bits_double(double_bits(y->w) & takey);
+		i += takex & 1;
+		j += takey & 1;
 	}
 	while (i < na)
 		out[m++] = a[i++];
@@ -591,17 +609,98 @@ sort_rows_by_rank(ClvRow *rows, int64 n)
 	return true;
 }
 
-/* Sort rows[0..m) (palloc'd in st->cxt, given away) and merge them into the run */
-static void
-run_absorb(ClvRows *st, ClvRow *rows, int64 m)
+/*
+ * The packed rows as wide rows sorted by key, without a comparison or a
+ * hash lookup a row: each column's dictionary (few values) is ranked, the
+ * ranks of a row make one integer whose order is the key order (distinct
+ * rows, distinct integers), and (integer, weight) pairs are sorted by an
+ * LSD radix sort, then unpacked through the sorted dictionaries.  NULL
+ * when the ranks do not fit in 63 bits (the caller sorts by comparison).
+ */
+static ClvRow *
+packed_sorted(ClvRows *st)
 {
-	if (!sort_rows_by_rank(rows, m))
-		sort_rows(rows, m);
+	int32	   *rank[3];
+	double	   *vals[3];
+	uint64		n[3],
+				span = 1;
+	int			c,
+				keybits = 0,
+				shift;
+	int64		m = 0,
+				j;
+	ClvPacked  *a,
+			   *b;
+	ClvRow	   *rows;
+
+	for (c = 0; c < 3; c++)
+	{
+		n[c] = Max(st->dict[c]->n, 1);
+		if (span > (UINT64CONST(1) << 62) / n[c])
+			return NULL;
+		span *= n[c];
+	}
+	while ((UINT64CONST(1) << keybits) < span)
+		keybits++;
+	for (c = 0; c < 3; c++)
+		rank[c] = value_set_ranks(st->dict[c], &vals[c]);
+	a = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
+	b = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
+	for (j = 0; j < st->psize; j++)
+		if (st->pslots[j].w != 0)
+		{
+			uint64		key = st->pslots[j].key;
+
+			a[m].key = ((uint64) rank[0][key >> (2 * PACK_BITS)] * n[1]
+						+ (uint64) rank[1][(key >> PACK_BITS) & PACK_MASK]) * n[2]
+				+ (uint64) rank[2][key & PACK_MASK];
+			a[m++].w = st->pslots[j].w;
+		}
+	/* LSD radix sort on the key bits, RADIX_BITS at a time (stable) */
+	for (shift = 0; shift < keybits; shift += RADIX_BITS)
+	{
+		int64		count[(1 << RADIX_BITS) + 1] = {0};
+		ClvPacked  *t;
+		int			i;
+
+		for (j = 0; j < m; j++)
+			count[((a[j].key >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
+		for (i = 0; i < (1 << RADIX_BITS); i++)
+			count[i + 1] += count[i];
+		for (j = 0; j < m; j++)
+			b[count[(a[j].key >> shift) & ((1 << RADIX_BITS) - 1)]++] = a[j];
+		t = a, a = b, b = t;
+	}
+	rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * Max(m, 1));
+	for (j = 0; j < m; j++)
+	{
+		uint64		key = a[j].key;
+
+		rows[j].k[2] = vals[2][key % n[2]];
+		key /= n[2];
+		rows[j].k[1] = vals[1][key % n[1]];
+		rows[j].k[0] = vals[0][key / n[1]];
+		rows[j].w = a[j].w;
+	}
+	pfree(a);
+	pfree(b);
+	for (c = 0; c < 3; c++)
+	{
+		pfree(rank[c]);
+		pfree(vals[c]);
+	}
+	return rows;
+}
+
+/* Merge the sorted rows[0..m) (palloc'd in st->cxt, given away) into the run */
+static void
+run_merge_in(ClvRows *st, ClvRow *rows, int64 m)
+{
 	if (st->nrun == 0)
 	{
 		if (st->run)
 			pfree(st->run);
-		st->run = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+		st->run = rows;
 	}
 	else
 	{
@@ -616,11 +715,11 @@ run_absorb(ClvRows *st, ClvRow *rows, int64 m)
 }
 
 /*
- * Turn the hashed rows into part of the sorted run: the wide table's rows
- * compacted to its front in its own memory, the packed ones unpacked, each
- * sorted and merged with the run.  The state holds the same rows after;
- * later rows go into new hashes (a window aggregate may finalise, then add
- * rows).
+ * Turn the hashed rows into part of the sorted run: the packed rows
+ * sorted through their dictionaries, the wide table's rows compacted to
+ * its front in its own memory, each sorted and merged with the run.  The
+ * state holds the same rows after; later rows go into new hashes (a
+ * window aggregate may finalise, then add rows).
  */
 static void
 rows_consolidate(ClvRows *st)
@@ -631,18 +730,26 @@ rows_consolidate(ClvRows *st)
 	rows_flush(st);
 	if (st->pused > 0)
 	{
-		ClvRow	   *rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+		ClvRow	   *rows = packed_sorted(st);
 
-		for (j = 0; j < st->psize; j++)
-			if (st->pslots[j].w != 0)
-			{
-				packed_keys(st, st->pslots[j].key, rows[m].k);
-				rows[m++].w = st->pslots[j].w;
-			}
+		m = st->pused;
+		if (rows == NULL)
+		{
+			rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+			m = 0;
+			for (j = 0; j < st->psize; j++)
+				if (st->pslots[j].w != 0)
+				{
+					packed_keys(st, st->pslots[j].key, rows[m].k);
+					rows[m++].w = st->pslots[j].w;
+				}
+			if (!sort_rows_by_rank(rows, m))
+				sort_rows(rows, m);
+		}
 		pfree(st->pslots);
 		st->pslots = NULL;
 		st->psize = st->pused = 0;
-		run_absorb(st, rows, m);
+		run_merge_in(st, rows, m);
 	}
 	if (st->used > 0)
 	{
@@ -654,7 +761,10 @@ rows_consolidate(ClvRows *st)
 				rows[m++] = rows[j];
 		st->slots = NULL;
 		st->size = st->used = 0;
-		run_absorb(st, rows, m);
+		rows = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+		if (!sort_rows_by_rank(rows, m))
+			sort_rows(rows, m);
+		run_merge_in(st, rows, m);
 	}
 }
 
@@ -921,24 +1031,20 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
 	pq_sendint64(&buf, n);
+	/* the rows in network byte order, written straight into the buffer */
 	enlargeStringInfo(&buf, n * sizeof(ClvRow));
 	for (j = 0; j < n; j++)
 	{
-		for (i = 0; i < 3; i++)
-			pq_writeint64(&buf, double_bits(rows[j].k[i]));
-		pq_writeint64(&buf, double_bits(rows[j].w));
+		uint64		v[4];
+
+		memcpy(v, &rows[j], sizeof(v));
+		for (i = 0; i < 4; i++)
+			v[i] = pg_hton64(v[i]);
+		memcpy(buf.data + buf.len, v, sizeof(v));
+		buf.len += sizeof(v);
 	}
+	buf.data[buf.len] = '\0';
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
-}
-
-/* The double whose bits are b */
-static inline double
-bits_double(uint64 b)
-{
-	double		v;
-
-	memcpy(&v, &b, sizeof(v));
-	return v;
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
@@ -965,14 +1071,19 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(ClvRow))
 		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf.len - buf.cursor);
 	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
+	/* n rows fit in what is left (checked above): read them in one go */
+	memcpy(st->run, buf.data + buf.cursor, sizeof(ClvRow) * n);
+	buf.cursor += sizeof(ClvRow) * n;
 	for (j = 0; j < n; j++)
 	{
 		ClvRow	   *r = &st->run[j];
+		uint64		v[4];
+		int			i;
 
-		r->k[0] = bits_double(pq_getmsgint64(&buf));
-		r->k[1] = bits_double(pq_getmsgint64(&buf));
-		r->k[2] = bits_double(pq_getmsgint64(&buf));
-		r->w = bits_double(pq_getmsgint64(&buf));
+		memcpy(v, r, sizeof(v));
+		for (i = 0; i < 4; i++)
+			v[i] = pg_ntoh64(v[i]);
+		memcpy(r, v, sizeof(v));
 		/* the merge relies on strictly increasing keys and positive weights */
 		if (!(r->w > 0 && isfinite(r->w)) || (j > 0 && row_cmp(&st->run[j - 1], r) >= 0))
 			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
@@ -1051,7 +1162,11 @@ crm_clv_index_times(ClvData *d)
 	d->iT = palloc_extended(sizeof(int32) * Max(d->n, 1), MCXT_ALLOC_HUGE);
 	for (j = 0; j < d->n; j++)
 	{
-		d->itx[j] = value_set_index(&vs, d->rows[j].k[1]);
+		/* rows sorted by (x, t_x, T): t_x mostly repeats the last row's */
+		if (j > 0 && d->rows[j].k[1] == d->rows[j - 1].k[1])
+			d->itx[j] = d->itx[j - 1];
+		else
+			d->itx[j] = value_set_index(&vs, d->rows[j].k[1]);
 		d->iT[j] = value_set_index(&vs, d->rows[j].k[2]);
 	}
 	rank = value_set_ranks(&vs, &d->times);
