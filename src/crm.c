@@ -4,6 +4,7 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 
@@ -40,4 +41,23 @@ crm_from_utf8(const char *s, int len)
 	if (res == s)
 		res = pnstrdup(s, len);
 	return res;
+}
+
+/*
+ * A query prepared on first use and kept for the life of the backend (for
+ * queries run once per row or per contact).  The plan cache replans it when
+ * the tables it reads change.  Must be called inside SPI.
+ */
+SPIPlanPtr
+crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		*slot = plan;
+	}
+	return *slot;
 }

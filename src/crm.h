@@ -7,6 +7,8 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
+
 #if PG_VERSION_NUM >= 160000
 #include "varatt.h"
 #endif
@@ -16,5 +18,8 @@ extern char *crm_to_utf8(const char *s, int len, int *outlen);
 
 /* Convert a UTF-8 string back to the server encoding */
 extern char *crm_from_utf8(const char *s, int len);
+
+/* A query prepared on first use into *slot and kept for the backend */
+extern SPIPlanPtr crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
 #endif							/* CRM_H */

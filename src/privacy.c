@@ -29,18 +29,6 @@ static SPIPlanPtr lock_plan = NULL;		/* waits for a merge holding the row */
 static SPIPlanPtr look_plan = NULL;		/* for roles that may not lock it */
 static SPIPlanPtr follow_plan = NULL;	/* where a merged-away id went */
 
-/* Prepare a one-bigint-argument query and keep it for the backend */
-static SPIPlanPtr
-keep_plan(const char *sql)
-{
-	Oid			types[1] = {INT8OID};
-	SPIPlanPtr	plan = SPI_prepare(sql, 1, types);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	return plan;
-}
-
 /*
  * BEFORE INSERT FOR EACH ROW on tables with a contact_id.  Taking KEY SHARE
  * on the contact row makes the insert wait for a merge that holds it FOR
@@ -61,6 +49,7 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	Datum		id;
 	Oid			contact_rel;
 	bool		can_lock;
+	Oid			types[1] = {INT8OID};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -79,19 +68,19 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	can_lock = pg_class_aclcheck(contact_rel, GetUserId(), ACL_UPDATE) == ACLCHECK_OK;
 
 	SPI_connect();
-	if (lock_plan == NULL)
-	{
-		lock_plan = keep_plan("SELECT 1 FROM crm.contact c WHERE c.contact_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE");
-		look_plan = keep_plan("SELECT 1 FROM crm.contact c WHERE c.contact_id OPERATOR(pg_catalog.=) $1");
-		follow_plan = keep_plan("SELECT crm.merged_into($1)");
-	}
-	if (SPI_execute_plan(can_lock ? lock_plan : look_plan, &id, NULL, false, 1) < 0)
+	if (SPI_execute_plan(can_lock ?
+						 crm_kept_plan(&lock_plan, "SELECT 1 FROM crm.contact c "
+									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE", 1, types) :
+						 crm_kept_plan(&look_plan, "SELECT 1 FROM crm.contact c "
+									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1", 1, types),
+						 &id, NULL, false, 1) < 0)
 		elog(ERROR, "could not look up contact");
 	if (SPI_processed == 0)
 	{
 		Datum		target;
 
-		if (SPI_execute_plan(follow_plan, &id, NULL, false, 1) != SPI_OK_SELECT)
+		if (SPI_execute_plan(crm_kept_plan(&follow_plan, "SELECT crm.merged_into($1)", 1, types),
+							 &id, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not follow crm.merge_log");
 		target = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)

@@ -812,21 +812,13 @@ static SPIPlanPtr ledger_plan = NULL;
 static SPIPlanPtr replay_plan = NULL;
 static SPIPlanPtr event_plan = NULL;
 
-/* Prepare a query with (contact_id, at) arguments and keep it */
+/* Those plans take (contact_id, at) */
 static SPIPlanPtr
 contact_plan(SPIPlanPtr *slot, const char *sql)
 {
 	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
 
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, 2, types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		*slot = plan;
-	}
-	return *slot;
+	return crm_kept_plan(slot, sql, 2, types);
 }
 
 /*
