@@ -97,6 +97,24 @@ SELECT s.stage, count(*) FROM stages_at(now()) s JOIN contact c USING (contact_i
  WHERE c.email::text LIKE '%@lc.example' GROUP BY s.stage ORDER BY s.stage;
 SELECT stage, contacts FROM funnel('2000-01-01');
 
+-- conversion over a period, from history rows in 2001 (no other test writes
+-- there): 9101 lead -> mql after 10 days -> sql after 20; 9102 lead -> mql
+-- after 20 days; 9103 stays a lead; 9104 lead -> disqualified after 2 days
+-- (an exit: time in stage, no conversion)
+INSERT INTO contact (contact_id, email) VALUES
+	(9101, 'conv1@lc.example'), (9102, 'conv2@lc.example'), (9103, 'conv3@lc.example'), (9104, 'conv4@lc.example');
+INSERT INTO stage_history (contact_id, from_stage, to_stage, changed_at, reason) VALUES
+	(9101, NULL, 'lead', '2001-01-01', 't'), (9101, 'lead', 'mql', '2001-01-11', 't'), (9101, 'mql', 'sql', '2001-01-31', 't'),
+	(9102, NULL, 'lead', '2001-01-01', 't'), (9102, 'lead', 'mql', '2001-01-21', 't'),
+	(9103, NULL, 'lead', '2001-01-05', 't'),
+	(9104, NULL, 'lead', '2001-01-01', 't'), (9104, 'lead', 'disqualified', '2001-01-03', 't');
+-- lead: 4 entered, 2 converted; times 2, 10, 20 days: median 10, p90 18.
+-- mql: 2 entered, 1 converted, only 9101 left it (20 days).
+SELECT * FROM stage_conversion('2001-01-01', '2001-03-01') WHERE entered > 0;
+-- a period ending before the moves: entries count, nothing moved on yet
+SELECT stage, entered, moved_on FROM stage_conversion('2001-01-01', '2001-01-02') WHERE entered > 0;
+DELETE FROM contact WHERE contact_id BETWEEN 9101 AND 9104;
+
 -- the pipeline view
 INSERT INTO deal (contact_id, title, pipeline_stage, amount, probability) VALUES
 	(:c4, 'LC open 1', 'lc_proposal', 1000, 0.5), (:c4, 'LC open 2', 'lc_proposal', 3000, 0.25);

@@ -146,12 +146,15 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
 			   lead(h.to_stage) OVER w AS next_stage, lead(h.changed_at) OVER w AS left_at
 		  FROM crm.stage_history h
 		WINDOW w AS (PARTITION BY h.contact_id ORDER BY h.changed_at, h.history_id)),
+	-- moving on is a later funnel stage before to_date; the exits
+	-- (disqualified, churned) end the time in stage but are no conversion
 	e AS (
-		SELECT * FROM h WHERE h.changed_at >= from_date AND h.changed_at < to_date)
+		SELECT h.*, (h.next_stage > h.to_stage AND h.next_stage NOT IN ('disqualified', 'churned')
+					 AND h.left_at < to_date) AS converted
+		  FROM h WHERE h.changed_at >= from_date AND h.changed_at < to_date)
 	SELECT s.stage, count(e.contact_id),
-		   count(*) FILTER (WHERE e.next_stage > e.to_stage AND e.left_at < to_date),
-		   round(count(*) FILTER (WHERE e.next_stage > e.to_stage AND e.left_at < to_date)::numeric
-				 / nullif(count(e.contact_id), 0), 4),
+		   count(*) FILTER (WHERE e.converted),
+		   round(count(*) FILTER (WHERE e.converted)::numeric / nullif(count(e.contact_id), 0), 4),
 		   percentile_cont(0.5) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
 			 FILTER (WHERE e.left_at < to_date),
 		   percentile_cont(0.9) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
