@@ -115,6 +115,19 @@ SELECT * FROM stage_conversion('2001-01-01', '2001-03-01') WHERE entered > 0;
 SELECT stage, entered, moved_on FROM stage_conversion('2001-01-01', '2001-01-02') WHERE entered > 0;
 DELETE FROM contact WHERE contact_id BETWEEN 9101 AND 9104;
 
+-- a policy change applies from the next event; apply_lifecycle re-evaluates now
+INSERT INTO contact (contact_id, email, country, lead_source) VALUES (9105, 'apply@lc.example', 'DE', 'form');
+INSERT INTO activity (contact_id, kind) VALUES (9105, 'lc_visit');
+UPDATE lifecycle_policy SET mql_min_engagement = 10;
+SELECT stage AS before_apply FROM contact WHERE contact_id = 9105;
+SELECT apply_lifecycle(ARRAY[9105]) AS moved;
+SELECT stage AS after_apply FROM contact WHERE contact_id = 9105;
+SELECT from_stage, to_stage, reason, automatic FROM stage_history WHERE contact_id = 9105 ORDER BY history_id;
+SELECT apply_lifecycle(ARRAY[9105]) AS moved_again;
+UPDATE lifecycle_policy SET mql_min_engagement = 30;
+DELETE FROM activity WHERE contact_id = 9105;
+DELETE FROM contact WHERE contact_id = 9105;
+
 -- the pipeline view
 INSERT INTO deal (contact_id, title, pipeline_stage, amount, probability) VALUES
 	(:c4, 'LC open 1', 'lc_proposal', 1000, 0.5), (:c4, 'LC open 2', 'lc_proposal', 3000, 0.25);
