@@ -128,6 +128,22 @@ UPDATE lifecycle_policy SET mql_min_engagement = 30;
 DELETE FROM activity WHERE contact_id = 9105;
 DELETE FROM contact WHERE contact_id = 9105;
 
+-- COPY is a path like any other: three visits promote in the same statement
+INSERT INTO contact (contact_id, email, country, lead_source) VALUES (9106, 'copy@lc.example', 'DE', 'form');
+COPY activity (contact_id, kind, occurred_at) FROM stdin;
+9106	lc_visit	2026-02-01 10:00:00+00
+9106	lc_visit	2026-02-02 10:00:00+00
+9106	lc_visit	2026-02-03 10:00:00+00
+\.
+SELECT stage AS after_copy FROM contact WHERE contact_id = 9106;
+-- the current stage of every contact is the last row of its history
+SELECT count(*) AS contacts, count(*) FILTER (WHERE c.stage IS DISTINCT FROM
+		(SELECT h.to_stage FROM stage_history h WHERE h.contact_id = c.contact_id
+		  ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1)) AS differing
+  FROM contact c WHERE c.email::text LIKE '%@lc.example';
+DELETE FROM activity WHERE contact_id = 9106;
+DELETE FROM contact WHERE contact_id = 9106;
+
 -- the pipeline view
 INSERT INTO deal (contact_id, title, pipeline_stage, amount, probability) VALUES
 	(:c4, 'LC open 1', 'lc_proposal', 1000, 0.5), (:c4, 'LC open 2', 'lc_proposal', 3000, 0.25);
