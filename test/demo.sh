@@ -21,4 +21,4 @@ demo() {
 	done
 }
 export -f demo
-pg_virtualenv bash -c demo
+pg_virtualenv -t bash -c demo

@@ -23,18 +23,21 @@ export -f run_all
 export log
 
 rc=0
-pg_virtualenv -o 'max_worker_processes=16' -o 'max_parallel_workers=8' bash -c run_all || rc=1
+pg_virtualenv -t -o 'max_worker_processes=16' -o 'max_parallel_workers=8' bash -c run_all || rc=1
 
-cat "$log/regress.txt"
-grep -vE '^\s*ok [0-9]+' "$log/pgtap.txt" || true
-grep -vE '^\s*ok [0-9]+' "$log/tap.txt" || true
+[ -f "$log/regress.txt" ] || echo "test.sh: the throwaway cluster did not start; see pg_virtualenv output above" >&2
+cat "$log/regress.txt" 2>/dev/null || true
+grep -vE '^\s*ok [0-9]+' "$log/pgtap.txt" 2>/dev/null || true
+grep -vE '^\s*ok [0-9]+' "$log/tap.txt" 2>/dev/null || true
 [ -f regression.diffs ] && cat regression.diffs
 [ -f output_iso/regression.diffs ] && cat output_iso/regression.diffs
 
-passed=$(( $(grep -cE '\.\.\. ok' "$log/regress.txt" || true)
-		 + $(cat "$log/pgtap.txt" "$log/tap.txt" | grep -cE '^\s*ok [0-9]+' || true) ))
-failed=$(( $(grep -cE '\.\.\. FAILED|\.\.\. failed' "$log/regress.txt" || true)
-		 + $(cat "$log/pgtap.txt" "$log/tap.txt" | grep -cE '^\s*not ok [0-9]+' || true) ))
+# count PATTERN FILE...: matching lines, 0 when the files are missing
+count() { local p=$1; shift; cat "$@" 2>/dev/null | grep -cE "$p" || true; }
+passed=$(( $(count '\.\.\. ok' "$log/regress.txt")
+		 + $(count '^\s*ok [0-9]+' "$log/pgtap.txt" "$log/tap.txt") ))
+failed=$(( $(count '\.\.\. FAILED|\.\.\. failed' "$log/regress.txt")
+		 + $(count '^\s*not ok [0-9]+' "$log/pgtap.txt" "$log/tap.txt") ))
 if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
 	failed=1	# a runner died without reporting a failed test
 fi

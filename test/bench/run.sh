@@ -19,7 +19,7 @@ for name in "${names[@]}"; do
 	out="test/bench/results/$name.md"
 	tmp=$(mktemp)
 	echo "== benchmark $name"
-	pg_virtualenv -o 'shared_buffers=2GB' -o 'max_wal_size=8GB' -o 'checkpoint_timeout=30min' \
+	pg_virtualenv -t -o 'shared_buffers=2GB' -o 'max_wal_size=8GB' -o 'checkpoint_timeout=30min' \
 		-o 'work_mem=64MB' -o 'maintenance_work_mem=1GB' \
 		bash -c "psql -X -q -c 'CREATE EXTENSION crm' && bash test/bench/$name.sh" > "$tmp"
 	{
