@@ -71,7 +71,23 @@ SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY i DESC) FROM clv_sta
 		  FROM clv_state_wide GROUP BY 1, 2, 3) g)::text = m::text AS weighted_same,
 	   (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_wide)::text = m::text AS parallel_same
   FROM wide_fit;
+-- customers without a repeat purchase, (0, 0, T), skip the hash table for an
+-- array by T; when T has more than 65,536 distinct values that array moves to
+-- the wide rows midway too: the same model as from the rows merged beforehand
+CREATE TABLE clv_state_zero AS
+SELECT CASE WHEN i % 2 = 0 THEN 0 ELSE i % 5 + 1 END AS frequency,
+	   CASE WHEN i % 2 = 0 THEN 0 ELSE (i % 97) / 97.0 * 20 END AS recency,
+	   30 + (i % 70001) / 70001.0 * 10 AS t, i FROM generate_series(1, 140002) i;
+ANALYZE clv_state_zero;
+SELECT count(DISTINCT t) FILTER (WHERE frequency = 0) AS distinct_t_of_zero_rows FROM clv_state_zero;
+CREATE TEMP TABLE zero_fit AS SELECT crm.bgnbd_fit(frequency, recency, t) AS m FROM clv_state_zero;
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY i DESC) FROM clv_state_zero)::text = m::text AS reversed_same,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t, w) FROM (SELECT frequency, recency, t, count(*)::float8 w
+		  FROM clv_state_zero GROUP BY 1, 2, 3) g)::text = m::text AS weighted_same,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_zero)::text = m::text AS parallel_same,
+	   (crm.bgnbd_params(m)).n AS customers
+  FROM zero_fit;
 RESET client_min_messages;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
-DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide;
+DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide, clv_state_zero;

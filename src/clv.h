@@ -91,6 +91,8 @@ typedef struct ClvRows
 	int64		used;
 	int64		size;			/* power of two, 0 before the first insert */
 	ClvRow	   *slots;			/* w == 0 marks an empty slot */
+	double	   *zero_w;			/* packed mode: weight of (0, 0, v) by v's number */
+	int64		nzero;			/* room in zero_w */
 	ClvRow	   *run;			/* sorted by key, keys distinct */
 	int64		nrun;
 	int			npend;
@@ -126,6 +128,7 @@ extern double crm_clv_check_count(double v, const char *what, double max);
 extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
 extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
 extern void crm_clv_index_times(ClvData *d);
+extern ClvData *crm_clv_prepare_indexed(ClvRows *st);
 
 /* Special functions */
 extern double crm_clv_digamma(double x);

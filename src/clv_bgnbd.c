@@ -420,9 +420,8 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int			i;
 
-	ba.d = crm_clv_prepare(st, true);
+	ba.d = crm_clv_prepare_indexed(st);
 	ba.m = m;
-	crm_clv_index_times(ba.d);
 	ba.lt = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
 	ba.it = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
 	if (ba.d->n >= BG_SAMPLE_FROM)

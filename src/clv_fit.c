@@ -353,12 +353,55 @@ packed_key(ClvRows *st, const double *k, uint64 *key)
 	return true;
 }
 
+/* Add weight w to the row (0, 0, value number t) */
+static inline void
+zero_add(ClvRows *st, int32 t, double w)
+{
+	if (t >= st->nzero)
+	{
+		int64		n = Max(st->nzero * 2, 256);
+
+		while (n <= t)
+			n *= 2;
+		st->zero_w = st->zero_w
+			? repalloc(st->zero_w, sizeof(double) * n)
+			: MemoryContextAlloc(st->cxt, sizeof(double) * n);
+		memset(st->zero_w + st->nzero, 0, sizeof(double) * (n - st->nzero));
+		st->nzero = n;
+	}
+	st->zero_w[t] += w;
+}
+
+/* Move the rows (0, 0, v) into the packed table */
+static void
+zero_fold(ClvRows *st)
+{
+	uint64		z;
+	int64		t,
+				n = 0;
+
+	if (st->zero_w == NULL)
+		return;
+	for (t = 0; t < st->nzero; t++)
+		n += (st->zero_w[t] != 0);
+	packed_reserve(st, n);
+	z = (uint64) value_set_index(st->dict[0], 0.0) << (2 * PACK_BITS)
+		| (uint64) value_set_index(st->dict[1], 0.0) << PACK_BITS;
+	for (t = 0; t < st->nzero; t++)
+		if (st->zero_w[t] != 0)
+			packed_put(st->pslots, st->psize - 1, z | (uint64) t, st->zero_w[t], &st->pused);
+	pfree(st->zero_w);
+	st->zero_w = NULL;
+	st->nzero = 0;
+}
+
 /* Move the packed rows into the wide table and use that from now on */
 static void
 rows_go_wide(ClvRows *st)
 {
 	int64		j;
 
+	zero_fold(st);
 	rows_reserve(st, st->pused);
 	for (j = 0; j < st->psize; j++)
 		if (st->pslots[j].w != 0)
@@ -401,14 +444,18 @@ rows_flush_wide(ClvRows *st, int from)
  * for real data (10^5 distinct rows), so a lone insert waits for memory;
  * prefetching the slots of a whole batch first overlaps those waits, and
  * packing the keys into numbers (few distinct values a column: counts and
- * times on a day grid) halves the table.
+ * times on a day grid) halves the table.  Rows (0, 0, v), customers
+ * without a repeat purchase and often the majority, skip the table: one
+ * dictionary look-up numbers v and a small array adds their weight.
  */
 static void
 rows_flush(ClvRows *st)
 {
 	uint64		key[CLV_PENDING];
+	double		kw[CLV_PENDING];
 	uint64		mask;
 	int			i,
+				from = 0,
 				n = 0;
 
 	if (st->npend == 0)
@@ -421,9 +468,24 @@ rows_flush(ClvRows *st)
 				st->dict[i] = MemoryContextAlloc(st->cxt, sizeof(ValueSet));
 				value_set_init(st->dict[i], st->cxt);
 			}
-		for (n = 0; n < st->npend; n++)
-			if (!packed_key(st, st->pend[n].k, &key[n]))
+		for (from = 0; from < st->npend; from++)
+		{
+			const ClvRow *r = &st->pend[from];
+
+			if (r->k[0] == 0 && r->k[1] == 0)
+			{
+				int32		t = value_set_index(st->dict[2], r->k[2]);
+
+				if (t < PACK_MAX_VALUES)
+				{
+					zero_add(st, t, r->w);
+					continue;
+				}
+			}
+			if (!packed_key(st, r->k, &key[n]))
 				break;
+			kw[n++] = r->w;
+		}
 		packed_reserve(st, n);
 		mask = st->psize - 1;
 #ifdef __GNUC__
@@ -431,12 +493,12 @@ rows_flush(ClvRows *st)
 			__builtin_prefetch(&st->pslots[mix64(key[i]) & mask], 1);
 #endif
 		for (i = 0; i < n; i++)
-			packed_put(st->pslots, mask, key[i], st->pend[i].w, &st->pused);
-		if (n < st->npend)
+			packed_put(st->pslots, mask, key[i], kw[i], &st->pused);
+		if (from < st->npend)
 			rows_go_wide(st);
 	}
-	if (n < st->npend)
-		rows_flush_wide(st, n);
+	if (from < st->npend)
+		rows_flush_wide(st, from);
 	st->npend = 0;
 }
 
@@ -460,7 +522,8 @@ crm_clv_rows_add(ClvRows *st, const double *k, double w)
 bool
 crm_clv_rows_empty(ClvRows *st)
 {
-	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0;
+	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0
+		&& st->zero_w == NULL;
 }
 
 /*
@@ -501,6 +564,42 @@ merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
 	while (j < nb)
 		out[m++] = b[j++];
 	return m;
+}
+
+/*
+ * Merge the sorted run b into the sorted run rows[0..na), which has room
+ * for na + nb rows, in place: filled from the back, a write never lands on
+ * a row of a not yet read.  Returns the number of distinct rows, which
+ * are moved to the front.
+ */
+static int64
+merge_runs_in_place(ClvRow *rows, int64 na, const ClvRow *b, int64 nb)
+{
+	int64		i = na - 1,
+				j = nb - 1,
+				k = na + nb;
+
+	while (j >= 0)
+	{
+		int			c = (i < 0) ? -1 : row_cmp(&rows[i], &b[j]);
+
+		if (c > 0)
+			rows[--k] = rows[i--];
+		else if (c < 0)
+			rows[--k] = b[j--];
+		else
+		{
+			rows[--k] = rows[i--];
+			rows[k].w += b[j--].w;
+		}
+	}
+	/* what is left of a is already in place when no rows were merged */
+	if (k == i + 1)
+		return na + nb;
+	while (i >= 0)
+		rows[--k] = rows[i--];
+	memmove(rows, rows + k, sizeof(ClvRow) * (na + nb - k));
+	return na + nb - k;
 }
 
 #define RADIX_BITS		11
@@ -728,6 +827,7 @@ rows_consolidate(ClvRows *st)
 				j;
 
 	rows_flush(st);
+	zero_fold(st);
 	if (st->pused > 0)
 	{
 		ClvRow	   *rows = packed_sorted(st);
@@ -985,7 +1085,6 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 	ClvRows    *b = PG_ARGISNULL(1) ? NULL : (ClvRows *) PG_GETARG_POINTER(1);
 	MemoryContext old;
 	const ClvRow *brows;
-	ClvRow	   *merged;
 	int64		nb;
 
 	if (b == NULL)
@@ -1000,12 +1099,13 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
 	brows = crm_clv_rows_sorted(b, &nb);
 	old = MemoryContextSwitchTo(a->cxt);
-	merged = palloc_extended(sizeof(ClvRow) * Max(a->nrun + nb, 1), MCXT_ALLOC_HUGE);
+	/* grown in place (no fresh pages for what a holds), merged from the back */
+	if (a->run == NULL)
+		a->run = palloc_extended(sizeof(ClvRow) * Max(nb, 1), MCXT_ALLOC_HUGE);
+	else
+		a->run = repalloc_huge(a->run, sizeof(ClvRow) * Max(a->nrun + nb, 1));
 	MemoryContextSwitchTo(old);
-	a->nrun = merge_runs(a->run, a->nrun, brows, nb, merged);
-	if (a->run)
-		pfree(a->run);
-	a->run = merged;
+	a->nrun = merge_runs_in_place(a->run, a->nrun, brows, nb);
 	a->total_w += b->total_w;
 	a->rows_in += b->rows_in;
 	PG_RETURN_POINTER(a);
@@ -1138,6 +1238,37 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
 			d->rows[j].k[1] /= maxT;
 			d->rows[j].k[2] /= maxT;
 		}
+	}
+	return d;
+}
+
+/*
+ * The rows for a fit that reads the times only through the time index
+ * (BG/NBD, MBG/NBD): the state's own run, not copied, and the distinct
+ * times scaled rather than every row (the same divisions, the same
+ * numbers).  The rows must not be changed.
+ */
+ClvData *
+crm_clv_prepare_indexed(ClvRows *st)
+{
+	ClvData    *d = palloc0(sizeof(ClvData));
+	int64		j;
+	double		maxT = 0;
+
+	d->rows = (ClvRow *) crm_clv_rows_sorted(st, &d->n);
+	d->scale = 1.0;
+	for (j = 0; j < d->n; j++)
+	{
+		d->total_w += d->rows[j].w;
+		d->sum_wx += d->rows[j].w * d->rows[j].k[0];
+		maxT = Max(maxT, d->rows[j].k[2]);
+	}
+	crm_clv_index_times(d);
+	if (maxT > 0)
+	{
+		d->scale = maxT;
+		for (j = 0; j < d->ntimes; j++)
+			d->times[j] /= maxT;
 	}
 	return d;
 }
