@@ -46,6 +46,14 @@ SELECT k AS param, bool_and(ll_moved < ll_fit) AS maximum
 						frequency, recency, t)) FROM big_rows) AS ll_moved
 		  FROM big_fit, crm.bgnbd_params(m) p, unnest(ARRAY['r', 'alpha', 'a', 'b']) k, unnest(ARRAY[0.9999, 1.0001]) f) s
  GROUP BY k ORDER BY k;
+-- weights far beyond customer counts (10^9 each) scale the log-likelihood
+-- past what an absolute tolerance can resolve: the fit still converges, on
+-- the same parameters to five digits (a and b differ in the sixth: the
+-- log-likelihood is that flat along them, 10^-4 standard errors)
+SELECT p.converged, abs(p.r / q.r - 1) < 1e-5 AND abs(p.alpha / q.alpha - 1) < 1e-5
+		AND abs(p.a / q.a - 1) < 1e-5 AND abs(p.b / q.b - 1) < 1e-5 AS same_parameters
+  FROM big_fit, crm.bgnbd_params(m) q,
+	   crm.bgnbd_params((SELECT crm.bgnbd_fit(frequency, recency, t, 1e9) FROM clv_state_big)) p;
 -- and the same model whatever the row order or plan (here the leader's
 -- partial state is merged with the workers')
 SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY random()) FROM clv_state_big)::text = m::text AS shuffled_same
@@ -55,6 +63,19 @@ SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF) SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_big;
 SELECT (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_big)::text = m::text AS parallel_same
   FROM big_fit;
+-- weights that are not whole numbers up to 2^53 cross from the workers as
+-- float8 rather than as small integers: the parallel plan gives the serial
+-- plan's model (each key's weights add up exactly, in any order)
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE weighted_fit AS
+SELECT crm.bgnbd_fit(frequency, recency, t, CASE WHEN frequency::int % 2 = 0 THEN 0.75 ELSE 2.0 ^ 60 END) AS m
+  FROM clv_state_big;
+SET max_parallel_workers_per_gather = 2;
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t, CASE WHEN frequency::int % 2 = 0 THEN 0.75 ELSE 2.0 ^ 60 END)
+		  FROM clv_state_big)::text = m::text AS parallel_weighted_same,
+	   abs((crm.bgnbd_params(m)).n / (SELECT sum(CASE WHEN frequency::int % 2 = 0 THEN 0.75 ELSE 2.0 ^ 60 END)
+										FROM clv_state_big) - 1) < 1e-12 AS weights_kept
+  FROM weighted_fit;
 -- a key column with more than 65,536 distinct values (here recency) moves
 -- the state from packed to wide rows midway (in the serial plans; each
 -- parallel worker sees fewer): same model in any row order and plan, and

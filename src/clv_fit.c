@@ -1111,6 +1111,212 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(a);
 }
 
+/*
+ * Serialised states.  A parallel worker's state crosses a 64 kB tuple
+ * queue to the leader, which is busy merging: every byte saved there is
+ * a wait saved.  The compact form numbers each key column's distinct
+ * values (few: counts, and times on a day grid), sends the sorted values
+ * once, then each row as the varint gap to the previous row's packed key
+ * and its weight as a varint when it is a whole number: 3 or 4 bytes a
+ * row instead of 32.  States whose packed keys would not fit in 63 bits
+ * are sent raw: the rows in network byte order.
+ *
+ *   int32 kind, int64 rows_in, int64 rows, int8 form (SER_RAW, SER_COMPACT)
+ *   raw:     rows x (float8 k0, k1, k2, w)
+ *   compact: int32 values[3], the values of each column (increasing),
+ *            rows x (varint key gap - 1, varint weight code [, float8 w])
+ * The key is rank0 << (bits1 + bits2) | rank1 << bits2 | rank2; the
+ * weight code is 2w for whole w in [1, 2^53], else 1 and the float8.
+ */
+#define SER_RAW			0
+#define SER_COMPACT		1
+#define MAX_WHOLE_W		9007199254740992.0	/* 2^53 */
+
+/* Bits to number n values (0 for one value) */
+static int
+bits_for(int64 n)
+{
+	int			b = 0;
+
+	while (((int64) 1 << b) < n)
+		b++;
+	return b;
+}
+
+/* Append v as a little-endian base-128 varint */
+static inline void
+put_varint(StringInfo buf, uint64 v)
+{
+	unsigned char tmp[10];
+	int			n = 0;
+
+	do
+	{
+		tmp[n] = (v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		v >>= 7;
+		n++;
+	} while (v != 0);
+	appendBinaryStringInfoNT(buf, (char *) tmp, n);
+}
+
+/* Read a varint at *p (not past end), advancing *p; corrupt input is an error */
+static inline uint64
+get_varint(const unsigned char **p, const unsigned char *end)
+{
+	uint64		v = 0;
+	int			shift = 0;
+
+	for (;;)
+	{
+		unsigned char c;
+
+		if (*p >= end || shift > 63)
+			elog(ERROR, "corrupt CLV state: truncated number");
+		c = *(*p)++;
+		v |= (uint64) (c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return v;
+		shift += 7;
+	}
+}
+
+/* Write rows in the compact form; false (buf untouched) when keys do not fit */
+static bool
+serialize_compact(StringInfo buf, const ClvRow *rows, int64 n)
+{
+	ValueSet	vs[3];
+	int32	   *rank[3];
+	double	   *vals[3];
+	int			bits[3],
+				c;
+	int64		j;
+	uint64		prev = 0;
+
+	for (c = 0; c < 3; c++)
+	{
+		value_set_init(&vs[c], CurrentMemoryContext);
+		for (j = 0; j < n; j++)
+			(void) value_set_index(&vs[c], rows[j].k[c]);
+		bits[c] = bits_for(vs[c].n);
+	}
+	if (bits[0] + bits[1] + bits[2] > 63)
+	{
+		for (c = 0; c < 3; c++)
+			value_set_free(&vs[c]);
+		return false;
+	}
+	pq_sendint8(buf, SER_COMPACT);
+	for (c = 0; c < 3; c++)
+	{
+		rank[c] = value_set_ranks(&vs[c], &vals[c]);
+		pq_sendint32(buf, (int32) vs[c].n);
+	}
+	for (c = 0; c < 3; c++)
+		for (j = 0; j < vs[c].n; j++)
+			pq_sendfloat8(buf, vals[c][j]);
+	for (j = 0; j < n; j++)
+	{
+		const ClvRow *r = &rows[j];
+		uint64		key = (uint64) rank[0][value_set_index(&vs[0], r->k[0])] << (bits[1] + bits[2])
+			| (uint64) rank[1][value_set_index(&vs[1], r->k[1])] << bits[2]
+			| (uint64) rank[2][value_set_index(&vs[2], r->k[2])];
+
+		/* keys strictly increase (a sorted run of distinct rows) */
+		put_varint(buf, j == 0 ? key : key - prev - 1);
+		prev = key;
+		if (r->w >= 1 && r->w <= MAX_WHOLE_W && r->w == floor(r->w))
+			put_varint(buf, (uint64) r->w << 1);
+		else
+		{
+			put_varint(buf, 1);
+			pq_sendfloat8(buf, r->w);
+		}
+	}
+	for (c = 0; c < 3; c++)
+	{
+		value_set_free(&vs[c]);
+		pfree(rank[c]);
+		pfree(vals[c]);
+	}
+	return true;
+}
+
+/* Read n compact rows from buf into st's run */
+static void
+deserialize_compact(StringInfo buf, ClvRows *st, int64 n)
+{
+	double	   *vals[3];
+	int32		nv[3];
+	int			bits[3],
+				c;
+	int64		j;
+	uint64		prev = 0;
+	const unsigned char *p,
+			   *end;
+
+	for (c = 0; c < 3; c++)
+	{
+		nv[c] = pq_getmsgint(buf, 4);
+		if (nv[c] < 0 || nv[c] > n || (nv[c] == 0) != (n == 0))
+			elog(ERROR, "corrupt CLV state: %d values for %lld rows", nv[c], (long long) n);
+		bits[c] = bits_for(nv[c]);
+	}
+	if (bits[0] + bits[1] + bits[2] > 63)
+		elog(ERROR, "corrupt CLV state: keys of %d bits", bits[0] + bits[1] + bits[2]);
+	for (c = 0; c < 3; c++)
+	{
+		vals[c] = palloc_extended(sizeof(double) * Max(nv[c], 1), MCXT_ALLOC_HUGE);
+		for (j = 0; j < nv[c]; j++)
+		{
+			vals[c][j] = pq_getmsgfloat8(buf);
+			if (isnan(vals[c][j]) || (j > 0 && !(vals[c][j - 1] < vals[c][j])))
+				elog(ERROR, "corrupt CLV state: key values out of order");
+		}
+	}
+	/* n rows take at least 2 bytes each: checked before allocating */
+	if (n > (buf->len - buf->cursor) / 2)
+		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf->len - buf->cursor);
+	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
+	p = (const unsigned char *) buf->data + buf->cursor;
+	end = (const unsigned char *) buf->data + buf->len;
+	for (j = 0; j < n; j++)
+	{
+		ClvRow	   *r = &st->run[j];
+		uint64		gap = get_varint(&p, end),
+					key = (j == 0) ? gap : prev + 1 + gap,
+					code;
+		uint64		r0 = key >> (bits[1] + bits[2]),
+					r1 = (key >> bits[2]) & (((uint64) 1 << bits[1]) - 1),
+					r2 = key & (((uint64) 1 << bits[2]) - 1);
+
+		if ((j > 0 && key <= prev) || r0 >= (uint64) nv[0] || r1 >= (uint64) nv[1] || r2 >= (uint64) nv[2])
+			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
+		prev = key;
+		r->k[0] = vals[0][r0];
+		r->k[1] = vals[1][r1];
+		r->k[2] = vals[2][r2];
+		code = get_varint(&p, end);
+		if (code & 1)
+		{
+			uint64		b;
+
+			if (code != 1 || end - p < 8)
+				elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
+			memcpy(&b, p, 8);
+			p += 8;
+			r->w = bits_double(pg_ntoh64(b));
+		}
+		else
+			r->w = (double) (code >> 1);
+		if (!(r->w > 0 && isfinite(r->w)))
+			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
+		st->total_w += r->w;
+	}
+	buf->cursor = (const char *) p - buf->data;
+	for (c = 0; c < 3; c++)
+		pfree(vals[c]);
+}
+
 PG_FUNCTION_INFO_V1(crm_clv_rows_serialize);
 /* Serialise a state to bytea (sorted, so equal states give equal bytes) */
 Datum
@@ -1131,49 +1337,38 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
 	pq_sendint64(&buf, n);
-	/* the rows in network byte order, written straight into the buffer */
-	enlargeStringInfo(&buf, n * sizeof(ClvRow));
-	for (j = 0; j < n; j++)
+	if (!serialize_compact(&buf, rows, n))
 	{
-		uint64		v[4];
+		pq_sendint8(&buf, SER_RAW);
+		/* the rows in network byte order, written straight into the buffer */
+		enlargeStringInfo(&buf, n * sizeof(ClvRow));
+		for (j = 0; j < n; j++)
+		{
+			uint64		v[4];
 
-		memcpy(v, &rows[j], sizeof(v));
-		for (i = 0; i < 4; i++)
-			v[i] = pg_hton64(v[i]);
-		memcpy(buf.data + buf.len, v, sizeof(v));
-		buf.len += sizeof(v);
+			memcpy(v, &rows[j], sizeof(v));
+			for (i = 0; i < 4; i++)
+				v[i] = pg_hton64(v[i]);
+			memcpy(buf.data + buf.len, v, sizeof(v));
+			buf.len += sizeof(v);
+		}
+		buf.data[buf.len] = '\0';
 	}
-	buf.data[buf.len] = '\0';
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
-PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
-/* Rebuild a state from its serialised form: one sorted run, checked */
-Datum
-crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
+/* Read n raw rows from buf into st's run */
+static void
+deserialize_raw(StringInfo buf, ClvRows *st, int64 n)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	StringInfoData buf;
-	ClvRows    *st;
-	int64		n,
-				j;
-	int			kind;
+	int64		j;
 
-	agg_context(fcinfo, "crm_clv_rows_deserialize");
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
-	kind = pq_getmsgint(&buf, 4);
-	st = crm_clv_rows_new(CurrentMemoryContext, kind);
-	st->rows_in = pq_getmsgint64(&buf);
-	n = pq_getmsgint64(&buf);
-	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(ClvRow))
-		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf.len - buf.cursor);
+	if (n < 0 || n > (buf->len - buf->cursor) / (int64) sizeof(ClvRow))
+		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf->len - buf->cursor);
 	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
 	/* n rows fit in what is left (checked above): read them in one go */
-	memcpy(st->run, buf.data + buf.cursor, sizeof(ClvRow) * n);
-	buf.cursor += sizeof(ClvRow) * n;
+	memcpy(st->run, buf->data + buf->cursor, sizeof(ClvRow) * n);
+	buf->cursor += sizeof(ClvRow) * n;
 	for (j = 0; j < n; j++)
 	{
 		ClvRow	   *r = &st->run[j];
@@ -1189,6 +1384,38 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
 		st->total_w += r->w;
 	}
+}
+
+PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
+/* Rebuild a state from its serialised form: one sorted run, checked */
+Datum
+crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	ClvRows    *st;
+	int64		n;
+	int			kind,
+				form;
+
+	agg_context(fcinfo, "crm_clv_rows_deserialize");
+	buf.data = VARDATA_ANY(b);
+	buf.len = VARSIZE_ANY_EXHDR(b);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	kind = pq_getmsgint(&buf, 4);
+	st = crm_clv_rows_new(CurrentMemoryContext, kind);
+	st->rows_in = pq_getmsgint64(&buf);
+	n = pq_getmsgint64(&buf);
+	if (n < 0 || n > PG_INT32_MAX)
+		elog(ERROR, "corrupt CLV state: %lld rows", (long long) n);
+	form = pq_getmsgbyte(&buf);
+	if (form == SER_COMPACT)
+		deserialize_compact(&buf, st, n);
+	else if (form == SER_RAW)
+		deserialize_raw(&buf, st, n);
+	else
+		elog(ERROR, "corrupt CLV state: form %d", form);
 	st->nrun = n;
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);

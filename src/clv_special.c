@@ -215,6 +215,7 @@ crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign)
 #define MAX_STEP			2.0		/* largest move of a log-parameter per step */
 #define NEWTON_MAX_ITER		200
 #define NEWTON_LL_TOL		1e-8	/* log-likelihood a last step may leave */
+#define NEWTON_LL_RTOL		1e-13	/* ... or this share of it, when larger */
 
 typedef struct OptCtx
 {
@@ -653,9 +654,12 @@ crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 		 * Converged when the gradient is small and the full Newton step
 		 * would gain less than NEWTON_LL_TOL of log-likelihood (-g'd/2 per
 		 * observation): the second test matters for millions of customers,
-		 * where a small mean gradient can still hide a visible gain.
+		 * where a small mean gradient can still hide a visible gain.  With
+		 * huge weights (sums past 10^6 times the customers) an absolute
+		 * gain is below what the log-likelihood can resolve: a share of it.
 		 */
-		if (gmax < BFGS_GTOL && (shift > 0 || -gd / 2 * n_obs < NEWTON_LL_TOL))
+		if (gmax < BFGS_GTOL && (shift > 0 ||
+								 -gd / 2 * n_obs < Max(NEWTON_LL_TOL, NEWTON_LL_RTOL * fabs(fx) * n_obs)))
 		{
 			conv = true;
 			break;
@@ -676,7 +680,8 @@ crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 				xn[i] = theta[i] + t * d[i];
 			evals++;
 			fn = f(xn, gn, &Hn[0][0], arg);
-			if (isfinite(fn) && fn <= fx + 1e-4 * t * gd)
+			/* fn == fx: a step too small to tell apart is no progress */
+			if (isfinite(fn) && fn <= fx + 1e-4 * t * gd && fn < fx)
 			{
 				ok = true;
 				break;
