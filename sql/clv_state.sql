@@ -46,6 +46,29 @@ SELECT k AS param, bool_and(ll_moved < ll_fit) AS maximum
 						frequency, recency, t)) FROM big_rows) AS ll_moved
 		  FROM big_fit, crm.bgnbd_params(m) p, unnest(ARRAY['r', 'alpha', 'a', 'b']) k, unnest(ARRAY[0.9999, 1.0001]) f) s
  GROUP BY k ORDER BY k;
+-- 20,000 customers on a day grid (times in sevenths of a week): an x with
+-- more rows than there are distinct times takes the powers of (alpha + t)
+-- once a time instead of an exp a row.  The fitted log-likelihood is the
+-- sum of crm.log_likelihood row by row, and it is the maximum.
+CREATE TEMP TABLE grid AS
+SELECT (crm.bgnbd_simulate('bgnbd(r=0.25,alpha=4,a=0.8,b=2.5)', 39 - (i % 84) / 7.0, i, 1 / 7.0)).*
+  FROM generate_series(1, 20000) i;
+SELECT (SELECT count(*) FROM (SELECT t FROM grid UNION SELECT recency FROM grid) u) AS distinct_times,
+	   (SELECT max(n) FROM (SELECT frequency, count(*) AS n FROM (SELECT DISTINCT frequency, recency, t FROM grid) d
+							 WHERE frequency > 0 GROUP BY 1) g) AS most_rows_of_one_x;
+CREATE TEMP TABLE grid_fit AS
+SELECT crm.bgnbd_fit(frequency, recency, t) AS m, crm.mbgnbd_fit(frequency, recency, t) AS mm FROM grid;
+SELECT abs((SELECT sum(crm.log_likelihood(m, frequency, recency, t)) FROM grid) / (crm.bgnbd_params(m)).ll - 1) < 1e-12 AS bgnbd_ll_matches,
+	   abs((SELECT sum(crm.log_likelihood(mm, frequency, recency, t)) FROM grid) / (crm.mbgnbd_params(mm)).ll - 1) < 1e-12 AS mbgnbd_ll_matches
+  FROM grid_fit;
+SELECT k AS param, bool_and(ll_moved < ll_fit) AS maximum
+  FROM (SELECT k, (crm.bgnbd_params(m)).ll AS ll_fit,
+			   (SELECT sum(crm.log_likelihood(format('bgnbd(r=%s,alpha=%s,a=%s,b=%s)',
+						p.r * CASE WHEN k = 'r' THEN f ELSE 1 END, p.alpha * CASE WHEN k = 'alpha' THEN f ELSE 1 END,
+						p.a * CASE WHEN k = 'a' THEN f ELSE 1 END, p.b * CASE WHEN k = 'b' THEN f ELSE 1 END)::crm.bgnbd,
+						frequency, recency, t)) FROM grid) AS ll_moved
+		  FROM grid_fit, crm.bgnbd_params(m) p, unnest(ARRAY['r', 'alpha', 'a', 'b']) k, unnest(ARRAY[0.9999, 1.0001]) f) s
+ GROUP BY k ORDER BY k;
 -- weights far beyond customer counts (10^9 each) scale the log-likelihood
 -- past what an absolute tolerance can resolve: the fit still converges, on
 -- the same parameters to five digits (a and b differ in the sixth: the

@@ -26,6 +26,9 @@ typedef struct BgArgs
 	int			m;				/* 0 BG/NBD, 1 MBG/NBD */
 	double	   *lt;				/* per distinct time: log(alpha + t) */
 	double	   *it;				/* per distinct time: 1 / (alpha + t) */
+	double	   *pw;				/* per distinct time: (alpha + t)^(r + x), one x */
+	double		ltmax;			/* largest |lt| */
+	int64	   *xend;			/* per distinct x: the end of its rows */
 } BgArgs;
 
 /* One customer's log-likelihood (times in the same unit as alpha) */
@@ -143,6 +146,10 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 	const double *it = ba->it;
 	double		prod = 1;		/* product of (1 + e)^w over light rows */
 	int			nprod = 0;		/* its factors: prod <= 2^nprod */
+	double	   *pw = ba->pw;
+	bool		use_pw = false; /* this x's bracket from powers, not exp */
+	double		cx = 0;			/* (b + x + m - 1) / a */
+	int64		gi = -1;
 
 	for (j = 0; j < d->n; j++)
 	{
@@ -162,6 +169,23 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 			W = 0;
 			lden = log(b + x + m - 1);
 			iden = 1.0 / (b + x + m - 1);
+			cx = (b + x + m - 1) * ia;
+			gi++;
+
+			/*
+			 * e^(u1 - u2) = (alpha + t_x)^kx / (alpha + T)^kx * cx: when
+			 * this x has more rows than there are times, one power a time
+			 * replaces one exp a row (kept far from overflow)
+			 */
+			use_pw = (x > 0 || m == 1) && ba->xend[gi] - j > d->ntimes
+				&& kx * ba->ltmax + fabs(log(cx)) < 600;
+			if (use_pw)
+			{
+				int64		t;
+
+				for (t = 0; t < d->ntimes; t++)
+					pw[t] = exp(kx * lt[t]);
+			}
 		}
 		W += w;
 		if (x > 0 || m == 1)
@@ -180,14 +204,14 @@ bg_sums_impl(BgArgs *ba, const double *p, const int want, double *g, double H[4]
 			 */
 			if (u2 > u1)
 			{
-				e = exp(u1 - u2);
+				e = use_pw ? pw[d->itx[j]] * cx / pw[d->iT[j]] : exp(u1 - u2);
 				ll += w * u2;
 				w1 = e / (1 + e);
 				w2 = 1 - w1;
 			}
 			else
 			{
-				e = exp(u2 - u1);
+				e = use_pw ? pw[d->iT[j]] / (pw[d->itx[j]] * cx) : exp(u2 - u1);
 				ll += w * u1;
 				w2 = e / (1 + e);
 				w1 = 1 - w2;
@@ -294,10 +318,12 @@ bg_sums(BgArgs *ba, const double *p, int want, double *g, double H[4][4])
 	int64		j;
 
 	/* log(alpha + t) and 1/(alpha + t) once per distinct time */
+	ba->ltmax = 0;
 	for (j = 0; j < ba->d->ntimes; j++)
 	{
 		ba->lt[j] = log(p[1] + ba->d->times[j]);
 		ba->it[j] = 1.0 / (p[1] + ba->d->times[j]);
+		ba->ltmax = Max(ba->ltmax, fabs(ba->lt[j]));
 	}
 	if (want == BG_HESS)
 		return bg_sums_impl(ba, p, BG_HESS, g, H);
@@ -408,6 +434,24 @@ bg_sample(ClvData *d)
 	return s;
 }
 
+/* The arguments of the objective over d: time tables, and where each x ends */
+static void
+bg_args_init(BgArgs *ba, ClvData *d, int m)
+{
+	int64		j,
+				k = 0;
+
+	ba->d = d;
+	ba->m = m;
+	ba->lt = palloc_extended(sizeof(double) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
+	ba->it = palloc_extended(sizeof(double) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
+	ba->pw = palloc_extended(sizeof(double) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
+	ba->xend = palloc_extended(sizeof(int64) * Max(d->n, 1), MCXT_ALLOC_HUGE);
+	for (j = 1; j <= d->n; j++)
+		if (j == d->n || d->rows[j].k[0] != d->rows[j - 1].k[0])
+			ba->xend[k++] = j;
+}
+
 /* Fit BG/NBD (m = 0) or MBG/NBD (m = 1) to the aggregate state */
 static ClvModel *
 bg_fit(FunctionCallInfo fcinfo, int kind, int m)
@@ -420,16 +464,13 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int			i;
 
-	ba.d = crm_clv_prepare_indexed(st);
-	ba.m = m;
-	ba.lt = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
-	ba.it = palloc_extended(sizeof(double) * Max(ba.d->ntimes, 1), MCXT_ALLOC_HUGE);
+	bg_args_init(&ba, crm_clv_prepare_indexed(st), m);
 	if (ba.d->n >= BG_SAMPLE_FROM)
 	{
-		BgArgs		sa = ba;
+		BgArgs		sa;
 		double		t0[4] = {0, 0, 0, 0};
 
-		sa.d = bg_sample(ba.d);
+		bg_args_init(&sa, bg_sample(ba.d), m);
 		crm_clv_minimise_newton(bg_objective, &sa, 4, t0, sa.d->total_w, &res);
 		/* a start, nothing more: a failed sample fit starts from the default */
 		for (i = 0; i < 4; i++)
