@@ -115,6 +115,22 @@ SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY i DESC) FROM clv_sta
 		  FROM clv_state_wide GROUP BY 1, 2, 3) g)::text = m::text AS weighted_same,
 	   (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_wide)::text = m::text AS parallel_same
   FROM wide_fit;
+-- fractional weights are summed exactly (fixed point) and turned into a
+-- double once: the same bits whatever the row order or plan; ten weights of
+-- 0.1 on one row are exactly 1 (a float8 sum gives 0.9999999999999999)
+CREATE TABLE clv_state_frac AS
+SELECT s.*, (0.1 + (i % 7) * 0.13)::float8 AS w, i
+  FROM generate_series(1, 60000) i,
+	   LATERAL crm.bgnbd_simulate('bgnbd(r=0.25,alpha=4,a=0.8,b=2.5)', 39 - (i % 84) / 7.0, i, 1 / 7.0) s;
+ANALYZE clv_state_frac;
+CREATE TEMP TABLE frac_fit AS SELECT crm.bgnbd_fit(frequency, recency, t, w ORDER BY i) AS m FROM clv_state_frac;
+EXPLAIN (COSTS OFF) SELECT crm.bgnbd_fit(frequency, recency, t, w) FROM clv_state_frac;
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t, w ORDER BY i DESC) FROM clv_state_frac)::text = m::text AS reversed_same,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t, w ORDER BY md5(i::text)) FROM clv_state_frac)::text = m::text AS shuffled_same,
+	   (SELECT crm.bgnbd_fit(frequency, recency, t, w) FROM clv_state_frac)::text = m::text AS parallel_same,
+	   (crm.bgnbd_params(m)).converged,
+	   (SELECT (crm.bgnbd_params(crm.bgnbd_fit(1, 1, 2, 0.1))).n FROM generate_series(1, 10)) AS ten_tenths
+  FROM frac_fit;
 -- customers without a repeat purchase, (0, 0, T), skip the hash table for an
 -- array by T; when T has more than 65,536 distinct values that array moves to
 -- the wide rows midway too: the same model as from the rows merged beforehand
@@ -134,4 +150,4 @@ SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY i DESC) FROM clv_sta
 RESET client_min_messages;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
-DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide, clv_state_zero;
+DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide, clv_state_zero, clv_state_frac;

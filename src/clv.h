@@ -71,6 +71,7 @@ typedef struct ClvPacked
 } ClvPacked;
 
 typedef struct ClvValueSet ClvValueSet;
+typedef struct ClvFrac ClvFrac;
 
 /*
  * Aggregate state: open-addressing hashes of distinct rows, plus one
@@ -99,6 +100,13 @@ typedef struct ClvRows
 	ClvRow		pend[CLV_PENDING];
 	double		total_w;
 	int64		rows_in;
+	/* rows whose weight is not a whole number: exact sums (see clv_fit.c) */
+	ClvFrac    *fslots;			/* hash, NULL until the first */
+	int64		fsize;
+	int64		fused;
+	ClvFrac    *frun;			/* sorted by key, keys distinct */
+	int64		nfrun;
+	ClvRow	   *folded;			/* run plus frun, for the final functions */
 } ClvRows;
 
 extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);

@@ -502,6 +502,210 @@ rows_flush(ClvRows *st)
 	st->npend = 0;
 }
 
+/*
+ * Weights that are not whole numbers.  Whole weights add up exactly in a
+ * double, so any order of rows gives the same sums; fractional ones do
+ * not (0.1 + 0.2 + 0.3 is not 0.3 + 0.2 + 0.1), and a fit must not depend
+ * on the plan.  Their rows are summed apart, in fixed point with
+ * FRAC_BITS fraction bits in three 64-bit limbs: exact for every weight
+ * from 2^-59 to 2^78 (smaller ones are rounded down to the grid, still
+ * the same whatever the order), and turned into one double only when the
+ * final function reads the rows.
+ */
+#define FRAC_BITS		112
+#define MAX_WHOLE_W		9007199254740992.0	/* 2^53 */
+
+struct ClvFrac
+{
+	double		k[3];
+	uint64		s[3];			/* the sum, times 2^FRAC_BITS */
+	bool		used;			/* hash slots only */
+};
+
+/* Is w a weight the double sums keep exact? */
+static inline bool
+whole_weight(double w)
+{
+	return w == 1 || (w <= MAX_WHOLE_W && w == floor(w));
+}
+
+/* s = w in fixed point (w > 0 finite) */
+static void
+exact_set(uint64 *s, double w)
+{
+	int			e,
+				shift,
+				i,
+				b;
+	uint64		mant = (uint64) ldexp(frexp(w, &e), 53);	/* w = mant 2^(e - 53) */
+
+	s[0] = s[1] = s[2] = 0;
+	shift = e - 53 + FRAC_BITS;
+	if (shift < 0)
+	{
+		mant = (-shift >= 64) ? 0 : mant >> -shift;
+		shift = 0;
+	}
+	if (shift + 53 > 190)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("weight %g is too large", w),
+				 errhint("Weights count customers: up to 2^78.")));
+	i = shift / 64;
+	b = shift % 64;
+	s[i] |= mant << b;
+	if (b > 11)
+		s[i + 1] |= mant >> (64 - b);
+}
+
+/* a += b, both in fixed point */
+static inline void
+exact_add(uint64 *a, const uint64 *b)
+{
+	uint64		t = a[0] + b[0],
+				c = (t < b[0]);
+
+	a[0] = t;
+	t = a[1] + c;
+	c = (t < c);
+	t += b[1];
+	c += (t < b[1]);
+	a[1] = t;
+	a[2] += b[2] + c;
+	if (a[2] >> 62)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("the weights of one row add up to more than 2^78")));
+}
+
+/* The double nearest a fixed-point value, always computed the same way */
+static inline double
+exact_double(const uint64 *s)
+{
+	return ldexp((double) s[2], 128 - FRAC_BITS) + ldexp((double) s[1], 64 - FRAC_BITS)
+		+ ldexp((double) s[0], -FRAC_BITS);
+}
+
+/* Key order of two fractional rows */
+static int
+frac_cmp(const void *x, const void *y)
+{
+	ClvRow		a,
+				b;
+
+	memcpy(a.k, ((const ClvFrac *) x)->k, sizeof(a.k));
+	memcpy(b.k, ((const ClvFrac *) y)->k, sizeof(b.k));
+	return row_cmp(&a, &b);
+}
+
+/* Add fractional weight w to the row with keys k */
+static void
+frac_add(ClvRows *st, const double *k, double w)
+{
+	uint64		s[3],
+				mask,
+				i;
+
+	if ((st->fused + 1) * 10 > st->fsize * 7)
+	{
+		int64		nsize = Max(st->fsize * 2, 64),
+					j;
+		ClvFrac    *ns = MemoryContextAllocZero(st->cxt, sizeof(ClvFrac) * nsize);
+
+		for (j = 0; j < st->fsize; j++)
+			if (st->fslots[j].used)
+			{
+				i = row_hash(st->fslots[j].k) & (nsize - 1);
+				while (ns[i].used)
+					i = (i + 1) & (nsize - 1);
+				ns[i] = st->fslots[j];
+			}
+		if (st->fslots)
+			pfree(st->fslots);
+		st->fslots = ns;
+		st->fsize = nsize;
+	}
+	exact_set(s, w);
+	if ((s[0] | s[1] | s[2]) == 0)
+		return;					/* below 2^-112: nothing on the grid */
+	mask = st->fsize - 1;
+	for (i = row_hash(k) & mask;; i = (i + 1) & mask)
+	{
+		ClvFrac    *f = &st->fslots[i];
+
+		if (!f->used)
+		{
+			memcpy(f->k, k, sizeof(f->k));
+			memcpy(f->s, s, sizeof(f->s));
+			f->used = true;
+			st->fused++;
+			return;
+		}
+		if (f->k[0] == k[0] && f->k[1] == k[1] && f->k[2] == k[2])
+		{
+			exact_add(f->s, s);
+			return;
+		}
+	}
+}
+
+/*
+ * Merge the sorted fractional rows b[0..nb) into st's run of them (sums
+ * exact, so the result does not depend on which state held what)
+ */
+static void
+frac_merge_in(ClvRows *st, const ClvFrac *b, int64 nb)
+{
+	ClvFrac    *out;
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	if (nb == 0)
+		return;
+	out = MemoryContextAllocHuge(st->cxt, sizeof(ClvFrac) * (st->nfrun + nb));
+	while (i < st->nfrun || j < nb)
+	{
+		int			c = (i == st->nfrun) ? 1 : (j == nb) ? -1 : frac_cmp(&st->frun[i], &b[j]);
+
+		if (c < 0)
+			out[m++] = st->frun[i++];
+		else if (c > 0)
+			out[m++] = b[j++];
+		else
+		{
+			out[m] = st->frun[i++];
+			exact_add(out[m++].s, b[j++].s);
+		}
+	}
+	if (st->frun)
+		pfree(st->frun);
+	st->frun = out;
+	st->nfrun = m;
+}
+
+/* Move the hashed fractional rows into the sorted run */
+static void
+frac_consolidate(ClvRows *st)
+{
+	ClvFrac    *rows;
+	int64		j,
+				m = 0;
+
+	if (st->fused == 0)
+		return;
+	rows = palloc_extended(sizeof(ClvFrac) * st->fused, MCXT_ALLOC_HUGE);
+	for (j = 0; j < st->fsize; j++)
+		if (st->fslots[j].used)
+			rows[m++] = st->fslots[j];
+	qsort(rows, m, sizeof(ClvFrac), frac_cmp);
+	frac_merge_in(st, rows, m);
+	pfree(rows);
+	pfree(st->fslots);
+	st->fslots = NULL;
+	st->fsize = st->fused = 0;
+}
+
 /* Add weight w to the row with keys k */
 void
 crm_clv_rows_add(ClvRows *st, const double *k, double w)
@@ -512,8 +716,13 @@ crm_clv_rows_add(ClvRows *st, const double *k, double w)
 	/* one representation of zero, so -0 and +0 land in one row */
 	for (i = 0; i < 3; i++)
 		r->k[i] = (k[i] == 0) ? 0.0 : k[i];
-	r->w = w;
 	st->total_w += w;
+	if (!whole_weight(w))
+	{
+		frac_add(st, r->k, w);
+		return;
+	}
+	r->w = w;
 	if (++st->npend == CLV_PENDING)
 		rows_flush(st);
 }
@@ -523,7 +732,7 @@ bool
 crm_clv_rows_empty(ClvRows *st)
 {
 	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0
-		&& st->zero_w == NULL;
+		&& st->zero_w == NULL && st->fused == 0 && st->nfrun == 0;
 }
 
 /*
@@ -868,13 +1077,62 @@ rows_consolidate(ClvRows *st)
 	}
 }
 
-/* The distinct rows, sorted by key: the state's own run, not to be changed */
+/* The whole-weight rows, sorted (fractional ones consolidated apart) */
+static const ClvRow *
+rows_parts(ClvRows *st, int64 *n)
+{
+	rows_consolidate(st);
+	frac_consolidate(st);
+	*n = st->nrun;
+	return st->run;
+}
+
+/*
+ * The distinct rows, sorted by key, each with its whole and fractional
+ * weights added (once, here): the state's own memory, not to be changed
+ */
 const ClvRow *
 crm_clv_rows_sorted(ClvRows *st, int64 *n)
 {
-	rows_consolidate(st);
-	*n = st->nrun;
-	return st->run;
+	const ClvRow *run = rows_parts(st, n);
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	if (st->nfrun == 0)
+		return run;
+	if (st->folded)
+		pfree(st->folded);
+	st->folded = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * (st->nrun + st->nfrun));
+	while (i < st->nrun || j < st->nfrun)
+	{
+		ClvRow		f;
+		int			c;
+
+		if (j < st->nfrun)
+			memcpy(f.k, st->frun[j].k, sizeof(f.k));
+		c = (i == st->nrun) ? 1 : (j == st->nfrun) ? -1 : row_cmp(&run[i], &f);
+		if (c < 0)
+			st->folded[m++] = run[i++];
+		else
+		{
+			uint64		s[3];
+
+			memcpy(s, st->frun[j].s, sizeof(s));
+			if (c == 0)
+			{
+				uint64		whole[3];
+
+				exact_set(whole, run[i++].w);
+				exact_add(s, whole);
+			}
+			f.w = exact_double(s);
+			st->folded[m++] = f;
+			j++;
+		}
+	}
+	*n = m;
+	return st->folded;
 }
 
 /* The aggregate's memory context, or an error outside an aggregate */
@@ -1097,7 +1355,8 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a = crm_clv_rows_new(cxt, b->kind);
 	if (a->kind != b->kind)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
-	brows = crm_clv_rows_sorted(b, &nb);
+	brows = rows_parts(b, &nb);
+	frac_merge_in(a, b->frun, b->nfrun);
 	old = MemoryContextSwitchTo(a->cxt);
 	/* grown in place (no fresh pages for what a holds), merged from the back */
 	if (a->run == NULL)
@@ -1130,7 +1389,6 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
  */
 #define SER_RAW			0
 #define SER_COMPACT		1
-#define MAX_WHOLE_W		9007199254740992.0	/* 2^53 */
 
 /* Bits to number n values (0 for one value) */
 static int
@@ -1330,7 +1588,7 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 	int			i;
 
 	agg_context(fcinfo, "crm_clv_rows_serialize");
-	rows = crm_clv_rows_sorted(st, &n);
+	rows = rows_parts(st, &n);
 	if (n > (MaxAllocHugeSize - 64) / sizeof(ClvRow))
 		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
 	pq_begintypsend(&buf);
@@ -1353,6 +1611,15 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 			buf.len += sizeof(v);
 		}
 		buf.data[buf.len] = '\0';
+	}
+	/* the fractional rows, their sums exact */
+	pq_sendint64(&buf, st->nfrun);
+	for (j = 0; j < st->nfrun; j++)
+	{
+		for (i = 0; i < 3; i++)
+			pq_sendfloat8(&buf, st->frun[j].k[i]);
+		for (i = 0; i < 3; i++)
+			pq_sendint64(&buf, (int64) st->frun[j].s[i]);
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -1386,6 +1653,37 @@ deserialize_raw(StringInfo buf, ClvRows *st, int64 n)
 	}
 }
 
+/* Read the fractional rows that follow the others */
+static void
+deserialize_frac(StringInfo buf, ClvRows *st)
+{
+	int64		nf = pq_getmsgint64(buf),
+				j;
+	int			i;
+
+	/* 48 bytes a row */
+	if (nf < 0 || nf > (buf->len - buf->cursor) / 48)
+		elog(ERROR, "corrupt CLV state: %lld fractional rows in %d bytes", (long long) nf, buf->len - buf->cursor);
+	if (nf == 0)
+		return;
+	st->frun = palloc_extended(sizeof(ClvFrac) * nf, MCXT_ALLOC_HUGE);
+	for (j = 0; j < nf; j++)
+	{
+		ClvFrac    *f = &st->frun[j];
+
+		for (i = 0; i < 3; i++)
+			f->k[i] = pq_getmsgfloat8(buf);
+		for (i = 0; i < 3; i++)
+			f->s[i] = (uint64) pq_getmsgint64(buf);
+		f->used = false;
+		if (isnan(f->k[0]) || isnan(f->k[1]) || isnan(f->k[2]) || (f->s[0] | f->s[1] | f->s[2]) == 0
+			|| (f->s[2] >> 62) || (j > 0 && frac_cmp(&st->frun[j - 1], f) >= 0))
+			elog(ERROR, "corrupt CLV state at fractional row %lld", (long long) j);
+		st->total_w += exact_double(f->s);
+	}
+	st->nfrun = nf;
+}
+
 PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
 /* Rebuild a state from its serialised form: one sorted run, checked */
 Datum
@@ -1417,6 +1715,7 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	else
 		elog(ERROR, "corrupt CLV state: form %d", form);
 	st->nrun = n;
+	deserialize_frac(&buf, st);
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);
 }
