@@ -33,6 +33,24 @@ SELECT (crm.btyd_summary(ts, amt, '2024-01-31', '1 day')).*
   FROM (VALUES ('2024-01-01 09:00+00'::timestamptz, 10.00), ('2024-01-01 18:00+00', 5.00),
 			   ('2024-01-05 10:00+00', 20.00), ('2024-01-05 11:00+00', 10.00),
 			   ('2024-01-11 10:00+00', 40.00), ('2024-02-11 10:00+00', 1000.00)) v(ts, amt);
+-- a unit shorter than a day merges purchases within one unit of local time
+-- (counted from local midnight) and counts recency and T in whole units:
+-- hourly, 10:05 and 10:40 merge; 12:10 and 09:00 next day repeat; the end
+-- at 18:30 next day is hour 32 after the first
+SELECT (crm.btyd_summary(ts, amt, '2024-01-02 18:30+00', '1 hour')).*
+  FROM (VALUES ('2024-01-01 10:05+00'::timestamptz, 10.00), ('2024-01-01 10:40+00', 5.00),
+			   ('2024-01-01 12:10+00', 20.00), ('2024-01-02 09:00+00', 30.00),
+			   ('2024-01-02 19:00+00', 1000.00)) v(ts, amt);
+-- half-hours: 10:05 and 10:40 fall in two of them
+SELECT (crm.btyd_summary(ts, 1, '2024-01-01 12:00+00', '30 minutes')).*
+  FROM (VALUES ('2024-01-01 10:05+00'::timestamptz), ('2024-01-01 10:40+00')) v(ts);
+-- local time: in Berlin (UTC+1 in winter) 23:30 UTC is already the next day
+SET timezone = 'Europe/Berlin';
+SELECT (crm.btyd_summary(ts, 1, '2024-01-03 12:00+00', '1 day')).*
+  FROM (VALUES ('2024-01-01 22:30+00'::timestamptz), ('2024-01-01 23:30+00')) v(ts);
+SET timezone = 'UTC';
+SELECT (crm.btyd_summary(ts, 1, '2024-01-03 12:00+00', '1 day')).*
+  FROM (VALUES ('2024-01-01 22:30+00'::timestamptz), ('2024-01-01 23:30+00')) v(ts);
 -- a NULL amount makes the spend unknown; a NULL time is skipped
 SELECT (crm.btyd_summary(ts, amt, '2024-01-31')).*
   FROM (VALUES ('2024-01-01'::timestamptz, 10.00), ('2024-01-03', NULL), (NULL, 5.00)) v(ts, amt);
@@ -46,7 +64,11 @@ SELECT crm.btyd_summary(ts, 'NaN', '2024-01-31') FROM (VALUES ('2024-01-01'::tim
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.btyd_summary(ts, 1, '2024-01-31', '1 month') FROM (VALUES ('2024-01-01'::timestamptz)) v(ts);
 \echo :LAST_ERROR_SQLSTATE
-SELECT crm.btyd_summary(ts, 1, '2024-01-31', '12 hours') FROM (VALUES ('2024-01-01'::timestamptz)) v(ts);
+SELECT crm.btyd_summary(ts, 1, '2024-01-31', '7 hours') FROM (VALUES ('2024-01-01'::timestamptz)) v(ts);
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.btyd_summary(ts, 1, '2024-01-31', '36 hours') FROM (VALUES ('2024-01-01'::timestamptz)) v(ts);
+\echo :LAST_ERROR_SQLSTATE
+SELECT crm.btyd_summary(ts, 1, '2024-01-31', '0.5 seconds') FROM (VALUES ('2024-01-01'::timestamptz)) v(ts);
 \echo :LAST_ERROR_SQLSTATE
 SELECT crm.btyd_summary(ts, 1, '2024-01-31', '-7 days') FROM (VALUES ('2024-01-01'::timestamptz)) v(ts);
 \echo :LAST_ERROR_SQLSTATE
@@ -68,5 +90,13 @@ SELECT count(*) AS differing FROM (
   JOIN cdnow_summary b USING (id)
  WHERE (a.s).frequency <> b.frequency OR (a.s).recency <> b.recency OR (a.s).t <> b.t
 	OR (a.s).monetary_value <> b.monetary_value;
+-- and hourly summaries in the parallel plan: 24 hours to a day (CDNOW times
+-- are midnights)
+SELECT count(*) AS customers,
+	   count(*) FILTER (WHERE (h).frequency = (d).frequency AND (h).recency = (d).recency * 24
+						AND (h).t = (d).t * 24 AND (h).monetary_value = (d).monetary_value) AS agreeing
+  FROM (SELECT id, crm.btyd_summary(day, amount, '1997-09-30', '1 hour') h,
+			   crm.btyd_summary(day, amount, '1997-09-30', '1 day') d
+		  FROM clv_summary_tx GROUP BY id) s;
 DROP TABLE clv_summary_tx;
 RESET ALL;

@@ -13,7 +13,10 @@
  *   decimals, exactly as the published file (days / 7, two decimals);
  * - monetary_value = mean of the day-merged repeat transactions (the first
  *   day left out), 0 when x = 0, NULL when an amount is NULL.
- * The unit must be a whole number of days.
+ * A unit of a day or more must be whole days.  A unit shorter than a day
+ * (an hour, 15 minutes) must divide the day, and takes the place of the day
+ * above: transactions merge within one unit of local time (counted from
+ * local midnight) and recency and T are whole numbers of units.
  */
 #include "postgres.h"
 
@@ -34,54 +37,89 @@
 
 typedef struct SummaryTx
 {
-	int32		day;
+	int64		period;			/* local day, or local unit when shorter */
 	bool		isnull;
 	Datum		amount;			/* numeric */
 } SummaryTx;
 
 typedef struct SummaryState
 {
-	int32		end_day;
-	int32		unit_days;
+	int64		end_period;
+	int64		period_usecs;	/* what merges: a day, or a shorter unit */
+	int64		per_unit;		/* periods in a unit */
 	int			n;
 	int			cap;
 	SummaryTx  *tx;
 } SummaryState;
 
-/* Days of a unit interval; it must be a positive whole number of days */
-static int32
-unit_days(Interval *unit)
+/*
+ * Check a unit and set the merging period and the periods a unit holds:
+ * a whole number of days (a day, counted in days), or a divisor of a day
+ * (itself, counted in ones)
+ */
+static void
+unit_periods(Interval *unit, int64 *period_usecs, int64 *per_unit)
 {
-	int64		days;
+	int64		usecs;
 
-	if (unit->month != 0 || unit->time % USECS_PER_DAY != 0)
+	if (unit->month != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unit must be a whole number of days"),
-				 errdetail("Months have no fixed length and purchases merge by day."),
-				 errhint("Use '1 day', '7 days' or '30 days'.")));
-	days = unit->day + unit->time / USECS_PER_DAY;
-	if (days <= 0 || days > 36500)
+				 errmsg("unit must not contain months"),
+				 errdetail("Months have no fixed length."),
+				 errhint("Use '30 days', '7 days', '1 day' or '1 hour'.")));
+	if (unit->day < -36500 || unit->day > 36500 || unit->time < -36500 * USECS_PER_DAY
+		|| unit->time > 36500 * USECS_PER_DAY)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unit must be between 1 and 36500 days, not %lld", (long long) days)));
-	return (int32) days;
+				 errmsg("unit must be between 1 second and 36500 days")));
+	usecs = unit->day * USECS_PER_DAY + unit->time;
+	if (usecs < USECS_PER_SEC || usecs > 36500 * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unit must be between 1 second and 36500 days")));
+	if (usecs >= USECS_PER_DAY)
+	{
+		if (usecs % USECS_PER_DAY != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a unit longer than a day must be a whole number of days"),
+					 errdetail("Purchases merge by day; recency and T count days divided by the unit."),
+					 errhint("Use '1 day', '7 days' or '30 days'.")));
+		*period_usecs = USECS_PER_DAY;
+		*per_unit = usecs / USECS_PER_DAY;
+	}
+	else
+	{
+		if (USECS_PER_DAY % usecs != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a unit shorter than a day must divide the day evenly"),
+					 errdetail("Purchases merge within one unit counted from local midnight."),
+					 errhint("Use '1 hour', '30 minutes' or '15 minutes'.")));
+		*period_usecs = usecs;
+		*per_unit = 1;
+	}
 }
 
-/* The date of a timestamptz in the session time zone */
-static int32
-day_of(Datum ts)
+/* The period of a timestamptz: its local time in the session time zone, floored */
+static int64
+period_of(Datum ts, int64 period_usecs)
 {
+	Timestamp	local;
+
 	if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(ts)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timestamps must be finite")));
-	return DatumGetDateADT(DirectFunctionCall1(timestamptz_date, ts));
+	local = DatumGetTimestamp(DirectFunctionCall1(timestamptz_timestamp, ts));
+	/* floor division: local midnights are multiples of a day */
+	return local / period_usecs - (local % period_usecs < 0);
 }
 
 /* Append a transaction to the state */
 static void
-summary_push(SummaryState *st, int32 day, bool isnull, Datum amount)
+summary_push(SummaryState *st, int64 period, bool isnull, Datum amount)
 {
 	if (st->n == st->cap)
 	{
@@ -89,7 +127,7 @@ summary_push(SummaryState *st, int32 day, bool isnull, Datum amount)
 		st->tx = st->tx ? repalloc(st->tx, sizeof(SummaryTx) * st->cap)
 			: palloc(sizeof(SummaryTx) * st->cap);
 	}
-	st->tx[st->n].day = day;
+	st->tx[st->n].period = period;
 	st->tx[st->n].isnull = isnull;
 	st->tx[st->n].amount = isnull ? (Datum) 0 : datumCopy(amount, false, -1);
 	st->n++;
@@ -103,8 +141,9 @@ crm_btyd_summary_trans(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt,
 				old;
 	SummaryState *st = PG_ARGISNULL(0) ? NULL : (SummaryState *) PG_GETARG_POINTER(0);
-	int32		end_day,
-				ud;
+	int64		period_usecs = USECS_PER_DAY,
+				per_unit = 1,
+				end_period;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "crm_btyd_summary_trans called in non-aggregate context");
@@ -126,32 +165,34 @@ crm_btyd_summary_trans(PG_FUNCTION_ARGS)
 					 errmsg("transaction amount must be a non-negative finite number"),
 					 errhint("Leave refunds out of the transactions.")));
 	}
-	end_day = day_of(PG_GETARG_DATUM(3));
-	ud = (PG_NARGS() > 4) ? unit_days(PG_GETARG_INTERVAL_P(4)) : 1;
+	if (PG_NARGS() > 4)
+		unit_periods(PG_GETARG_INTERVAL_P(4), &period_usecs, &per_unit);
+	end_period = period_of(PG_GETARG_DATUM(3), period_usecs);
 	old = MemoryContextSwitchTo(aggcxt);
 	if (st == NULL)
 	{
 		st = palloc0(sizeof(SummaryState));
-		st->end_day = end_day;
-		st->unit_days = ud;
+		st->end_period = end_period;
+		st->period_usecs = period_usecs;
+		st->per_unit = per_unit;
 	}
-	else if (st->end_day != end_day || st->unit_days != ud)
+	else if (st->end_period != end_period || st->period_usecs != period_usecs || st->per_unit != per_unit)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("observation end and unit must be the same for all rows of a customer")));
-	summary_push(st, day_of(PG_GETARG_DATUM(1)), PG_ARGISNULL(2), PG_GETARG_DATUM(2));
+	summary_push(st, period_of(PG_GETARG_DATUM(1), period_usecs), PG_ARGISNULL(2), PG_GETARG_DATUM(2));
 	MemoryContextSwitchTo(old);
 	PG_RETURN_POINTER(st);
 }
 
-/* Order transactions by day */
+/* Order transactions by period */
 static int
 tx_cmp(const void *a, const void *b)
 {
 	const SummaryTx *x = a;
 	const SummaryTx *y = b;
 
-	return (x->day > y->day) - (x->day < y->day);
+	return (x->period > y->period) - (x->period < y->period);
 }
 
 /* Round to two decimals, the published convention */
@@ -173,7 +214,7 @@ crm_btyd_summary_final(PG_FUNCTION_ARGS)
 	int			i,
 				n = 0,
 				x = -1;
-	int32		first = 0,
+	int64		first = 0,
 				last = 0,
 				prev = 0;
 	Datum		repeat_sum = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
@@ -188,20 +229,20 @@ crm_btyd_summary_final(PG_FUNCTION_ARGS)
 		SummaryTx  *tx = palloc(sizeof(SummaryTx) * Max(st->n, 1));
 
 		for (i = 0; i < st->n; i++)
-			if (st->tx[i].day <= st->end_day)
+			if (st->tx[i].period <= st->end_period)
 				tx[n++] = st->tx[i];
 		if (n == 0)
 			PG_RETURN_NULL();
 		qsort(tx, n, sizeof(SummaryTx), tx_cmp);
-		first = tx[0].day;
+		first = tx[0].period;
 		for (i = 0; i < n; i++)
 		{
-			if (i == 0 || tx[i].day != prev)
+			if (i == 0 || tx[i].period != prev)
 				x++;
-			prev = last = tx[i].day;
+			prev = last = tx[i].period;
 			if (tx[i].isnull)
 				anynull = true;
-			else if (tx[i].day != first)
+			else if (tx[i].period != first)
 				repeat_sum = DirectFunctionCall2(numeric_add, repeat_sum, tx[i].amount);
 		}
 	}
@@ -209,8 +250,8 @@ crm_btyd_summary_final(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 	values[0] = Int32GetDatum(x);
-	values[1] = Float8GetDatum(x > 0 ? round2((double) (last - first) / st->unit_days) : 0.0);
-	values[2] = Float8GetDatum(round2((double) (st->end_day - first) / st->unit_days));
+	values[1] = Float8GetDatum(x > 0 ? round2((double) (last - first) / st->per_unit) : 0.0);
+	values[2] = Float8GetDatum(round2((double) (st->end_period - first) / st->per_unit));
 	if (anynull)
 		nulls[3] = true;
 	else if (x == 0)
@@ -240,15 +281,17 @@ crm_btyd_summary_combine(PG_FUNCTION_ARGS)
 	if (a == NULL)
 	{
 		a = palloc0(sizeof(SummaryState));
-		a->end_day = b->end_day;
-		a->unit_days = b->unit_days;
+		a->end_period = b->end_period;
+		a->period_usecs = b->period_usecs;
+		a->per_unit = b->per_unit;
 	}
-	else if (a->end_day != b->end_day || a->unit_days != b->unit_days)
+	else if (a->end_period != b->end_period || a->period_usecs != b->period_usecs
+			 || a->per_unit != b->per_unit)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("observation end and unit must be the same for all rows of a customer")));
 	for (i = 0; i < b->n; i++)
-		summary_push(a, b->tx[i].day, b->tx[i].isnull, b->tx[i].amount);
+		summary_push(a, b->tx[i].period, b->tx[i].isnull, b->tx[i].amount);
 	MemoryContextSwitchTo(old);
 	PG_RETURN_POINTER(a);
 }
@@ -265,12 +308,13 @@ crm_btyd_summary_serialize(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, NULL))
 		elog(ERROR, "crm_btyd_summary_serialize called in non-aggregate context");
 	pq_begintypsend(&buf);
-	pq_sendint32(&buf, st->end_day);
-	pq_sendint32(&buf, st->unit_days);
+	pq_sendint64(&buf, st->end_period);
+	pq_sendint64(&buf, st->period_usecs);
+	pq_sendint64(&buf, st->per_unit);
 	pq_sendint32(&buf, st->n);
 	for (i = 0; i < st->n; i++)
 	{
-		pq_sendint32(&buf, st->tx[i].day);
+		pq_sendint64(&buf, st->tx[i].period);
 		pq_sendbyte(&buf, st->tx[i].isnull ? 1 : 0);
 		if (!st->tx[i].isnull)
 			pq_sendstring(&buf, DatumGetCString(DirectFunctionCall1(numeric_out, st->tx[i].amount)));
@@ -295,19 +339,22 @@ crm_btyd_summary_deserialize(PG_FUNCTION_ARGS)
 	buf.len = VARSIZE_ANY_EXHDR(b);
 	buf.maxlen = buf.len;
 	buf.cursor = 0;
-	st->end_day = pq_getmsgint(&buf, 4);
-	st->unit_days = pq_getmsgint(&buf, 4);
+	st->end_period = pq_getmsgint64(&buf);
+	st->period_usecs = pq_getmsgint64(&buf);
+	st->per_unit = pq_getmsgint64(&buf);
 	n = pq_getmsgint(&buf, 4);
+	if (st->period_usecs <= 0 || st->per_unit <= 0 || n < 0)
+		elog(ERROR, "corrupt btyd_summary state");
 	for (i = 0; i < n; i++)
 	{
-		int32		day = pq_getmsgint(&buf, 4);
+		int64		period = pq_getmsgint64(&buf);
 		bool		isnull = pq_getmsgbyte(&buf) != 0;
 		Datum		amt = (Datum) 0;
 
 		if (!isnull)
 			amt = DirectFunctionCall3(numeric_in, CStringGetDatum(pq_getmsgstring(&buf)),
 									  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-		summary_push(st, day, isnull, amt);
+		summary_push(st, period, isnull, amt);
 	}
 	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);
