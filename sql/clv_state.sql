@@ -131,6 +131,20 @@ SELECT (SELECT crm.bgnbd_fit(frequency, recency, t, w ORDER BY i DESC) FROM clv_
 	   (crm.bgnbd_params(m)).converged,
 	   (SELECT (crm.bgnbd_params(crm.bgnbd_fit(1, 1, 2, 0.1))).n FROM generate_series(1, 10)) AS ten_tenths
   FROM frac_fit;
+-- a worker whose rows hold more than 65,536 values of one column keeps wide
+-- rows and sends them compact through keys numbered afresh (the others send
+-- their packed table as it is): with 300,000 distinct recencies at least one
+-- of the two workers does; the parallel plan gives the serial model
+CREATE TABLE clv_state_wide2 AS
+SELECT 1 + i % 3 AS frequency, i / 300000.0 * 30 AS recency, 31.0 AS t FROM generate_series(1, 300000) i;
+ANALYZE clv_state_wide2;
+SET max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE wide2_fit AS SELECT crm.bgnbd_fit(frequency, recency, t) AS m FROM clv_state_wide2;
+SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_wide2;
+SELECT (SELECT crm.bgnbd_fit(frequency, recency, t) FROM clv_state_wide2)::text = m::text AS parallel_same
+  FROM wide2_fit;
+RESET parallel_leader_participation;
 -- customers without a repeat purchase, (0, 0, T), skip the hash table for an
 -- array by T; when T has more than 65,536 distinct values that array moves to
 -- the wide rows midway too: the same model as from the rows merged beforehand
@@ -150,4 +164,4 @@ SELECT (SELECT crm.bgnbd_fit(frequency, recency, t ORDER BY i DESC) FROM clv_sta
 RESET client_min_messages;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
-DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide, clv_state_zero, clv_state_frac;
+DROP TABLE clv_state_cdnow, clv_state_big, clv_state_wide, clv_state_zero, clv_state_frac, clv_state_wide2;

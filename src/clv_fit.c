@@ -917,52 +917,57 @@ sort_rows_by_rank(ClvRow *rows, int64 n)
 	return true;
 }
 
+/* Bits to number n values (0 for one value) */
+static int
+bits_for(int64 n)
+{
+	int			b = 0;
+
+	while (((int64) 1 << b) < n)
+		b++;
+	return b;
+}
+
 /*
- * The packed rows as wide rows sorted by key, without a comparison or a
- * hash lookup a row: each column's dictionary (few values) is ranked, the
- * ranks of a row make one integer whose order is the key order (distinct
- * rows, distinct integers), and (integer, weight) pairs are sorted by an
- * LSD radix sort, then unpacked through the sorted dictionaries.  NULL
- * when the ranks do not fit in 63 bits (the caller sorts by comparison).
+ * The packed rows as (rank key, weight) pairs sorted by key, without a
+ * comparison or a hash lookup a row: each column's dictionary (few values)
+ * is ranked (vals: its values in increasing order), a row's three ranks are
+ * packed with bits[c] bits a column, so key order is row order (distinct
+ * rows, distinct keys), and the pairs are sorted by an LSD radix sort.
+ * NULL when the keys would need more than 63 bits.
  */
-static ClvRow *
-packed_sorted(ClvRows *st)
+static ClvPacked *
+packed_rank_sorted(ClvRows *st, double **vals, int *bits, int64 *m)
 {
 	int32	   *rank[3];
-	double	   *vals[3];
-	uint64		n[3],
-				span = 1;
 	int			c,
 				keybits = 0,
 				shift;
-	int64		m = 0,
-				j;
+	int64		j;
 	ClvPacked  *a,
 			   *b;
-	ClvRow	   *rows;
 
 	for (c = 0; c < 3; c++)
 	{
-		n[c] = Max(st->dict[c]->n, 1);
-		if (span > (UINT64CONST(1) << 62) / n[c])
-			return NULL;
-		span *= n[c];
+		bits[c] = bits_for(st->dict[c]->n);
+		keybits += bits[c];
 	}
-	while ((UINT64CONST(1) << keybits) < span)
-		keybits++;
+	if (keybits > 63)
+		return NULL;
 	for (c = 0; c < 3; c++)
 		rank[c] = value_set_ranks(st->dict[c], &vals[c]);
 	a = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
 	b = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
+	*m = 0;
 	for (j = 0; j < st->psize; j++)
 		if (st->pslots[j].w != 0)
 		{
 			uint64		key = st->pslots[j].key;
 
-			a[m].key = ((uint64) rank[0][key >> (2 * PACK_BITS)] * n[1]
-						+ (uint64) rank[1][(key >> PACK_BITS) & PACK_MASK]) * n[2]
-				+ (uint64) rank[2][key & PACK_MASK];
-			a[m++].w = st->pslots[j].w;
+			a[*m].key = (uint64) rank[0][key >> (2 * PACK_BITS)] << (bits[1] + bits[2])
+				| (uint64) rank[1][(key >> PACK_BITS) & PACK_MASK] << bits[2]
+				| (uint64) rank[2][key & PACK_MASK];
+			a[(*m)++].w = st->pslots[j].w;
 		}
 	/* LSD radix sort on the key bits, RADIX_BITS at a time (stable) */
 	for (shift = 0; shift < keybits; shift += RADIX_BITS)
@@ -971,32 +976,50 @@ packed_sorted(ClvRows *st)
 		ClvPacked  *t;
 		int			i;
 
-		for (j = 0; j < m; j++)
+		for (j = 0; j < *m; j++)
 			count[((a[j].key >> shift) & ((1 << RADIX_BITS) - 1)) + 1]++;
 		for (i = 0; i < (1 << RADIX_BITS); i++)
 			count[i + 1] += count[i];
-		for (j = 0; j < m; j++)
+		for (j = 0; j < *m; j++)
 			b[count[(a[j].key >> shift) & ((1 << RADIX_BITS) - 1)]++] = a[j];
 		t = a, a = b, b = t;
 	}
+	pfree(b);
+	for (c = 0; c < 3; c++)
+		pfree(rank[c]);
+	return a;
+}
+
+/*
+ * The packed rows as wide rows sorted by key (see packed_rank_sorted), or
+ * NULL when the ranks do not fit in 63 bits (the caller sorts by comparison)
+ */
+static ClvRow *
+packed_sorted(ClvRows *st)
+{
+	double	   *vals[3];
+	int			bits[3],
+				c;
+	int64		m,
+				j;
+	ClvPacked  *a = packed_rank_sorted(st, vals, bits, &m);
+	ClvRow	   *rows;
+
+	if (a == NULL)
+		return NULL;
 	rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * Max(m, 1));
 	for (j = 0; j < m; j++)
 	{
 		uint64		key = a[j].key;
 
-		rows[j].k[2] = vals[2][key % n[2]];
-		key /= n[2];
-		rows[j].k[1] = vals[1][key % n[1]];
-		rows[j].k[0] = vals[0][key / n[1]];
+		rows[j].k[0] = vals[0][key >> (bits[1] + bits[2])];
+		rows[j].k[1] = vals[1][(key >> bits[2]) & (((uint64) 1 << bits[1]) - 1)];
+		rows[j].k[2] = vals[2][key & (((uint64) 1 << bits[2]) - 1)];
 		rows[j].w = a[j].w;
 	}
 	pfree(a);
-	pfree(b);
 	for (c = 0; c < 3; c++)
-	{
-		pfree(rank[c]);
 		pfree(vals[c]);
-	}
 	return rows;
 }
 
@@ -1390,31 +1413,17 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 #define SER_RAW			0
 #define SER_COMPACT		1
 
-/* Bits to number n values (0 for one value) */
-static int
-bits_for(int64 n)
+/* Write v at p as a little-endian base-128 varint; returns the byte after it */
+static inline char *
+put_varint(char *p, uint64 v)
 {
-	int			b = 0;
-
-	while (((int64) 1 << b) < n)
-		b++;
-	return b;
-}
-
-/* Append v as a little-endian base-128 varint */
-static inline void
-put_varint(StringInfo buf, uint64 v)
-{
-	unsigned char tmp[10];
-	int			n = 0;
-
-	do
+	while (v > 0x7f)
 	{
-		tmp[n] = (v & 0x7f) | (v > 0x7f ? 0x80 : 0);
+		*p++ = (char) ((v & 0x7f) | 0x80);
 		v >>= 7;
-		n++;
-	} while (v != 0);
-	appendBinaryStringInfoNT(buf, (char *) tmp, n);
+	}
+	*p++ = (char) v;
+	return p;
 }
 
 /* Read a varint at *p (not past end), advancing *p; corrupt input is an error */
@@ -1438,6 +1447,104 @@ get_varint(const unsigned char **p, const unsigned char *end)
 	}
 }
 
+/* Most bytes a compact row takes: two varints and a float8 */
+#define COMPACT_ROW_MAX	28
+
+/*
+ * Write one row of the compact form at p (room for COMPACT_ROW_MAX): its
+ * key's gap to the previous key, its weight; returns the byte after it
+ */
+static inline char *
+put_compact_row(char *p, int64 j, uint64 key, uint64 prev, double w)
+{
+	/* keys strictly increase (a sorted run of distinct rows) */
+	p = put_varint(p, j == 0 ? key : key - prev - 1);
+	if (w >= 1 && w <= MAX_WHOLE_W && w == floor(w))
+		return put_varint(p, (uint64) w << 1);
+	else
+	{
+		uint64		b = pg_hton64(double_bits(w));
+
+		p = put_varint(p, 1);
+		memcpy(p, &b, 8);
+		return p + 8;
+	}
+}
+
+/* Room for n compact rows at the end of buf; the write position */
+static char *
+compact_rows_begin(StringInfo buf, int64 n)
+{
+	if (n > (MaxAllocHugeSize - buf->len - 64) / COMPACT_ROW_MAX)
+		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
+	enlargeStringInfo(buf, n * COMPACT_ROW_MAX);
+	return buf->data + buf->len;
+}
+
+/* Close the rows written up to p */
+static void
+compact_rows_end(StringInfo buf, char *p)
+{
+	buf->len = p - buf->data;
+	buf->data[buf->len] = '\0';
+}
+
+/* Append the compact header: each column's number of values, then the values */
+static void
+put_compact_values(StringInfo buf, double **vals, const int64 *nv)
+{
+	int			c;
+	int64		j;
+
+	pq_sendint8(buf, SER_COMPACT);
+	for (c = 0; c < 3; c++)
+		pq_sendint32(buf, (int32) nv[c]);
+	for (c = 0; c < 3; c++)
+		for (j = 0; j < nv[c]; j++)
+			pq_sendfloat8(buf, vals[c][j]);
+}
+
+/*
+ * The compact form straight from the packed table, when it holds all the
+ * rows (a parallel worker's state): the ranked keys are the compact keys,
+ * so no row is unpacked, no value looked up again.  False (buf untouched)
+ * otherwise.
+ */
+static bool
+serialize_packed(StringInfo buf, ClvRows *st)
+{
+	double	   *vals[3];
+	int			bits[3],
+				c;
+	int64		nv[3],
+				m,
+				j;
+	ClvPacked  *a;
+	char	   *p;
+
+	rows_flush(st);
+	zero_fold(st);
+	if (st->wide || st->used > 0 || st->nrun > 0 || st->fused > 0 || st->nfrun > 0 || st->pused == 0)
+		return false;
+	a = packed_rank_sorted(st, vals, bits, &m);
+	if (a == NULL)
+		return false;
+	pq_sendint64(buf, m);
+	for (c = 0; c < 3; c++)
+		nv[c] = st->dict[c]->n;
+	put_compact_values(buf, vals, nv);
+	p = compact_rows_begin(buf, m);
+	for (j = 0; j < m; j++)
+		p = put_compact_row(p, j, a[j].key, j > 0 ? a[j - 1].key : 0, a[j].w);
+	compact_rows_end(buf, p);
+	/* the fractional rows: none */
+	pq_sendint64(buf, 0);
+	pfree(a);
+	for (c = 0; c < 3; c++)
+		pfree(vals[c]);
+	return true;
+}
+
 /* Write rows in the compact form; false (buf untouched) when keys do not fit */
 static bool
 serialize_compact(StringInfo buf, const ClvRow *rows, int64 n)
@@ -1447,8 +1554,10 @@ serialize_compact(StringInfo buf, const ClvRow *rows, int64 n)
 	double	   *vals[3];
 	int			bits[3],
 				c;
-	int64		j;
+	int64		j,
+				nv[3];
 	uint64		prev = 0;
+	char	   *p;
 
 	for (c = 0; c < 3; c++)
 	{
@@ -1463,15 +1572,13 @@ serialize_compact(StringInfo buf, const ClvRow *rows, int64 n)
 			value_set_free(&vs[c]);
 		return false;
 	}
-	pq_sendint8(buf, SER_COMPACT);
 	for (c = 0; c < 3; c++)
 	{
 		rank[c] = value_set_ranks(&vs[c], &vals[c]);
-		pq_sendint32(buf, (int32) vs[c].n);
+		nv[c] = vs[c].n;
 	}
-	for (c = 0; c < 3; c++)
-		for (j = 0; j < vs[c].n; j++)
-			pq_sendfloat8(buf, vals[c][j]);
+	put_compact_values(buf, vals, nv);
+	p = compact_rows_begin(buf, n);
 	for (j = 0; j < n; j++)
 	{
 		const ClvRow *r = &rows[j];
@@ -1479,17 +1586,10 @@ serialize_compact(StringInfo buf, const ClvRow *rows, int64 n)
 			| (uint64) rank[1][value_set_index(&vs[1], r->k[1])] << bits[2]
 			| (uint64) rank[2][value_set_index(&vs[2], r->k[2])];
 
-		/* keys strictly increase (a sorted run of distinct rows) */
-		put_varint(buf, j == 0 ? key : key - prev - 1);
+		p = put_compact_row(p, j, key, prev, r->w);
 		prev = key;
-		if (r->w >= 1 && r->w <= MAX_WHOLE_W && r->w == floor(r->w))
-			put_varint(buf, (uint64) r->w << 1);
-		else
-		{
-			put_varint(buf, 1);
-			pq_sendfloat8(buf, r->w);
-		}
 	}
+	compact_rows_end(buf, p);
 	for (c = 0; c < 3; c++)
 	{
 		value_set_free(&vs[c]);
@@ -1588,12 +1688,14 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 	int			i;
 
 	agg_context(fcinfo, "crm_clv_rows_serialize");
-	rows = rows_parts(st, &n);
-	if (n > (MaxAllocHugeSize - 64) / sizeof(ClvRow))
-		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
+	if (serialize_packed(&buf, st))
+		PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	rows = rows_parts(st, &n);
+	if (n > (MaxAllocHugeSize - 64) / sizeof(ClvRow))
+		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
 	pq_sendint64(&buf, n);
 	if (!serialize_compact(&buf, rows, n))
 	{
