@@ -1380,6 +1380,17 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
 	brows = rows_parts(b, &nb);
 	frac_merge_in(a, b->frun, b->nfrun);
+	if (a->run == NULL && b->cxt == a->cxt && b->run == brows)
+	{
+		/* the first state in: take its run (in this context) as it is */
+		a->run = b->run;
+		a->nrun = nb;
+		b->run = NULL;
+		b->nrun = 0;
+		a->total_w += b->total_w;
+		a->rows_in += b->rows_in;
+		PG_RETURN_POINTER(a);
+	}
 	old = MemoryContextSwitchTo(a->cxt);
 	/* grown in place (no fresh pages for what a holds), merged from the back */
 	if (a->run == NULL)
@@ -1388,6 +1399,13 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a->run = repalloc_huge(a->run, sizeof(ClvRow) * Max(a->nrun + nb, 1));
 	MemoryContextSwitchTo(old);
 	a->nrun = merge_runs_in_place(a->run, a->nrun, brows, nb);
+	if (b->cxt == a->cxt && b->run == brows && brows != NULL)
+	{
+		/* a deserialised run lives in this context: free it now, not at the end */
+		pfree(b->run);
+		b->run = NULL;
+		b->nrun = 0;
+	}
 	a->total_w += b->total_w;
 	a->rows_in += b->rows_in;
 	PG_RETURN_POINTER(a);
@@ -1634,7 +1652,7 @@ deserialize_compact(StringInfo buf, ClvRows *st, int64 n)
 	/* n rows take at least 2 bytes each: checked before allocating */
 	if (n > (buf->len - buf->cursor) / 2)
 		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf->len - buf->cursor);
-	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
+	st->run = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * Max(n, 1));
 	p = (const unsigned char *) buf->data + buf->cursor;
 	end = (const unsigned char *) buf->data + buf->len;
 	for (j = 0; j < n; j++)
@@ -1734,7 +1752,7 @@ deserialize_raw(StringInfo buf, ClvRows *st, int64 n)
 
 	if (n < 0 || n > (buf->len - buf->cursor) / (int64) sizeof(ClvRow))
 		elog(ERROR, "corrupt CLV state: %lld rows in %d bytes", (long long) n, buf->len - buf->cursor);
-	st->run = palloc_extended(sizeof(ClvRow) * Max(n, 1), MCXT_ALLOC_HUGE);
+	st->run = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * Max(n, 1));
 	/* n rows fit in what is left (checked above): read them in one go */
 	memcpy(st->run, buf->data + buf->cursor, sizeof(ClvRow) * n);
 	buf->cursor += sizeof(ClvRow) * n;
@@ -1794,17 +1812,20 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
 	ClvRows    *st;
+	MemoryContext cxt;
 	int64		n;
 	int			kind,
 				form;
 
-	agg_context(fcinfo, "crm_clv_rows_deserialize");
+	cxt = agg_context(fcinfo, "crm_clv_rows_deserialize");
 	buf.data = VARDATA_ANY(b);
 	buf.len = VARSIZE_ANY_EXHDR(b);
 	buf.maxlen = buf.len;
 	buf.cursor = 0;
 	kind = pq_getmsgint(&buf, 4);
+	/* the run in the aggregate's context: the combine function adopts it */
 	st = crm_clv_rows_new(CurrentMemoryContext, kind);
+	st->cxt = cxt;
 	st->rows_in = pq_getmsgint64(&buf);
 	n = pq_getmsgint64(&buf);
 	if (n < 0 || n > PG_INT32_MAX)
