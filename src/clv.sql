@@ -10,11 +10,11 @@ CREATE TYPE crm.btyd_rfm AS (frequency integer, recency double precision, t doub
 COMMENT ON TYPE crm.btyd_rfm IS 'BTYD summary of one customer: repeat purchases x, recency t_x, age T (in units), mean repeat spend';
 
 CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, interval)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, interval) IS 'transition of crm.btyd_summary (not STRICT: NULL times are skipped, NULL amounts make the spend NULL)';
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, interval) IS 'transition of crm.btyd_summary (STABLE: days and hours are local, in the session time zone; not STRICT: NULL times are skipped, NULL amounts make the spend NULL)';
 CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz) IS 'transition of crm.btyd_summary with a unit of one day';
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz) IS 'transition of crm.btyd_summary with a unit of one day (STABLE: days are local)';
 CREATE FUNCTION crm.btyd_summary_final(internal)
 RETURNS crm.btyd_rfm AS 'MODULE_PATHNAME', 'crm_btyd_summary_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION crm.btyd_summary_final(internal) IS 'final function of crm.btyd_summary (not STRICT: an empty state gives NULL)';

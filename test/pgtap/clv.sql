@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT has_type('crm', t, 'type crm.' || t) FROM unnest(ARRAY['bgnbd', 'paretonbd', 'mbgnbd', 'gammagamma', 'bgbb', 'btyd_rfm']) t;
 SELECT is((SELECT count(*)::int FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
@@ -20,6 +20,9 @@ SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.
 				  OR p.proname LIKE '%gammagamma%' OR p.proname LIKE '%bgbb%' OR p.proname IN ('churn_rate', 'retention_cohorts', 'p_alive'))
 			  AND obj_description(p.oid, 'pg_proc') IS NULL),
 		  0, 'every CLV function has a comment');
+SELECT is((SELECT array_agg(DISTINCT p.provolatile) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+			WHERE n.nspname = 'crm' AND p.proname = 'btyd_summary_trans'),
+		  ARRAY['s'::"char"], 'btyd_summary reads local days and hours: its transition is STABLE, not IMMUTABLE');
 SELECT is(crm.simple_clv(100, 0.8, 0.1), 100 * 0.8 / 0.3, 'simple_clv = m r / (1 + d - r)');
 SELECT throws_ok($$SELECT crm.simple_clv(1, 2, 0)$$, '22023', NULL, 'retention above 1 is refused');
 SELECT throws_ok($$SELECT 'bgnbd(r=1)'::crm.bgnbd$$, '22P02', NULL, 'incomplete model literal: 22P02');
