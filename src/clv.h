@@ -137,6 +137,14 @@ extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
 extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
 extern void crm_clv_index_times(ClvData *d);
 extern ClvData *crm_clv_prepare_indexed(ClvRows *st);
+extern ClvData *crm_clv_sample(const ClvData *d, int64 target);
+
+/*
+ * Above this many distinct rows a fit starts from a fit on a sample of
+ * about CLV_SAMPLE_ROWS of them (see crm_clv_sample)
+ */
+#define CLV_SAMPLE_FROM		32768
+#define CLV_SAMPLE_ROWS		4096
 
 /* Special functions */
 extern double crm_clv_digamma(double x);
@@ -158,10 +166,15 @@ typedef struct ClvFitResult
 	int			evaluations;
 	bool		converged;
 	double		se[CLV_MAX_PARAMS]; /* standard errors of theta */
+	bool		have_hinv;		/* hinv holds the inverse Hessian at the end */
+	double		hinv[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
 } ClvFitResult;
 
 extern void crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 							 bool analytic, double n_obs, ClvFitResult *res);
+extern void crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
+								  bool analytic, double n_obs, const ClvFitResult *start,
+								  ClvFitResult *res);
 extern void crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 									double n_obs, ClvFitResult *res);
 

@@ -1923,6 +1923,56 @@ crm_clv_prepare_indexed(ClvRows *st)
 }
 
 /*
+ * A deterministic sample of about target rows of d, for a starting point:
+ * rows heavier than total / target are all kept; of the others one in k
+ * (k a power of two), chosen by a hash of the keys, with k times the
+ * weight, so the sample's log-likelihood estimates the whole one without
+ * bias.  The rows stay sorted; time indexes are not copied.
+ */
+ClvData *
+crm_clv_sample(const ClvData *d, int64 target)
+{
+	ClvData    *s = palloc0(sizeof(ClvData));
+	double		heavy = d->total_w / target;
+	uint64		k = 1;
+	int64		j,
+				cap;
+
+	while ((int64) k * target < d->n)
+		k *= 2;
+	*s = *d;
+	s->itx = s->iT = NULL;
+	cap = d->n / k * 2 + 16;
+	s->rows = palloc_extended(sizeof(ClvRow) * cap, MCXT_ALLOC_HUGE);
+	s->n = 0;
+	s->total_w = 0;
+	s->sum_wx = 0;
+	for (j = 0; j < d->n; j++)
+	{
+		const ClvRow *r = &d->rows[j];
+		double		w = r->w;
+
+		if (w < heavy)
+		{
+			if (row_hash(r->k) % k != 0)
+				continue;
+			w *= k;
+		}
+		if (s->n == cap)
+		{
+			cap *= 2;
+			s->rows = repalloc_huge(s->rows, sizeof(ClvRow) * cap);
+		}
+		s->rows[s->n] = *r;
+		s->rows[s->n].w = w;
+		s->total_w += w;
+		s->sum_wx += w * r->k[0];
+		s->n++;
+	}
+	return s;
+}
+
+/*
  * Index the distinct time values of the rows, so an objective computes
  * log(alpha + t) once per distinct t instead of once per row (real data
  * has times on a day grid: a few hundred values for any number of rows).

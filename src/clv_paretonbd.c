@@ -35,6 +35,15 @@ pnbd_logF(double r, double alpha, double s, double beta, double x, double t)
 		- a * log(beta + t);
 }
 
+/* The second term's log from log F(t_x) and log F(T) */
+static inline double
+pnbd_second_of(const double *p, double x, double l1, double l2)
+{
+	if (!(l2 < l1))
+		return -INFINITY;
+	return log(p[2]) - log(p[0] + p[2] + x) + l1 + log1p(-exp(l2 - l1));
+}
+
 /* log(s/(r+s+x) A0) relative pieces: returns log of the second term, -inf if 0 */
 static double
 pnbd_log_second(const double *p, double x, double tx, double T)
@@ -50,14 +59,12 @@ pnbd_log_second(const double *p, double x, double tx, double T)
 		return -INFINITY;
 	l1 = pnbd_logF(r, alpha, s, beta, x, tx);
 	l2 = pnbd_logF(r, alpha, s, beta, x, T);
-	if (!(l2 < l1))
-		return -INFINITY;
-	return log(s) - log(r + s + x) + l1 + log1p(-exp(l2 - l1));
+	return pnbd_second_of(p, x, l1, l2);
 }
 
-/* One customer's log-likelihood */
-static double
-pnbd_loglik1(const double *p, double x, double tx, double T)
+/* One customer's log-likelihood, given the log of its second term */
+static inline double
+pnbd_loglik_of(const double *p, double x, double T, double second)
 {
 	double		r = p[0],
 				alpha = p[1],
@@ -66,7 +73,14 @@ pnbd_loglik1(const double *p, double x, double tx, double T)
 	double		u1 = -(r + x) * log(alpha + T) - s * log(beta + T);
 
 	return lgamma(r + x) - lgamma(r) + r * log(alpha) + s * log(beta)
-		+ crm_clv_log_add(u1, pnbd_log_second(p, x, tx, T));
+		+ crm_clv_log_add(u1, second);
+}
+
+/* One customer's log-likelihood */
+static double
+pnbd_loglik1(const double *p, double x, double tx, double T)
+{
+	return pnbd_loglik_of(p, x, T, pnbd_log_second(p, x, tx, T));
 }
 
 /* P(alive | x, t_x, T) */
@@ -93,19 +107,78 @@ pnbd_core(double s, double B, double t)
 	return -expm1(-(s - 1) * L) / (s - 1);
 }
 
+/*
+ * The rows of a fit, with their times indexed: log F(t) depends on the row
+ * only through x and t, and rows sorted by x share a few hundred times, so
+ * one evaluation memoises it per x and time number (two 2F1 series a row
+ * become two per distinct (x, t)); a stamp per x empties the memo.
+ */
+typedef struct PnbdArgs
+{
+	ClvData    *d;
+	double	   *memo;			/* per time number: log F(t) for this x */
+	int64	   *stamp;			/* the x group memo[i] belongs to */
+	int64		group;			/* x groups seen, over all evaluations */
+} PnbdArgs;
+
+static PnbdArgs *
+pnbd_args(ClvData *d)
+{
+	PnbdArgs   *a = palloc(sizeof(PnbdArgs));
+	int64		j;
+
+	crm_clv_index_times(d);
+	a->d = d;
+	a->memo = palloc_extended(sizeof(double) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
+	a->stamp = palloc_extended(sizeof(int64) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
+	for (j = 0; j < d->ntimes; j++)
+		a->stamp[j] = -1;
+	a->group = 0;
+	return a;
+}
+
+/* log F of time number i for x (group g), from the memo when there */
+static inline double
+pnbd_memo_logF(PnbdArgs *a, const double *p, double x, int64 g, int32 i)
+{
+	if (a->stamp[i] != g)
+	{
+		a->memo[i] = pnbd_logF(p[0], p[1], p[2], p[3], x, a->d->times[i]);
+		a->stamp[i] = g;
+	}
+	return a->memo[i];
+}
+
 /* Objective: minus the mean log-likelihood over log-parameters */
 static double
 pnbd_objective(const double *theta, double *grad, double *hess, void *arg)
 {
-	ClvData    *d = arg;
+	PnbdArgs   *a = arg;
+	ClvData    *d = a->d;
 	double		p[4];
-	double		ll = 0;
-	int64		j;
+	double		ll = 0,
+				curx = -1;
+	int64		j,
+				g = 0;
 
 	for (j = 0; j < 4; j++)
 		p[j] = exp(theta[j]);
 	for (j = 0; j < d->n; j++)
-		ll += d->rows[j].w * pnbd_loglik1(p, d->rows[j].k[0], d->rows[j].k[1], d->rows[j].k[2]);
+	{
+		const ClvRow *row = &d->rows[j];
+		double		x = row->k[0],
+					second = -INFINITY;
+
+		if (x != curx)
+		{
+			curx = x;
+			g = ++a->group;
+		}
+		if (row->k[1] < row->k[2])
+			second = pnbd_second_of(p, x, pnbd_memo_logF(a, p, x, g, d->itx[j]),
+									pnbd_memo_logF(a, p, x, g, d->iT[j]));
+		ll += row->w * pnbd_loglik_of(p, x, row->k[2], second);
+	}
 	return -ll / d->total_w;
 }
 
@@ -122,7 +195,30 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int			i;
 
-	crm_clv_minimise(pnbd_objective, d, 4, theta, false, d->total_w, &res);
+	ClvFitResult sres;
+	const ClvFitResult *start = NULL;
+
+	/*
+	 * Every evaluation runs a 2F1 series a row and the gradient takes eight:
+	 * with many distinct rows, start from a fit on a sample, with its
+	 * parameters and its curvature
+	 */
+	if (d->n >= CLV_SAMPLE_FROM)
+	{
+		ClvData    *s = crm_clv_sample(d, CLV_SAMPLE_ROWS);
+		double		t0[4] = {0, 0, 0, 0};
+
+		crm_clv_minimise(pnbd_objective, pnbd_args(s), 4, t0, false, s->total_w, &sres);
+		for (i = 0; i < 4; i++)
+			if (!(isfinite(t0[i]) && fabs(t0[i]) < 20))
+				break;
+		if (i == 4 && sres.converged)
+		{
+			memcpy(theta, t0, sizeof(theta));
+			start = &sres;
+		}
+	}
+	crm_clv_minimise_warm(pnbd_objective, pnbd_args(d), 4, theta, false, d->total_w, start, &res);
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);
 	p[1] *= d->scale;

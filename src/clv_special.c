@@ -295,7 +295,8 @@ hessian(OptCtx *o, const double *x, const double *g0, double H[CLV_MAX_PARAMS][C
 		}
 		else
 		{
-			for (j = 0; j < n; j++)
+			/* the four points of (i, j) are those of (j, i): one of the two */
+			for (j = i; j < n; j++)
 			{
 				double		hj = 1e-4 * Max(1.0, fabs(x[j]));
 				double		fpp,
@@ -313,7 +314,7 @@ hessian(OptCtx *o, const double *x, const double *g0, double H[CLV_MAX_PARAMS][C
 				fmm = eval_f(o, xx);
 				xx[j] += 2 * hj;
 				fmp = eval_f(o, xx);
-				H[i][j] = (fpp - fpm - fmp + fmm) / (4 * h * hj);
+				H[i][j] = H[j][i] = (fpp - fpm - fmp + fmm) / (4 * h * hj);
 			}
 		}
 	}
@@ -458,6 +459,20 @@ void
 crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 				 bool analytic, double n_obs, ClvFitResult *res)
 {
+	crm_clv_minimise_warm(f, arg, n, theta, analytic, n_obs, NULL, res);
+}
+
+/*
+ * crm_clv_minimise from the end of an earlier fit (start, may be NULL):
+ * its inverse Hessian, when it has one, replaces the identity BFGS starts
+ * from.  A fit on a sample has nearly the Hessian of the full mean
+ * objective, so the full fit starts with Newton-like steps.
+ */
+void
+crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
+					  bool analytic, double n_obs, const ClvFitResult *start,
+					  ClvFitResult *res)
+{
 	OptCtx		o = {f, arg, n, analytic, 0};
 	double		Hi[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
 	double		g[CLV_MAX_PARAMS],
@@ -475,7 +490,8 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 
 	for (i = 0; i < n; i++)
 		for (j = 0; j < n; j++)
-			Hi[i][j] = (i == j) ? 1.0 : 0.0;
+			Hi[i][j] = (start && start->have_hinv) ? start->hinv[i][j] : (i == j) ? 1.0 : 0.0;
+	res->have_hinv = false;
 	fx = eval_fg(&o, theta, g);
 	check_start(fx);
 
@@ -583,6 +599,8 @@ crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 		/* not a minimum when H is not positive definite: saddle or flat direction */
 		if (!hessian(&o, theta, g, H) || !standard_errors(n, H, n_obs, res->se))
 			conv = false;
+		else
+			res->have_hinv = invert_spd(n, H, res->hinv);
 	}
 	else
 		conv = false;
@@ -617,6 +635,7 @@ crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 				i;
 	bool		conv = false;
 
+	res->have_hinv = false;
 	fx = f(theta, g, &H[0][0], arg);
 	check_start(fx);
 	for (iter = 0; iter < NEWTON_MAX_ITER; iter++)
