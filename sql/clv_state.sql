@@ -86,6 +86,16 @@ SELECT k AS param, bool_and(ll_moved < ll_fit) AS maximum
 						frequency, recency, t)) FROM pnbd_rows) AS ll_moved
 		  FROM pnbd_fit, crm.paretonbd_params(m) p, unnest(ARRAY['r', 'alpha', 's', 'beta']) k, unnest(ARRAY[0.9999, 1.0001]) f) s
  GROUP BY k ORDER BY k;
+-- the 45,000 customers of that table without a repeat purchase: no interior
+-- maximum, though the Pareto/NBD optimiser stops on a flat spot with a
+-- positive definite Hessian there; converged = false all the same
+SET client_min_messages = error;
+CREATE TEMP TABLE no_repeat AS SELECT * FROM clv_state_big ORDER BY frequency, recency, t LIMIT 45000;
+SELECT max(frequency) AS most_repeats, count(DISTINCT t) AS ages,
+	   (crm.paretonbd_params(crm.paretonbd_fit(frequency, recency, t))).converged AS paretonbd_converged,
+	   (crm.bgnbd_params(crm.bgnbd_fit(frequency, recency, t))).converged AS bgnbd_converged
+  FROM no_repeat;
+RESET client_min_messages;
 -- weights far beyond customer counts (10^9 each) scale the log-likelihood
 -- past what an absolute tolerance can resolve: the fit still converges, on
 -- the same parameters to five digits (a and b differ in the sixth: the

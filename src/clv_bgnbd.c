@@ -480,6 +480,9 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 			memcpy(theta, t0, sizeof(theta));
 	}
 	crm_clv_minimise_newton(bg_objective, &ba, 4, theta, ba.d->total_w, &res);
+	/* without a repeat purchase the likelihood has no interior maximum */
+	if (ba.d->sum_wx == 0)
+		res.converged = false;
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);
 	p[1] *= ba.d->scale;

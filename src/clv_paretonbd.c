@@ -219,6 +219,9 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 		}
 	}
 	crm_clv_minimise_warm(pnbd_objective, pnbd_args(d), 4, theta, false, d->total_w, start, &res);
+	/* without a repeat purchase the likelihood has no interior maximum */
+	if (d->sum_wx == 0)
+		res.converged = false;
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);
 	p[1] *= d->scale;
