@@ -111,6 +111,18 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA crm FROM crm_regress_tasks;
 REVOKE ALL ON SCHEMA crm FROM crm_regress_tasks;
 DROP ROLE crm_regress_tasks;
 
+-- within one transaction the trigger locks a contact once, for the first row
+-- aimed at it; a merge in that same transaction makes it look again, so a
+-- row for the merged-away contact after the merge is still redirected
+INSERT INTO crm.contact (contact_id, email) VALUES (7100011, 'tx-keep@merge.example'), (7100012, 'tx-drop@merge.example');
+BEGIN;
+INSERT INTO crm.activity (contact_id, kind) VALUES (7100012, 'page_view');
+INSERT INTO crm.activity (contact_id, kind) VALUES (7100012, 'email_open');
+SELECT count(*) AS merge_steps FROM crm.merge_contacts(7100011, 7100012);
+INSERT INTO crm.activity (contact_id, kind) VALUES (7100012, 'page_view') RETURNING contact_id AS redirected_to;
+COMMIT;
+SELECT contact_id, count(*) AS activities FROM crm.activity WHERE contact_id IN (7100011, 7100012) GROUP BY 1;
+
 -- bad input
 SELECT * FROM crm.merge_contacts(:keep, :keep);
 \echo :LAST_ERROR_SQLSTATE

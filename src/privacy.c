@@ -12,13 +12,16 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -28,6 +31,76 @@
 static SPIPlanPtr lock_plan = NULL;		/* waits for a merge holding the row */
 static SPIPlanPtr look_plan = NULL;		/* for roles that may not lock it */
 static SPIPlanPtr follow_plan = NULL;	/* where a merged-away id went */
+
+/*
+ * Contacts this backend holds KEY SHARE on in the current subtransaction.
+ * The lock lasts until the subtransaction ends and keeps other sessions
+ * from deleting or merging the row, so a bulk load of many rows per
+ * contact locks each contact once.  Entries carry the generation they were
+ * made in; a new (sub)transaction, or a delete or truncate of contacts in
+ * this backend (a merge in the same transaction), starts a new generation.
+ */
+typedef struct LockedContact
+{
+	int64		contact_id;		/* hash key */
+	uint64		gen;
+} LockedContact;
+
+#define LOCKED_MAX		1000000	/* entries kept before the table starts over */
+
+static HTAB *locked = NULL;
+static uint64 locked_gen = 1;
+static LocalTransactionId locked_lxid = InvalidLocalTransactionId;
+static SubTransactionId locked_subxid = InvalidSubTransactionId;
+
+/* Does this (sub)transaction hold the lock on contact id already? */
+static bool
+locked_held(int64 id)
+{
+	LockedContact *e;
+
+	if (MyProc->lxid != locked_lxid || GetCurrentSubTransactionId() != locked_subxid)
+	{
+		locked_lxid = MyProc->lxid;
+		locked_subxid = GetCurrentSubTransactionId();
+		locked_gen++;
+	}
+	if (locked == NULL)
+		return false;
+	e = hash_search(locked, &id, HASH_FIND, NULL);
+	return e != NULL && e->gen == locked_gen;
+}
+
+/* Remember that this (sub)transaction now holds the lock on contact id */
+static void
+locked_remember(int64 id)
+{
+	LockedContact *e;
+
+	if (locked == NULL || hash_get_num_entries(locked) >= LOCKED_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (locked)
+			hash_destroy(locked);
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(LockedContact);
+		locked = hash_create("crm locked contacts", 1024, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	e = hash_search(locked, &id, HASH_ENTER, NULL);
+	e->gen = locked_gen;
+}
+
+PG_FUNCTION_INFO_V1(crm_forget_locked_contacts);
+/* AFTER DELETE or TRUNCATE FOR EACH STATEMENT on crm.contact: lock anew */
+Datum
+crm_forget_locked_contacts(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "crm.forget_locked_contacts() must be a trigger");
+	locked_gen++;
+	return PointerGetDatum(NULL);
+}
 
 /*
  * BEFORE INSERT FOR EACH ROW on tables with a contact_id.  Taking KEY SHARE
@@ -66,6 +139,8 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 
 	contact_rel = get_relname_relid("contact", get_namespace_oid("crm", false));
 	can_lock = pg_class_aclcheck(contact_rel, GetUserId(), ACL_UPDATE) == ACLCHECK_OK;
+	if (can_lock && locked_held(DatumGetInt64(id)))
+		return PointerGetDatum(tuple);	/* locked by an earlier row: it is there */
 
 	SPI_connect();
 	if (SPI_execute_plan(can_lock ?
@@ -75,6 +150,8 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1", 1, types),
 						 &id, NULL, false, 1) < 0)
 		elog(ERROR, "could not look up contact");
+	if (SPI_processed > 0 && can_lock)
+		locked_remember(DatumGetInt64(id));
 	if (SPI_processed == 0)
 	{
 		Datum		target;

@@ -402,6 +402,12 @@ CREATE FUNCTION crm.redirect_merged_contact() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_redirect_merged_contact' LANGUAGE C;
 COMMENT ON FUNCTION crm.redirect_merged_contact() IS
 	'trigger: waits for a merge holding the contact, and redirects rows aimed at a merged-away contact to the contact it was merged into';
+CREATE FUNCTION crm.forget_locked_contacts() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_forget_locked_contacts' LANGUAGE C;
+COMMENT ON FUNCTION crm.forget_locked_contacts() IS
+	'trigger: after contacts are deleted (a merge), redirect_merged_contact looks each contact up again instead of trusting the locks it took earlier in the transaction';
+CREATE TRIGGER forget_locked_contacts AFTER DELETE OR TRUNCATE ON crm.contact
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_locked_contacts();
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.activity
 	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact();
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.deal
