@@ -3,6 +3,9 @@
 set -euo pipefail
 
 CRM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# the throwaway cluster picks its own port and sets these; values from the
+# caller's shell (a development cluster's port, say) would collide with it
+unset PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGCLUSTER PGSERVICE
 CRM_PACKAGES="build-essential pkg-config libicu-dev postgresql-15 postgresql-server-dev-15
 	postgresql-contrib postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl"
 export CRM_CFLAGS="-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers"
