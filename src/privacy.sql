@@ -92,8 +92,10 @@ COMMENT ON FUNCTION crm.stage_rank(crm.stage) IS
 -- found at run time, followed through composite keys (order_line points at
 -- "order" (contact_id, order_id), which points at contact), plus tables
 -- registered in crm.merge_rule without a foreign key.
+CREATE TYPE crm.contact_reference AS (table_name regclass, contact_column name, action text, merge_function regprocedure);
+COMMENT ON TYPE crm.contact_reference IS 'a table and column that hold a contact id, with the merge action (see crm.contact_references())';
 CREATE FUNCTION crm.contact_references()
-RETURNS TABLE (table_name regclass, contact_column name, action text, merge_function regprocedure)
+RETURNS SETOF crm.contact_reference
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 	WITH RECURSIVE refs(relid, attnum, depth) AS (
 		SELECT 'crm.contact'::regclass::oid, a.attnum, 0
@@ -201,6 +203,7 @@ DECLARE
 	cols text;
 	merged jsonb;
 	nref int := 0;
+	refs crm.contact_reference[];
 BEGIN
 	IF keep = drop THEN
 		RAISE EXCEPTION 'cannot merge contact % into itself', keep
@@ -214,9 +217,11 @@ BEGIN
 	PERFORM crm.require_contact(drop, 'dropped');
 	SELECT * INTO k FROM crm.contact c WHERE c.contact_id = keep;
 	SELECT * INTO d FROM crm.contact c WHERE c.contact_id = drop;
+	-- the catalog walk once, not once per step
+	refs := ARRAY(SELECT x FROM crm.contact_references() x);
 
 	IF dry_run THEN
-		FOR r IN SELECT * FROM crm.contact_references() LOOP
+		FOR r IN SELECT * FROM unnest(refs) LOOP
 			EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
 			   INTO n USING drop;
 			IF n > 0 THEN
@@ -238,7 +243,7 @@ BEGIN
 	RETURNING merge_id INTO log_id;
 
 	-- registered merge functions see both contacts first
-	FOR r IN SELECT * FROM crm.contact_references() WHERE contact_references.action = 'function' LOOP
+	FOR r IN SELECT * FROM unnest(refs) x WHERE x.action = 'function' LOOP
 		EXECUTE format('SELECT %s($1, $2)', r.merge_function::regproc) USING keep, drop;
 		EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
 		   INTO n USING drop;
@@ -282,7 +287,7 @@ BEGIN
 	END IF;
 
 	-- rows that would clash on a unique key: the kept contact's row wins
-	FOR r IN SELECT * FROM crm.contact_references() x
+	FOR r IN SELECT * FROM unnest(refs) x
 			  WHERE x.action IN ('move', 'delete') AND x.table_name <> 'crm.consent'::regclass LOOP
 		IF r.action = 'delete' THEN
 			EXECUTE format('WITH g AS (DELETE FROM %s t WHERE t.%I = $1 RETURNING t.*)
@@ -320,7 +325,7 @@ BEGIN
 	END LOOP;
 
 	-- move everything else in one statement
-	FOR r IN SELECT * FROM crm.contact_references() x
+	FOR r IN SELECT * FROM unnest(refs) x
 			  WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass LOOP
 		nref := nref + 1;
 		ctes := ctes || format('m%s AS (UPDATE %s SET %I = $1 WHERE %I = $2 RETURNING 1)',
@@ -341,7 +346,7 @@ BEGIN
 	END IF;
 
 	-- nothing may still point at drop (ON DELETE CASCADE would lose it)
-	FOR r IN SELECT * FROM crm.contact_references() LOOP
+	FOR r IN SELECT * FROM unnest(refs) LOOP
 		EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
 		   INTO n USING drop;
 		IF n > 0 THEN
