@@ -46,7 +46,8 @@ typedef struct LockedContact
 	uint64		gen;
 } LockedContact;
 
-#define LOCKED_MAX		1000000	/* entries kept before the table starts over */
+#define LOCKED_MAX		131072	/* entries (about 6 MB) before the table starts over */
+#define LOCKED_KEEP		8192	/* a larger table is freed when a transaction ends */
 
 static HTAB *locked = NULL;
 static uint64 locked_gen = 1;
@@ -61,6 +62,13 @@ locked_held(int64 id)
 
 	if (MyProc->lxid != locked_lxid || GetCurrentSubTransactionId() != locked_subxid)
 	{
+		/* a bulk load's table is not kept for the rest of the session */
+		if (MyProc->lxid != locked_lxid && locked != NULL &&
+			hash_get_num_entries(locked) > LOCKED_KEEP)
+		{
+			hash_destroy(locked);
+			locked = NULL;
+		}
 		locked_lxid = MyProc->lxid;
 		locked_subxid = GetCurrentSubTransactionId();
 		locked_gen++;
