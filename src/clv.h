@@ -175,6 +175,7 @@ extern void crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
 extern void crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
 								  bool analytic, double n_obs, const ClvFitResult *start,
 								  ClvFitResult *res);
+extern bool crm_clv_usable_start(int n, const double *theta, const ClvFitResult *res);
 extern void crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 									double n_obs, ClvFitResult *res);
 

@@ -363,77 +363,6 @@ bg_objective(const double *theta, double *grad, double *hess, void *arg)
 	return -ll / W;
 }
 
-/*
- * Above this many distinct rows the fit starts from a fit on a sample of
- * about BG_SAMPLE_ROWS of them: Newton's method then needs two or three
- * passes over all rows instead of six to ten.
- */
-#define BG_SAMPLE_FROM		32768
-#define BG_SAMPLE_ROWS		4096
-
-/*
- * Does row j of d belong to the sample, and with what weight?  Rows
- * heavier than heavy are all kept; of the others one in k, chosen by a
- * hash of the keys, with k times the weight.
- */
-static bool
-bg_sample_keeps(const ClvData *d, int64 j, double heavy, uint64 k, double *w)
-{
-	const ClvRow *row = &d->rows[j];
-	uint64		h;
-
-	*w = row->w;
-	if (row->w >= heavy)
-		return true;
-	h = (uint64) d->itx[j] * UINT64CONST(0x9e3779b97f4a7c15)
-		^ (uint64) d->iT[j] * UINT64CONST(0xc2b2ae3d27d4eb4f)
-		^ (uint64) (int64) Min(row->k[0], 1e15) * UINT64CONST(0x165667b19e3779f9);
-	h ^= h >> 29;
-	h *= UINT64CONST(0xbf58476d1ce4e5b9);
-	h ^= h >> 32;
-	*w = row->w * k;
-	return h % k == 0;
-}
-
-/*
- * A deterministic sample of about BG_SAMPLE_ROWS rows for a starting
- * point (see bg_sample_keeps); its log-likelihood estimates the whole one
- * without bias.  It shares the time table of d.
- */
-static ClvData *
-bg_sample(ClvData *d)
-{
-	ClvData    *s = palloc0(sizeof(ClvData));
-	double		heavy = d->total_w / BG_SAMPLE_ROWS;
-	uint64		k = 1;
-	int64		j,
-				cap = 0;
-	double		w;
-
-	while ((int64) k * BG_SAMPLE_ROWS < d->n)
-		k *= 2;
-	for (j = 0; j < d->n; j++)
-		cap += bg_sample_keeps(d, j, heavy, k, &w);
-	*s = *d;
-	s->rows = palloc_extended(sizeof(ClvRow) * Max(cap, 1), MCXT_ALLOC_HUGE);
-	s->itx = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
-	s->iT = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
-	s->n = 0;
-	s->total_w = 0;
-	for (j = 0; j < d->n; j++)
-	{
-		if (!bg_sample_keeps(d, j, heavy, k, &w))
-			continue;
-		s->rows[s->n] = d->rows[j];
-		s->rows[s->n].w = w;
-		s->itx[s->n] = d->itx[j];
-		s->iT[s->n] = d->iT[j];
-		s->total_w += w;
-		s->n++;
-	}
-	return s;
-}
-
 /* The arguments of the objective over d: time tables, and where each x ends */
 static void
 bg_args_init(BgArgs *ba, ClvData *d, int m)
@@ -465,18 +394,15 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	int			i;
 
 	bg_args_init(&ba, crm_clv_prepare_indexed(st), m);
-	if (ba.d->n >= BG_SAMPLE_FROM)
+	/* from a fit on a sample, Newton needs two or three passes over all rows, not six to ten */
+	if (ba.d->n >= CLV_SAMPLE_FROM)
 	{
 		BgArgs		sa;
 		double		t0[4] = {0, 0, 0, 0};
 
-		bg_args_init(&sa, bg_sample(ba.d), m);
+		bg_args_init(&sa, crm_clv_sample(ba.d, CLV_SAMPLE_ROWS), m);
 		crm_clv_minimise_newton(bg_objective, &sa, 4, t0, sa.d->total_w, &res);
-		/* a start, nothing more: a failed sample fit starts from the default */
-		for (i = 0; i < 4; i++)
-			if (!(isfinite(t0[i]) && fabs(t0[i]) < 20))
-				break;
-		if (i == 4 && res.converged)
+		if (crm_clv_usable_start(4, t0, &res))
 			memcpy(theta, t0, sizeof(theta));
 	}
 	crm_clv_minimise_newton(bg_objective, &ba, 4, theta, ba.d->total_w, &res);

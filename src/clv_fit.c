@@ -736,46 +736,6 @@ crm_clv_rows_empty(ClvRows *st)
 }
 
 /*
- * Merge two sorted runs of distinct rows into out (room for na + nb),
- * adding the weights of equal keys; returns the number of rows written.
- */
-static int64
-merge_runs(const ClvRow *a, int64 na, const ClvRow *b, int64 nb, ClvRow *out)
-{
-	int64		i = 0,
-				j = 0,
-				m = 0;
-
-	/*
-	 * Which run comes next is a coin toss for the branch predictor: the
-	 * choice is made with masks, no branch (a weight plus 0.0 is itself)
-	 */
-	while (i < na && j < nb)
-	{
-		const ClvRow *x = &a[i],
-				   *y = &b[j];
-		int			c0 = (x->k[0] > y->k[0]) - (x->k[0] < y->k[0]),
-					c1 = (x->k[1] > y->k[1]) - (x->k[1] < y->k[1]),
-					c2 = (x->k[2] > y->k[2]) - (x->k[2] < y->k[2]);
-		int			c = c0 + (c0 == 0) * (c1 + (c1 == 0) * c2);
-		uint64		takex = -(uint64) (c <= 0),
-					takey = -(uint64) (c >= 0);
-		const ClvRow *src = (const ClvRow *) (((uintptr_t) x & (uintptr_t) takex)
-											  | ((uintptr_t) y & ~(uintptr_t) takex));
-
-		out[m] = *src;
-		out[m++].w = bits_double(double_bits(x->w) & takex) + bits_double(double_bits(y->w) & takey);
-		i += takex & 1;
-		j += takey & 1;
-	}
-	while (i < na)
-		out[m++] = a[i++];
-	while (j < nb)
-		out[m++] = b[j++];
-	return m;
-}
-
-/*
  * Merge the sorted run b into the sorted run rows[0..na), which has room
  * for na + nb rows, in place: filled from the back, a write never lands on
  * a row of a not yet read.  Returns the number of distinct rows, which
@@ -1035,12 +995,9 @@ run_merge_in(ClvRows *st, ClvRow *rows, int64 m)
 	}
 	else
 	{
-		ClvRow	   *merged = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * (st->nrun + m));
-
-		m = merge_runs(st->run, st->nrun, rows, m, merged);
-		pfree(st->run);
+		st->run = repalloc_huge(st->run, sizeof(ClvRow) * (st->nrun + m));
+		m = merge_runs_in_place(st->run, st->nrun, rows, m);
 		pfree(rows);
-		st->run = merged;
 	}
 	st->nrun = m;
 }
@@ -1477,7 +1434,7 @@ put_compact_row(char *p, int64 j, uint64 key, uint64 prev, double w)
 {
 	/* keys strictly increase (a sorted run of distinct rows) */
 	p = put_varint(p, j == 0 ? key : key - prev - 1);
-	if (w >= 1 && w <= MAX_WHOLE_W && w == floor(w))
+	if (w >= 1 && whole_weight(w))
 		return put_varint(p, (uint64) w << 1);
 	else
 	{
@@ -1923,50 +1880,65 @@ crm_clv_prepare_indexed(ClvRows *st)
 }
 
 /*
- * A deterministic sample of about target rows of d, for a starting point:
- * rows heavier than total / target are all kept; of the others one in k
- * (k a power of two), chosen by a hash of the keys, with k times the
- * weight, so the sample's log-likelihood estimates the whole one without
- * bias.  The rows stay sorted; time indexes are not copied.
+ * Is row j of d in the sample, and with what weight?  Rows heavier than
+ * heavy are all kept; of the others one in k, chosen by a hash of the
+ * keys, with k times the weight.
+ */
+static inline bool
+sample_keeps(const ClvData *d, int64 j, double heavy, uint64 k, double *w)
+{
+	const ClvRow *r = &d->rows[j];
+
+	*w = r->w;
+	if (r->w >= heavy)
+		return true;
+	*w = r->w * k;
+	return row_hash(r->k) % k == 0;
+}
+
+/*
+ * A deterministic sample of about target rows of d, for a starting point
+ * (see sample_keeps): its log-likelihood estimates the whole one without
+ * bias.  The rows stay sorted, and keep their time indexes when d has them
+ * (the sample shares d's time table).
  */
 ClvData *
 crm_clv_sample(const ClvData *d, int64 target)
 {
 	ClvData    *s = palloc0(sizeof(ClvData));
-	double		heavy = d->total_w / target;
+	double		heavy = d->total_w / target,
+				w;
 	uint64		k = 1;
 	int64		j,
-				cap;
+				cap = 0;
 
 	while ((int64) k * target < d->n)
 		k *= 2;
+	for (j = 0; j < d->n; j++)
+		cap += sample_keeps(d, j, heavy, k, &w);
 	*s = *d;
-	s->itx = s->iT = NULL;
-	cap = d->n / k * 2 + 16;
-	s->rows = palloc_extended(sizeof(ClvRow) * cap, MCXT_ALLOC_HUGE);
+	s->rows = palloc_extended(sizeof(ClvRow) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	if (d->itx)
+	{
+		s->itx = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
+		s->iT = palloc_extended(sizeof(int32) * Max(cap, 1), MCXT_ALLOC_HUGE);
+	}
 	s->n = 0;
 	s->total_w = 0;
 	s->sum_wx = 0;
 	for (j = 0; j < d->n; j++)
 	{
-		const ClvRow *r = &d->rows[j];
-		double		w = r->w;
-
-		if (w < heavy)
-		{
-			if (row_hash(r->k) % k != 0)
-				continue;
-			w *= k;
-		}
-		if (s->n == cap)
-		{
-			cap *= 2;
-			s->rows = repalloc_huge(s->rows, sizeof(ClvRow) * cap);
-		}
-		s->rows[s->n] = *r;
+		if (!sample_keeps(d, j, heavy, k, &w))
+			continue;
+		s->rows[s->n] = d->rows[j];
 		s->rows[s->n].w = w;
+		if (d->itx)
+		{
+			s->itx[s->n] = d->itx[j];
+			s->iT[s->n] = d->iT[j];
+		}
 		s->total_w += w;
-		s->sum_wx += w * r->k[0];
+		s->sum_wx += w * d->rows[j].k[0];
 		s->n++;
 	}
 	return s;

@@ -209,10 +209,7 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 		double		t0[4] = {0, 0, 0, 0};
 
 		crm_clv_minimise(pnbd_objective, pnbd_args(s), 4, t0, false, s->total_w, &sres);
-		for (i = 0; i < 4; i++)
-			if (!(isfinite(t0[i]) && fabs(t0[i]) < 20))
-				break;
-		if (i == 4 && sres.converged)
+		if (crm_clv_usable_start(4, t0, &sres))
 		{
 			memcpy(theta, t0, sizeof(theta));
 			start = &sres;

@@ -451,6 +451,32 @@ at_boundary(int n, const double *theta)
 }
 
 /*
+ * Does a line-search step of length t along d (slope gd) lower f enough
+ * (Armijo)?  fn == fx, a step too small to tell apart, is no progress:
+ * accepting it would repeat the same iteration until the limit.
+ */
+static inline bool
+step_lowers(double fn, double fx, double t, double gd)
+{
+	return isfinite(fn) && fn <= fx + 1e-4 * t * gd && fn < fx;
+}
+
+/*
+ * Can a fit on a sample serve as the start of the full fit?  Only a start:
+ * a sample fit that failed or wandered far leaves the default start.
+ */
+bool
+crm_clv_usable_start(int n, const double *theta, const ClvFitResult *res)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!(isfinite(theta[i]) && fabs(theta[i]) < 20))
+			return false;
+	return res->converged;
+}
+
+/*
  * Minimise f over theta (in place) by BFGS.  n_obs is the number of
  * observations the objective is averaged over (f = -LL / n_obs), used to
  * turn the Hessian into standard errors of theta.
@@ -542,7 +568,7 @@ crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
 				xn[i] = theta[i] + t * d[i];
 			/* with an analytic gradient, value and gradient come in one pass */
 			fn = o.analytic ? eval_fg(&o, xn, gn) : eval_f(&o, xn);
-			if (fn <= fx + 1e-4 * t * gd)
+			if (step_lowers(fn, fx, t, gd))
 			{
 				ok = true;
 				break;
@@ -699,8 +725,7 @@ crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 				xn[i] = theta[i] + t * d[i];
 			evals++;
 			fn = f(xn, gn, &Hn[0][0], arg);
-			/* fn == fx: a step too small to tell apart is no progress */
-			if (isfinite(fn) && fn <= fx + 1e-4 * t * gd && fn < fx)
+			if (step_lowers(fn, fx, t, gd))
 			{
 				ok = true;
 				break;
