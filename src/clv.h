@@ -98,7 +98,6 @@ typedef struct ClvRows
 	int64		nrun;
 	int			npend;
 	ClvRow		pend[CLV_PENDING];
-	double		total_w;
 	int64		rows_in;
 	/* rows whose weight is not a whole number: exact sums (see clv_fit.c) */
 	ClvFrac    *fslots;			/* hash, NULL until the first */

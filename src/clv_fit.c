@@ -716,7 +716,6 @@ crm_clv_rows_add(ClvRows *st, const double *k, double w)
 	/* one representation of zero, so -0 and +0 land in one row */
 	for (i = 0; i < 3; i++)
 		r->k[i] = (k[i] == 0) ? 0.0 : k[i];
-	st->total_w += w;
 	if (!whole_weight(w))
 	{
 		frac_add(st, r->k, w);
@@ -1344,7 +1343,6 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a->nrun = nb;
 		b->run = NULL;
 		b->nrun = 0;
-		a->total_w += b->total_w;
 		a->rows_in += b->rows_in;
 		PG_RETURN_POINTER(a);
 	}
@@ -1363,7 +1361,6 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		b->run = NULL;
 		b->nrun = 0;
 	}
-	a->total_w += b->total_w;
 	a->rows_in += b->rows_in;
 	PG_RETURN_POINTER(a);
 }
@@ -1643,7 +1640,6 @@ deserialize_compact(StringInfo buf, ClvRows *st, int64 n)
 			r->w = (double) (code >> 1);
 		if (!(r->w > 0 && isfinite(r->w)))
 			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
-		st->total_w += r->w;
 	}
 	buf->cursor = (const char *) p - buf->data;
 	for (c = 0; c < 3; c++)
@@ -1726,7 +1722,6 @@ deserialize_raw(StringInfo buf, ClvRows *st, int64 n)
 		/* the merge relies on strictly increasing keys and positive weights */
 		if (!(r->w > 0 && isfinite(r->w)) || (j > 0 && row_cmp(&st->run[j - 1], r) >= 0))
 			elog(ERROR, "corrupt CLV state at row %lld", (long long) j);
-		st->total_w += r->w;
 	}
 }
 
@@ -1756,7 +1751,6 @@ deserialize_frac(StringInfo buf, ClvRows *st)
 		if (isnan(f->k[0]) || isnan(f->k[1]) || isnan(f->k[2]) || (f->s[0] | f->s[1] | f->s[2]) == 0
 			|| (f->s[2] >> 62) || (j > 0 && frac_cmp(&st->frun[j - 1], f) >= 0))
 			elog(ERROR, "corrupt CLV state at fractional row %lld", (long long) j);
-		st->total_w += exact_double(f->s);
 	}
 	st->nfrun = nf;
 }
