@@ -1811,18 +1811,13 @@ crm_clv_final_state(FunctionCallInfo fcinfo, const char *what)
 	return st;
 }
 
-/* Sort the distinct rows and, for continuous time, divide times by max T */
-ClvData *
-crm_clv_prepare(ClvRows *st, bool scale_times)
+/* Total weight (customers) and weighted frequency of d's rows, scale 1; returns the largest T */
+static double
+data_sums(ClvData *d)
 {
-	ClvData    *d = palloc0(sizeof(ClvData));
-	const ClvRow *rows = crm_clv_rows_sorted(st, &d->n);
-	int64		j;
 	double		maxT = 0;
+	int64		j;
 
-	/* a copy: the fits scale it, and the state may be finalised again */
-	d->rows = palloc_extended(sizeof(ClvRow) * Max(d->n, 1), MCXT_ALLOC_HUGE);
-	memcpy(d->rows, rows, sizeof(ClvRow) * d->n);
 	d->scale = 1.0;
 	for (j = 0; j < d->n; j++)
 	{
@@ -1830,6 +1825,22 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
 		d->sum_wx += d->rows[j].w * d->rows[j].k[0];
 		maxT = Max(maxT, d->rows[j].k[2]);
 	}
+	return maxT;
+}
+
+/* Sort the distinct rows and, for continuous time, divide times by max T */
+ClvData *
+crm_clv_prepare(ClvRows *st, bool scale_times)
+{
+	ClvData    *d = palloc0(sizeof(ClvData));
+	const ClvRow *rows = crm_clv_rows_sorted(st, &d->n);
+	int64		j;
+	double		maxT;
+
+	/* a copy: the fits scale it, and the state may be finalised again */
+	d->rows = palloc_extended(sizeof(ClvRow) * Max(d->n, 1), MCXT_ALLOC_HUGE);
+	memcpy(d->rows, rows, sizeof(ClvRow) * d->n);
+	maxT = data_sums(d);
 	if (scale_times && maxT > 0)
 	{
 		d->scale = maxT;
@@ -1853,16 +1864,10 @@ crm_clv_prepare_indexed(ClvRows *st)
 {
 	ClvData    *d = palloc0(sizeof(ClvData));
 	int64		j;
-	double		maxT = 0;
+	double		maxT;
 
 	d->rows = (ClvRow *) crm_clv_rows_sorted(st, &d->n);
-	d->scale = 1.0;
-	for (j = 0; j < d->n; j++)
-	{
-		d->total_w += d->rows[j].w;
-		d->sum_wx += d->rows[j].w * d->rows[j].k[0];
-		maxT = Max(maxT, d->rows[j].k[2]);
-	}
+	maxT = data_sums(d);
 	crm_clv_index_times(d);
 	if (maxT > 0)
 	{
