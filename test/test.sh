@@ -3,7 +3,13 @@
 # isolation specs (test/specs), pgTAP files (test/pgtap, with pg_prove) and
 # shell TAP scripts (test/t, with prove).  Prints "N passed, N failed" last
 # and exits non-zero on any failure.
+#
+#   bash test/test.sh            every test
+#   bash test/test.sh PATTERN    only the tests whose file name matches the
+#                                extended regular expression (a quick loop
+#                                while working on one feature)
 set -euo pipefail
+only=${1:-}
 source "$(dirname "$0")/lib/setup.sh"
 cd "$CRM_ROOT"
 
@@ -11,16 +17,32 @@ log=$(mktemp -d)
 # pg_regress writes into the tree; pg_virtualenv's server runs as postgres
 chmod -R a+rX "$CRM_ROOT"
 
+# pick NAME...: the names matching $only (all when it is empty)
+pick() { printf '%s\n' "$@" | grep -E -- "${only:-.}" | tr '\n' ' ' || true; }
+regress=$(pick $(basename -s .sql sql/*.sql))
+isolation=$(pick $(basename -s .spec test/specs/*.spec))
+pgtap=$(pick test/pgtap/*.sql)
+tap=$(pick test/t/*.sh)
+
 run_all() {
 	status=0
-	make -s installcheck ISOLATION= > "$log/regress.txt" 2>&1 || status=1
-	make -s installcheck REGRESS= >> "$log/regress.txt" 2>&1 || status=1
-	pg_prove -v test/pgtap/*.sql > "$log/pgtap.txt" 2>&1 || status=1
-	prove -v --exec bash --ext .sh test/t/ > "$log/tap.txt" 2>&1 || status=1
+	: > "$log/regress.txt"
+	if [ -n "$regress" ]; then
+		make -s installcheck REGRESS="$regress" ISOLATION= >> "$log/regress.txt" 2>&1 || status=1
+	fi
+	if [ -n "$isolation" ]; then
+		make -s installcheck REGRESS= ISOLATION="$isolation" >> "$log/regress.txt" 2>&1 || status=1
+	fi
+	if [ -n "$pgtap" ]; then
+		pg_prove -v $pgtap > "$log/pgtap.txt" 2>&1 || status=1
+	fi
+	if [ -n "$tap" ]; then
+		prove -v --exec bash $tap > "$log/tap.txt" 2>&1 || status=1
+	fi
 	return $status
 }
 export -f run_all
-export log
+export log regress isolation pgtap tap
 
 rc=0
 pg_virtualenv -t -o 'max_worker_processes=16' -o 'max_parallel_workers=8' bash -c run_all || rc=1
