@@ -7,6 +7,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/guc.h"
 
 #include "crm.h"
 
@@ -41,6 +42,39 @@ crm_from_utf8(const char *s, int len)
 	if (res == s)
 		res = pnstrdup(s, len);
 	return res;
+}
+
+/*
+ * The path crm's own SQL runs under, as every crm SQL function's SET clause
+ * gives it: a function, operator or type planted in a schema on the caller's
+ * path (CVE-2018-1058) cannot capture a name, and temporary objects come
+ * last.  crm's tables are always named with their schema.
+ */
+#define CRM_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * Connect to SPI and pin the search path until crm_spi_finish(), the way a
+ * function's SET clause does (a GUC nest level, undone by the matching
+ * finish or by the abort of an error).  Kept plans stay valid: the plan
+ * cache replans when the path differs from the one a plan was made under.
+ */
+int
+crm_spi_connect(void)
+{
+	int			pinned;
+
+	SPI_connect();
+	pinned = NewGUCNestLevel();
+	(void) set_config_option("search_path", CRM_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return pinned;
+}
+
+void
+crm_spi_finish(int pinned)
+{
+	AtEOXact_GUC(true, pinned);
+	SPI_finish();
 }
 
 /*

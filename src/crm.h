@@ -19,6 +19,14 @@ extern char *crm_to_utf8(const char *s, int len, int *outlen);
 /* Convert a UTF-8 string back to the server encoding */
 extern char *crm_from_utf8(const char *s, int len);
 
+/*
+ * SPI_connect / SPI_finish with the search_path pinned in between: crm's SQL
+ * texts name PostgreSQL's functions, operators and types unqualified, so
+ * they must resolve in pg_catalog whatever the caller's path holds.
+ */
+extern int	crm_spi_connect(void);
+extern void crm_spi_finish(int pinned);
+
 /* A query prepared on first use into *slot and kept for the backend */
 extern SPIPlanPtr crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 

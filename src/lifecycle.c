@@ -161,6 +161,7 @@ PG_FUNCTION_INFO_V1(crm_stage_log);
 Datum
 crm_stage_log(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	const char *sql;
 	Datum		args[3];
@@ -188,11 +189,11 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	args[1] = BoolGetDatum(current_move != NULL && current_move->automatic);
 	args[2] = BoolGetDatum(current_move != NULL && current_move->force);
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	SPI_register_trigger_data(td);
 	if (SPI_execute_with_args(sql, 3, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write crm.stage_history");
-	SPI_finish();
+	crm_spi_finish(pinned);
 	return PointerGetDatum(NULL);
 }
 
@@ -297,6 +298,7 @@ PG_FUNCTION_INFO_V1(crm_stage_promote);
 Datum
 crm_stage_promote(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	const char *table;
 	Datum		ids;
@@ -310,7 +312,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	table = RelationGetRelationName(td->tg_relation);
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	SPI_register_trigger_data(td);
 	if (SPI_execute("SELECT array_agg(DISTINCT contact_id) FROM new_rows", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the transition table");
@@ -320,7 +322,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (isnull)
 		{
-			SPI_finish();
+			crm_spi_finish(pinned);
 			return PointerGetDatum(NULL);
 		}
 		ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
@@ -344,7 +346,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
 	else if (strcmp(table, "order") == 0)
 		promote_by_deals_and_orders(NULL, "new_rows", 0, NULL);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	return PointerGetDatum(NULL);
 }
 
@@ -353,6 +355,7 @@ PG_FUNCTION_INFO_V1(crm_set_stage);
 Datum
 crm_set_stage(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	int64		contact_id;
 	Datum		stage;
 	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -376,7 +379,7 @@ crm_set_stage(PG_FUNCTION_ARGS)
 	types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
 	args[0] = Int64GetDatum(contact_id);
 	args[1] = stage;
-	SPI_connect();
+	pinned = crm_spi_connect();
 	SPI_execute_with_args("SELECT stage FROM crm.contact WHERE contact_id = $1 FOR UPDATE",
 						  1, types, args, NULL, false, 0);
 	if (SPI_processed == 0)
@@ -391,7 +394,7 @@ crm_set_stage(PG_FUNCTION_ARGS)
 	else
 		run_move("UPDATE crm.contact SET stage = $2 WHERE contact_id = $1",
 				 2, types, args, reason, false, force);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	PG_RETURN_DATUM(stage);
 }
 
@@ -400,11 +403,12 @@ PG_FUNCTION_INFO_V1(crm_apply_lifecycle);
 Datum
 crm_apply_lifecycle(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	Datum		ids;
 	uint64		n;
 	bool		isnull;
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	if (PG_ARGISNULL(0))
 	{
 		SPI_execute("SELECT coalesce(array_agg(contact_id), '{}') FROM crm.contact", true, 0);
@@ -427,7 +431,7 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 										 "(SELECT * FROM crm.\"order\" WHERE contact_id = ANY($1))",
 										 1, args);
 	}
-	SPI_finish();
+	crm_spi_finish(pinned);
 	PG_RETURN_INT64((int64) n);
 }
 
@@ -436,6 +440,7 @@ PG_FUNCTION_INFO_V1(crm_detect_churn);
 Datum
 crm_detect_churn(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	Datum		args[1] = {PG_GETARG_DATUM(0)};
 	Oid			types[1] = {TIMESTAMPTZOID};
 	uint64		n;
@@ -444,7 +449,7 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite time")));
-	SPI_connect();
+	pinned = crm_spi_connect();
 	n = run_move("UPDATE crm.contact t SET stage = 'churned' FROM crm.policy() p "
 				 " WHERE t.stage IN ('customer', 'evangelist') "
 				 "   AND NOT EXISTS (SELECT 1 FROM crm.\"order\" o WHERE o.contact_id = t.contact_id "
@@ -453,6 +458,6 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 				 "                      AND d.status = 'won' AND d.closed_at > $1 - p.churn_after "
 				 "                      AND d.closed_at <= $1)",
 				 1, types, args, "no purchase within the churn window", true, false);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	PG_RETURN_INT64((int64) n);
 }

@@ -122,6 +122,7 @@ PG_FUNCTION_INFO_V1(crm_redirect_merged_contact);
 Datum
 crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	HeapTuple	tuple;
@@ -150,7 +151,7 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	if (can_lock && locked_held(DatumGetInt64(id)))
 		return PointerGetDatum(tuple);	/* locked by an earlier row: it is there */
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	if (SPI_execute_plan(can_lock ?
 						 crm_kept_plan(&lock_plan, "SELECT 1 FROM crm.contact c "
 									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE", 1, types) :
@@ -176,6 +177,6 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 				elog(ERROR, "could not redirect the row: %s", SPI_result_code_string(SPI_result));
 		}
 	}
-	SPI_finish();
+	crm_spi_finish(pinned);
 	return PointerGetDatum(tuple);
 }

@@ -174,6 +174,7 @@ find_group(RuleCache *rc, const char *name)
 static void
 load_rules(RuleCache *rc)
 {
+	int			pinned;
 	Oid			nsp = get_namespace_oid("crm", false);
 	MemoryContext old;
 	int			ret;
@@ -188,7 +189,7 @@ load_rules(RuleCache *rc)
 	rc->relids[1] = get_relname_relid("scoring_rule", nsp);
 	rc->relids[2] = get_relname_relid("fit_rule", nsp);
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	ret = SPI_execute("SELECT score_group, coalesce(date_part('epoch', half_life) * 1e6, 0), cap "
 					  "FROM crm.score_group ORDER BY score_group", true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -260,7 +261,7 @@ load_rules(RuleCache *rc)
 		}
 	}
 	MemoryContextSwitchTo(old);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	rc->valid = true;
 }
 
@@ -614,6 +615,7 @@ PG_FUNCTION_INFO_V1(crm_score_activities);
 Datum
 crm_score_activities(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	RuleCache  *rc;
 	ScoreBatch *b;
@@ -649,9 +651,9 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	batch_flush(b, rc);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	MemoryContextDelete(b->cxt);
 	MemoryContextDelete(rowcxt);
 	return PointerGetDatum(NULL);
@@ -753,6 +755,7 @@ PG_FUNCTION_INFO_V1(crm_score_contacts);
 Datum
 crm_score_contacts(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	RuleCache  *rc;
 	bool		is_company;
@@ -768,10 +771,10 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	is_company = strcmp(RelationGetRelationName(td->tg_relation), "company") == 0;
 	ids = transition_ids(td->tg_newtable, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
-	SPI_connect();
+	pinned = crm_spi_connect();
 	refit_contacts(rc, is_company ? "c.company_id = ANY($1)" : "c.contact_id = ANY($1)",
 				   ids, INT8ARRAYOID);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	return PointerGetDatum(NULL);
 }
 
@@ -987,6 +990,7 @@ PG_FUNCTION_INFO_V1(crm_score);
 Datum
 crm_score(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	int64		contact_id = PG_GETARG_INT64(0);
 	char	   *gname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
@@ -998,9 +1002,9 @@ crm_score(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("score time must be finite")));
-	SPI_connect();
+	pinned = crm_spi_connect();
 	total = group_total(contributions(rc, contact_id, g, at), g);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	if (rc->groups[g].has_cap && total > rc->groups[g].cap)
 		total = rc->groups[g].cap;
 	PG_RETURN_FLOAT8(total);
@@ -1010,6 +1014,7 @@ PG_FUNCTION_INFO_V1(crm_explain_score);
 Datum
 crm_explain_score(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	int64		contact_id = PG_GETARG_INT64(0);
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -1019,7 +1024,7 @@ crm_explain_score(PG_FUNCTION_ARGS)
 	MemoryContext old;
 
 	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
+	pinned = crm_spi_connect();
 	contribs = contributions(rc, contact_id, -1, at);
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	foreach(lc, contribs)
@@ -1058,7 +1063,7 @@ crm_explain_score(PG_FUNCTION_ARGS)
 		}
 	}
 	MemoryContextSwitchTo(old);
-	SPI_finish();
+	crm_spi_finish(pinned);
 	return (Datum) 0;
 }
 
@@ -1066,6 +1071,7 @@ PG_FUNCTION_INFO_V1(crm_rescore);
 Datum
 crm_rescore(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	bool		all = PG_ARGISNULL(0);
 	Datum		ids = all ? (Datum) 0 : PG_GETARG_DATUM(0);
 	RuleCache  *rc = get_rules();
@@ -1081,7 +1087,7 @@ crm_rescore(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 
 	args[0] = all ? PointerGetDatum(construct_empty_array(INT8OID)) : ids;
-	SPI_connect();
+	pinned = crm_spi_connect();
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM crm.score_ledger%s", awhere);
 	SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0);
@@ -1137,7 +1143,7 @@ crm_rescore(PG_FUNCTION_ARGS)
 
 		ncontacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	SPI_finish();
+	crm_spi_finish(pinned);
 	PG_RETURN_INT64((int64) ncontacts);
 }
 
@@ -1166,6 +1172,7 @@ PG_FUNCTION_INFO_V1(crm_scores_of);
 Datum
 crm_scores_of(PG_FUNCTION_ARGS)
 {
+	int			pinned;
 	Datum		ids = PG_GETARG_DATUM(0);
 	char	   *gname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
@@ -1221,7 +1228,7 @@ crm_scores_of(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(cstring_to_text(gname));
 	args[2] = TimestampTzGetDatum(at);
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	/* joins with unnest, not "= ANY": the id list may be long */
 	SPI_execute_with_args("SELECT l.contact_id, l.rule_id, l.value, l.as_of, l.half_life_us "
 						  "FROM crm.score_ledger l JOIN unnest($1) u(id) ON l.contact_id = u.id "
@@ -1290,6 +1297,6 @@ crm_scores_of(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
-	SPI_finish();
+	crm_spi_finish(pinned);
 	return (Datum) 0;
 }
