@@ -39,7 +39,44 @@ SELECT crm.create_segment('seg bad', 'crm.in_segment(contact_id, ''no such segme
 SELECT crm.create_segment('seg bad', NULL);
 SELECT crm.create_segment('seg bad', '  ');
 SELECT crm.create_segment(NULL, 'true');
+-- a predicate is one expression on its own: it cannot close the parenthesis
+-- it is placed in, end the statement, or leave a string, comment or quote open
+SELECT crm.create_segment('seg bad', $$country = 'DE') OR (true$$);
+SELECT crm.create_segment('seg bad', $$(country = 'DE'$$);
+SELECT crm.create_segment('seg bad', $$country IN ('DE', 'ES']$$);
+SELECT crm.create_segment('seg bad', $$true; DELETE FROM crm.segment_member$$);
+SELECT crm.create_segment('seg bad', $$country = 'DE' /* no end$$);
+SELECT crm.create_segment('seg bad', $$country = $x$DE$$);
+SELECT crm.create_segment('seg bad', $$country = 'DE$$);
+SELECT crm.create_segment('seg bad', '-- a comment and nothing else');
+-- temporary objects belong to the session that made them, not to a refresh
+CREATE TEMP TABLE seg_tmp (contact_id bigint);
+CREATE FUNCTION pg_temp.seg_tmp_fn(bigint) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT true';
+SELECT crm.create_segment('seg bad', 'EXISTS (SELECT 1 FROM seg_tmp t WHERE t.contact_id = contact_profile.contact_id)');
+SELECT crm.create_segment('seg bad', 'pg_temp.seg_tmp_fn(contact_id)');
 SELECT count(*) AS nothing_stored FROM crm.segment WHERE name = 'seg bad';
+
+-- time and population dependence follow the functions the names resolved to:
+-- a user function is not known to be pure of time (whatever its label), nor
+-- are the clock, the session, 'now'-like literals or date input at run time;
+-- another contact's activities rank this one among the others
+CREATE FUNCTION public.seg_even(bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $1 % 2 = 0';
+SELECT v.p AS predicate, a.time_dependent AS time, a.population_dependent AS population
+  FROM (VALUES ($$country = 'DE' AND email = 's1@seg.test' AND stage IN ('lead', 'mql') AND lower(city) LIKE 'b%'$$),
+			   ($$created_at > '2024-01-01' AND crm.activity_count(contact_id, 'click') > 2$$),
+			   ($$public.seg_even(contact_id)$$),
+			   ($$created_at > 'today'$$),
+			   ($$created_at > date 'Yesterday'$$),
+			   ($$created_at > (attrs->>'since')::timestamptz$$),
+			   ($$pg_catalog.now() - created_at < interval '1 day'$$),
+			   ($$txid_current() > 0$$),
+			   ($$owner = session_user$$),
+			   ($$owner = current_user$$),
+			   ($$crm.activity_count(contact_id, within => '7 days') > 0$$),
+			   ($$crm.activity_count(920001) > 0$$),
+			   ($$crm.r(rfm) = 5$$)) v(p),
+	   crm.segment_analyze(v.p, NULL) a;
+DROP FUNCTION public.seg_even(bigint);
 
 -- demographic, firmographic, behavioural, value and nested segments
 SELECT crm.create_segment('seg de', $$attrs @> '{"t": "seg"}' AND country = 'DE'$$) > 0 AS created;
@@ -89,6 +126,22 @@ SELECT name, last_full AS full, last_evaluated >= 1 AND (last_full OR last_evalu
   FROM crm.segment WHERE name IN ('seg de', 'seg big companies', 'seg engaged') ORDER BY name;
 -- a second refresh finds nothing new
 SELECT * FROM crm.refresh_segments() WHERE segment LIKE 'seg %' AND (entered > 0 OR exited > 0);
+
+-- a comment at the end of a predicate ends with it, in every refresh query
+SELECT crm.create_segment('seg spain', $$attrs @> '{"t": "seg"}' AND country = 'ES' -- Spain$$) > 0;
+SELECT * FROM crm.refresh_segment('seg spain');
+UPDATE crm.contact SET country = 'ES' WHERE contact_id = 920002;
+SELECT * FROM crm.refresh_segment('seg spain');
+SELECT last_full, last_evaluated FROM crm.segment WHERE name = 'seg spain';
+-- a predicate written straight into the table is validated again by refresh
+-- (the context, which names the owner, is not shown)
+UPDATE crm.segment SET predicate = $$attrs @> '{"t": "seg"}') OR (true$$ WHERE name = 'seg spain';
+\set SHOW_CONTEXT never
+SELECT * FROM crm.refresh_segment('seg spain');
+\set SHOW_CONTEXT errors
+UPDATE crm.segment SET predicate = $$attrs @> '{"t": "seg"}' AND country = 'ES'$$ WHERE name = 'seg spain';
+UPDATE crm.contact SET country = 'FR' WHERE contact_id = 920002;
+SELECT * FROM crm.refresh_segment('seg spain');
 
 -- the log replays to the membership, and membership equals a fresh evaluation
 SELECT s.name,

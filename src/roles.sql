@@ -119,6 +119,8 @@ BEGIN
 	-- campaigns) and owns the configuration of segments, campaigns, scoring
 	EXECUTE format('GRANT SELECT ON crm.contact, %s TO crm_marketing', tables);
 	GRANT SELECT, INSERT ON crm.consent TO crm_marketing;
+	-- segment predicates read the profile, evaluated as their owner
+	GRANT SELECT ON crm.contact_profile TO crm_marketing;
 	SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') INTO marketing
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	 WHERE n.nspname = 'crm' AND c.relkind IN ('r', 'p', 'v')

@@ -12,7 +12,9 @@
 -- subquery, so a query that reads a few columns of a few contacts computes
 -- only those; the population columns (rfm, rfm_segment, value_rank) come
 -- from one grouped pass over the orders that the planner drops when unused.
-CREATE VIEW crm.contact_profile AS
+-- It reads its tables with the reader's privileges and row-level security:
+-- a predicate, evaluated as its owner, sees no row its owner could not.
+CREATE VIEW crm.contact_profile WITH (security_invoker = true) AS
 SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.region, c.country,
 	   c.birth_date,
 	   extract(year FROM age(c.birth_date))::integer AS age,
@@ -144,6 +146,7 @@ CREATE TABLE crm.segment (
 	kind		text NOT NULL
 		CONSTRAINT kind_static_or_dynamic CHECK (kind IN ('static', 'dynamic')),
 	predicate	text,
+	owner		regrole NOT NULL,
 	time_dependent boolean NOT NULL DEFAULT false,
 	population_dependent boolean NOT NULL DEFAULT false,
 	uses		bigint[] NOT NULL DEFAULT '{}',
@@ -160,10 +163,38 @@ CREATE TABLE crm.segment (
 );
 COMMENT ON TABLE crm.segment IS
 	'named segments: static lists or dynamic predicates over crm.contact_profile, with refresh bookkeeping';
+COMMENT ON COLUMN crm.segment.owner IS 'the role that wrote the predicate: refresh evaluates it with this role''s privileges alone, whoever refreshes';
 COMMENT ON COLUMN crm.segment.time_dependent IS 'the predicate can change with the clock alone: every refresh re-evaluates every contact';
 COMMENT ON COLUMN crm.segment.population_dependent IS 'the predicate ranks a contact among others: a refresh re-evaluates every contact when anything changed';
 COMMENT ON COLUMN crm.segment.uses IS 'segments the predicate reads through crm.in_segment';
 COMMENT ON COLUMN crm.segment.refreshed_snapshot IS 'snapshot taken by the last refresh: changes not visible in it are the ones to re-evaluate';
+
+-- The owner of a predicate is the role that wrote it.  Writing a predicate
+-- (or naming an owner) needs the privileges of the role recorded, so no one
+-- can make a predicate run with privileges they do not have: crm_marketing
+-- writes crm.segment directly as well as through create_segment.
+CREATE FUNCTION crm.segment_owner() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'UPDATE' AND NEW.predicate IS NOT DISTINCT FROM OLD.predicate
+	   AND NEW.owner IS NOT DISTINCT FROM OLD.owner THEN
+		RETURN NEW;
+	END IF;
+	IF NEW.owner IS NULL OR (TG_OP = 'UPDATE' AND NEW.owner = OLD.owner) THEN
+		-- a new predicate is its writer's
+		NEW.owner := (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user);
+	ELSIF NOT pg_has_role(current_user, NEW.owner, 'USAGE') THEN
+		RAISE EXCEPTION 'permission denied to record % as the owner of segment "%"', NEW.owner, NEW.name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'A segment''s predicate is evaluated with its owner''s privileges.',
+				  HINT = 'Only a role that has the privileges of a role can record it as an owner; write the predicate yourself to own it.';
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION crm.segment_owner() IS
+	'trigger: record the writer of a segment''s predicate as its owner; naming another owner needs that role''s privileges';
+CREATE TRIGGER segment_owner BEFORE INSERT OR UPDATE OF predicate, owner ON crm.segment
+	FOR EACH ROW EXECUTE FUNCTION crm.segment_owner();
 
 CREATE TABLE crm.segment_member (
 	contact_id	bigint NOT NULL,
@@ -219,6 +250,14 @@ CREATE FUNCTION crm.segment_analyze(predicate text, self text,
 COMMENT ON FUNCTION crm.segment_analyze(text, text) IS
 	'validate a segment predicate (errors at its position) and classify it: time dependent, population dependent, segments used; self (may be NULL) is the segment being defined';
 
+-- Not STRICT: NULL candidates means "not known, evaluate everyone".
+CREATE FUNCTION crm.segment_evaluate(segment_id bigint, candidates bigint[],
+	OUT everyone boolean, OUT time_dependent boolean, OUT population_dependent boolean, OUT members bigint[])
+	AS 'MODULE_PATHNAME', 'crm_segment_evaluate'
+	LANGUAGE C STABLE PARALLEL UNSAFE;
+COMMENT ON FUNCTION crm.segment_evaluate(bigint, bigint[]) IS
+	'internal to refresh: validate a segment''s stored predicate again and run it with its owner''s privileges alone (security-restricted); evaluates the candidates, or everyone when candidates is NULL or the predicate is time dependent, or population dependent and candidates are not empty; needs UPDATE on crm.segment';
+
 -- Validate a predicate for a segment and resolve the segments it uses.
 CREATE FUNCTION crm.segment_check(segment_name text, predicate text,
 	OUT time_dependent boolean, OUT population_dependent boolean, OUT uses bigint[])
@@ -265,7 +304,7 @@ BEGIN
 	RETURN id;
 END $$;
 COMMENT ON FUNCTION crm.create_segment(text, text, text) IS
-	'create a dynamic segment from a boolean predicate over crm.contact_profile, validated now; members appear at the first refresh';
+	'create a dynamic segment from a boolean predicate over crm.contact_profile, validated now and owned by the caller (refresh evaluates it with the caller''s privileges); members appear at the first refresh';
 
 CREATE FUNCTION crm.create_static_segment(name text, description text DEFAULT NULL)
 RETURNS bigint
@@ -319,7 +358,7 @@ BEGIN
 	 WHERE g.segment_id = s.segment_id;
 END $$;
 COMMENT ON FUNCTION crm.alter_segment(text, text) IS
-	'change the predicate of a dynamic segment (cycles through crm.in_segment rejected); the next refresh re-evaluates everyone';
+	'change the predicate of a dynamic segment (cycles through crm.in_segment rejected); the caller becomes its owner; the next refresh re-evaluates everyone';
 
 CREATE FUNCTION crm.drop_segment(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -402,17 +441,16 @@ COMMENT ON FUNCTION crm.remove_from_segment(text, bigint[]) IS 'remove contacts 
 
 CREATE FUNCTION crm.refresh_segment(name text, full_refresh boolean DEFAULT false,
 	OUT entered bigint, OUT exited bigint)
-LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, crm, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	s crm.segment;
 	snap pg_snapshot;
 	prev pg_snapshot;
-	do_full boolean;
-	changed boolean;
+	cand bigint[];
+	ev record;
 	evaluated bigint;
 	entering bigint[];
 	exiting bigint[];
-	sel text;
 BEGIN
 	-- the row lock serialises refreshes of one segment; once it is granted,
 	-- the next statements see what a concurrent refresh committed
@@ -424,55 +462,54 @@ BEGIN
 	END IF;
 	snap := pg_current_snapshot();
 	prev := s.refreshed_snapshot;
-	-- a snapshot from the future means the xids restarted (pg_restore): start over
-	do_full := full_refresh OR prev IS NULL OR s.time_dependent
-		OR pg_snapshot_xmax(prev) > pg_snapshot_xmax(snap);
-	IF NOT do_full THEN
-		changed := EXISTS (SELECT 1 FROM crm.segment_dirty d
-							WHERE d.xid >= pg_snapshot_xmin(prev) AND NOT pg_visible_in_snapshot(d.xid, prev));
-		do_full := changed AND s.population_dependent;
-	END IF;
-	IF NOT do_full AND NOT changed THEN
-		-- nothing changed since the last refresh: no contact is read
-		evaluated := 0;
-		entering := '{}';
-		exiting := '{}';
-	ELSIF do_full THEN
-		sel := format($q$
-			WITH fresh AS MATERIALIZED (
-				SELECT contact_id FROM crm.contact_profile WHERE (%s
-				)),
-			mem AS MATERIALIZED (SELECT m.contact_id FROM crm.segment_member m WHERE m.segment_id = $1)
-			SELECT (SELECT count(*) FROM crm.contact),
-				   ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
-				   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
-		$q$, s.predicate);
+	-- The contacts to re-evaluate: those marked by transactions the last
+	-- refresh's snapshot did not see.  NULL, everyone:
+	-- when asked, at the first refresh, when no marks are kept for the
+	-- predicate (time dependent), or when the snapshot is from the future (the
+	-- xids restarted: pg_restore).  A predicate that ranks contacts among each
+	-- other needs everyone as soon as anything changed.
+	IF full_refresh OR prev IS NULL OR s.time_dependent
+	   OR pg_snapshot_xmax(prev) > pg_snapshot_xmax(snap) THEN
+		cand := NULL;
+	ELSIF s.population_dependent THEN
+		cand := CASE WHEN EXISTS (
+					SELECT 1 FROM crm.segment_dirty d
+					 WHERE d.xid >= pg_snapshot_xmin(prev)
+					   AND NOT pg_visible_in_snapshot(d.xid, prev))
+				THEN NULL ELSE '{}' END;
 	ELSE
-		sel := format($q$
-			WITH cand AS MATERIALIZED (
-				SELECT DISTINCT d.contact_id FROM crm.segment_dirty d
-				 WHERE d.xid >= pg_snapshot_xmin($2) AND NOT pg_visible_in_snapshot(d.xid, $2)),
-			fresh AS MATERIALIZED (
-				SELECT contact_id FROM crm.contact_profile
-				 WHERE contact_id IN (SELECT cand.contact_id FROM cand) AND (%s
-				)),
-			mem AS MATERIALIZED (
-				SELECT m.contact_id FROM cand JOIN crm.segment_member m
-				  ON m.segment_id = $1 AND m.contact_id = cand.contact_id)
-			SELECT (SELECT count(*) FROM cand),
-				   ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
-				   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
-		$q$, s.predicate);
+		cand := ARRAY(SELECT DISTINCT d.contact_id FROM crm.segment_dirty d
+					   WHERE d.xid >= pg_snapshot_xmin(prev)
+						 AND NOT pg_visible_in_snapshot(d.xid, prev));
 	END IF;
-	IF sel IS NOT NULL THEN
-		EXECUTE sel INTO evaluated, entering, exiting USING s.segment_id, prev;
+	-- the predicate runs as the segment's owner, validated again, and its
+	-- classification as validated now decides (no contact is read when the
+	-- candidates are none and the predicate is not time dependent)
+	ev := crm.segment_evaluate(s.segment_id, cand);
+	IF ev.everyone THEN
+		evaluated := (SELECT count(*) FROM crm.contact);
+		WITH fresh AS MATERIALIZED (SELECT unnest(ev.members) AS contact_id),
+		mem AS MATERIALIZED (SELECT m.contact_id FROM crm.segment_member m WHERE m.segment_id = s.segment_id)
+		SELECT ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
+			   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
+		  INTO entering, exiting;
+	ELSE
+		evaluated := cardinality(cand);
+		WITH fresh AS MATERIALIZED (SELECT unnest(ev.members) AS contact_id),
+		mem AS MATERIALIZED (
+			SELECT m.contact_id FROM unnest(cand) c(contact_id)
+			  JOIN crm.segment_member m ON m.segment_id = s.segment_id AND m.contact_id = c.contact_id)
+		SELECT ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
+			   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
+		  INTO entering, exiting;
 	END IF;
 	PERFORM crm.segment_apply(s.segment_id, entering, exiting);
 	entered := cardinality(entering);
 	exited := cardinality(exiting);
 	UPDATE crm.segment g
-	   SET refreshed_at = now(), refreshed_snapshot = snap, last_full = do_full,
-		   last_evaluated = evaluated, last_entered = entered, last_exited = exited
+	   SET refreshed_at = now(), refreshed_snapshot = snap,
+		   last_full = ev.everyone, last_evaluated = evaluated, last_entered = entered, last_exited = exited,
+		   time_dependent = ev.time_dependent, population_dependent = ev.population_dependent
 	 WHERE g.segment_id = s.segment_id;
 	-- dirty rows every incremental segment has seen are no longer needed
 	DELETE FROM crm.segment_dirty d
@@ -480,7 +517,7 @@ BEGIN
 					 WHERE g.kind = 'dynamic' AND NOT g.time_dependent HAVING bool_and(g.refreshed_snapshot IS NOT NULL));
 END $$;
 COMMENT ON FUNCTION crm.refresh_segment(text, boolean) IS
-	'bring a dynamic segment''s membership up to date: re-evaluates the contacts changed since its last refresh (everyone when the predicate is time or population dependent, or full_refresh); logs entries and exits';
+	'bring a dynamic segment''s membership up to date: re-evaluates, as the segment''s owner, the contacts changed since its last refresh (everyone when the predicate is time or population dependent, or full_refresh); logs entries and exits';
 
 CREATE FUNCTION crm.refresh_segments(OUT segment text, OUT entered bigint, OUT exited bigint)
 RETURNS SETOF record
