@@ -154,6 +154,7 @@ CREATE TABLE crm.segment (
 	created_at	timestamptz NOT NULL DEFAULT now(),
 	refreshed_at timestamptz,
 	refreshed_snapshot pg_snapshot,
+	refreshed_xid xid8,
 	last_full	boolean,
 	last_evaluated bigint,
 	last_entered bigint,
@@ -168,6 +169,7 @@ COMMENT ON COLUMN crm.segment.time_dependent IS 'the predicate can change with t
 COMMENT ON COLUMN crm.segment.population_dependent IS 'the predicate ranks a contact among others: a refresh re-evaluates every contact when anything changed';
 COMMENT ON COLUMN crm.segment.uses IS 'segments the predicate reads through crm.in_segment';
 COMMENT ON COLUMN crm.segment.refreshed_snapshot IS 'snapshot taken by the last refresh: changes not visible in it are the ones to re-evaluate';
+COMMENT ON COLUMN crm.segment.refreshed_xid IS 'transaction of the last refresh: its snapshot counts it as seen, so the changes it made after the refresh are re-evaluated too';
 
 -- The owner of a predicate is the role that wrote it.  Writing a predicate
 -- (or naming an owner) needs the privileges of the role recorded, so no one
@@ -463,7 +465,9 @@ BEGIN
 	snap := pg_current_snapshot();
 	prev := s.refreshed_snapshot;
 	-- The contacts to re-evaluate: those marked by transactions the last
-	-- refresh's snapshot did not see.  NULL, everyone:
+	-- refresh's snapshot did not see, and by the last refreshing transaction
+	-- itself (a snapshot counts its own transaction as seen once a later one
+	-- has completed, and its later changes reuse its marks).  NULL, everyone:
 	-- when asked, at the first refresh, when no marks are kept for the
 	-- predicate (time dependent), or when the snapshot is from the future (the
 	-- xids restarted: pg_restore).  A predicate that ranks contacts among each
@@ -475,12 +479,12 @@ BEGIN
 		cand := CASE WHEN EXISTS (
 					SELECT 1 FROM crm.segment_dirty d
 					 WHERE d.xid >= pg_snapshot_xmin(prev)
-					   AND NOT pg_visible_in_snapshot(d.xid, prev))
+					   AND (NOT pg_visible_in_snapshot(d.xid, prev) OR d.xid = s.refreshed_xid))
 				THEN NULL ELSE '{}' END;
 	ELSE
 		cand := ARRAY(SELECT DISTINCT d.contact_id FROM crm.segment_dirty d
 					   WHERE d.xid >= pg_snapshot_xmin(prev)
-						 AND NOT pg_visible_in_snapshot(d.xid, prev));
+						 AND (NOT pg_visible_in_snapshot(d.xid, prev) OR d.xid = s.refreshed_xid));
 	END IF;
 	-- the predicate runs as the segment's owner, validated again, and its
 	-- classification as validated now decides (no contact is read when the
@@ -507,11 +511,12 @@ BEGIN
 	entered := cardinality(entering);
 	exited := cardinality(exiting);
 	UPDATE crm.segment g
-	   SET refreshed_at = now(), refreshed_snapshot = snap,
+	   SET refreshed_at = now(), refreshed_snapshot = snap, refreshed_xid = pg_current_xact_id(),
 		   last_full = ev.everyone, last_evaluated = evaluated, last_entered = entered, last_exited = exited,
 		   time_dependent = ev.time_dependent, population_dependent = ev.population_dependent
 	 WHERE g.segment_id = s.segment_id;
-	-- dirty rows every incremental segment has seen are no longer needed
+	-- dirty rows every incremental segment has seen are no longer needed (a
+	-- snapshot's xmin is at most its own transaction's id)
 	DELETE FROM crm.segment_dirty d
 	 WHERE d.xid < (SELECT min(pg_snapshot_xmin(g.refreshed_snapshot)) FROM crm.segment g
 					 WHERE g.kind = 'dynamic' AND NOT g.time_dependent HAVING bool_and(g.refreshed_snapshot IS NOT NULL));
