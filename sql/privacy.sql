@@ -166,12 +166,23 @@ DELETE FROM crm.merge_rule;
 
 -- the right to be forgotten
 INSERT INTO crm.consent (contact_id, channel, status, source, note) VALUES (:keep, 'post', 'granted', 'form', 'lives at 1 Main St');
+-- a score earned from activity properties, which the erasure strips
+INSERT INTO crm.score_group (score_group) VALUES ('erasure_test');
+INSERT INTO crm.scoring_rule (name, score_group, condition, points) VALUES ('visited /x', 'erasure_test', '$.url == "/x"', 5);
+SELECT crm.rescore(ARRAY[:keep]::bigint[]) AS rescored;
+SELECT crm.score(:keep, 'erasure_test') AS score_before_erasure;
 SELECT crm.forget_contact(:keep, 'erasure request, ticket 42', keep_email_hash => true) IS NOT NULL AS erased;
 SELECT email::text LIKE 'erased-%@erased.invalid' AS email_token, first_name, last_name, phone, city, birth_date,
 	   country, stage, do_not_contact, attrs
   FROM crm.contact WHERE contact_id = :keep;
 SELECT count(*) AS activities_kept, count(*) FILTER (WHERE properties <> '{}') AS with_properties
   FROM crm.activity WHERE contact_id = :keep;
+-- the score is what crm.rescore() makes of the stripped activities
+SELECT crm.score(:keep, 'erasure_test') AS score_after_erasure;
+SELECT crm.rescore(ARRAY[:keep]::bigint[]) AS rescored;
+SELECT crm.score(:keep, 'erasure_test') AS score_after_rescore;
+DELETE FROM crm.scoring_rule WHERE score_group = 'erasure_test';
+DELETE FROM crm.score_group WHERE score_group = 'erasure_test';
 SELECT count(*) AS orders_kept, sum(total) AS revenue_kept FROM crm."order" WHERE contact_id = :keep;
 SELECT title FROM crm.deal WHERE contact_id = :keep;
 SELECT count(*) AS consent_rows_kept, count(note) AS notes_left FROM crm.consent WHERE contact_id = :keep;

@@ -506,7 +506,8 @@ COMMENT ON FUNCTION crm.is_forgotten(crm.email) IS
 -- aggregates keep adding up) but its personal data is gone: the address
 -- becomes an irreversible random token, names, phone, city, region, birth
 -- date, income band, job title and attrs are cleared, and it is marked
--- do-not-contact.  Activities keep kind and time but lose their properties;
+-- do-not-contact.  Activities keep kind and time but lose their properties
+-- (and the points those earned);
 -- deal titles and task texts are replaced; consent notes are cleared (the
 -- ledger itself stays: it is the legal record); merge_log before-images that
 -- held this person's data are reduced to ids.  Orders are kept as they are.
@@ -563,6 +564,9 @@ BEGIN
 	UPDATE crm.activity a SET properties = '{}'
 	 WHERE a.contact_id = forget_contact.contact_id AND a.properties <> '{}';
 	GET DIAGNOSTICS n_act = ROW_COUNT;
+	-- points earned by the stripped properties go too: the scores become
+	-- what crm.rescore() makes of the activities as they are now
+	PERFORM crm.rescore(ARRAY[forget_contact.contact_id]);
 	UPDATE crm.deal x SET title = 'deal ' || x.deal_id || ' (erased contact)'
 	 WHERE x.contact_id = forget_contact.contact_id;
 	GET DIAGNOSTICS n_deal = ROW_COUNT;
