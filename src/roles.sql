@@ -6,11 +6,14 @@
 --   crm_admin      everything, all rows; rules, policies, erasure, merges
 --   crm_sales      contacts it owns (contact.owner = the role or a role it
 --                  is a member of) and their activities, deals, orders,
---                  tasks, consents; merges within those
+--                  tasks, consents, merge and erasure records; the
+--                  companies it owns or has contacts at; merges within those
 --   crm_marketing  reads contacts and their data; manages segments,
 --                  campaigns and scoring rules; not roles
 --   crm_analyst    pseudonymised views only (crm.analyst_*): no names,
 --                  e-mails or phones, ids replaced by keyed hashes
+-- Every other view is security_invoker, so the row-level security of the
+-- tables under it applies to whoever reads it.
 -- ---------------------------------------------------------------------------
 
 -- The roles the current user is a member of (directly or not), itself included.
@@ -90,7 +93,9 @@ BEGIN
 	-- everyone but the analyst reads the lookup tables
 	GRANT SELECT ON crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule
 		TO crm_sales, crm_marketing;
-	GRANT SELECT ON crm.consent_current TO crm_sales, crm_marketing;
+	-- security_invoker views: each reader sees them through its own policies
+	GRANT SELECT ON crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline
+		TO crm_sales, crm_marketing;
 	-- what the triggers and merge need to see of the logs (no before-images)
 	GRANT SELECT (merge_id, kept_id, dropped_id, txid, merged_at, merged_by) ON crm.merge_log TO crm_sales, crm_marketing;
 	GRANT SELECT (contact_id) ON crm.erasure_log TO crm_sales, crm_marketing;
@@ -113,7 +118,10 @@ BEGIN
 		TO crm_sales, crm_marketing;
 	GRANT SELECT, INSERT, UPDATE, DELETE ON crm.score_ledger, crm.score_event, crm.stage_history
 		TO crm_sales, crm_marketing;
-	GRANT SELECT, INSERT, UPDATE ON crm.segment_dirty TO crm_sales, crm_marketing;
+	-- the dirty marks only need INSERT ... ON CONFLICT DO NOTHING; reading
+	-- them would show which contacts of other reps change
+	GRANT INSERT ON crm.segment_dirty TO crm_sales, crm_marketing;
+	REVOKE SELECT, UPDATE, DELETE ON crm.segment_dirty FROM crm_sales;
 
 	-- marketing: reads contacts and their data, writes consent (opt-outs from
 	-- campaigns) and owns the configuration of segments, campaigns, scoring
@@ -162,9 +170,31 @@ BEGIN
 		END IF;
 		object := r.table_name::text; done := 'row-level security through the contact'; RETURN NEXT;
 	END LOOP;
+	-- ... and the tables that name contacts without a foreign key: a rep
+	-- sees the companies it owns or has contacts at, and the merges into and
+	-- erasures of its contacts
+	FOR r IN SELECT * FROM (VALUES
+			('crm.company'::regclass,
+			 'owner = ANY ((SELECT crm.my_roles())::text[])
+			  OR EXISTS (SELECT 1 FROM crm.contact c WHERE c.company_id = company.company_id)'),
+			('crm.merge_log'::regclass, 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = merge_log.kept_id)'),
+			('crm.erasure_log'::regclass, 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = erasure_log.contact_id)'))
+			v(table_name, sales_rows) LOOP
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.table_name);
+		IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.table_name
+						  AND p.polname = 'crm_sales_own') THEN
+			EXECUTE format('CREATE POLICY crm_sales_own ON %1$s TO crm_sales USING (%2$s) WITH CHECK (%2$s)',
+						   r.table_name, r.sales_rows);
+			EXECUTE format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)',
+						   r.table_name);
+			EXECUTE format('CREATE POLICY crm_marketing_read ON %s FOR SELECT TO crm_marketing USING (true)',
+						   r.table_name);
+		END IF;
+		object := r.table_name::text; done := 'row-level security through the contacts it names'; RETURN NEXT;
+	END LOOP;
 END $$;
 COMMENT ON FUNCTION crm.setup_roles() IS
-	'create or adopt crm_admin, crm_sales, crm_marketing, crm_analyst; grant; row-level security on contacts and every table that points at them; idempotent, re-run after adding features';
+	'create or adopt crm_admin, crm_sales, crm_marketing, crm_analyst; grant; row-level security on contacts, every table that points at them, companies and the merge and erasure logs; idempotent, re-run after adding features';
 
 -- Admin functions are not for everyone: setup_roles checks its caller, and
 -- erasure is granted to crm_admin by setup_roles.
