@@ -29,9 +29,11 @@ COMMENT ON FUNCTION crm.my_roles() IS
 -- can see stands for at least 5 contacts (k-anonymity, k = 5): contacts come
 -- generalised (age band, industry, quarter) and, where a combination is
 -- rarer, with more columns withheld; activities, orders and deals come as
--- counts per cell, and cells of fewer than 5 contacts are left out.  The
--- views run with their owner's rights (they are their own filter), so
--- analysts need no grant on the tables.
+-- counts per cell, and cells of fewer than 5 contacts are left out.  Dates
+-- are taken in UTC, whatever the session's time zone, so that no two
+-- settings give two overlapping views to compare.  The views run with their
+-- owner's rights (they are their own filter), so analysts need no grant on
+-- the tables.
 
 -- One row per contact.  A contact whose combination is shared by fewer than
 -- 5 contacts loses its columns one at a time, in the order of qi
@@ -44,14 +46,15 @@ WITH RECURSIVE g AS (
 	SELECT c.country, co.industry AS company_industry, c.lead_source, c.stage, c.income_band,
 		   c.do_not_contact IS NOT NULL AS do_not_contact,
 		   CASE WHEN c.birth_date IS NULL THEN NULL
-				WHEN age(c.birth_date) < interval '25 years' THEN 'under 25'
-				WHEN age(c.birth_date) < interval '35 years' THEN '25-34'
-				WHEN age(c.birth_date) < interval '45 years' THEN '35-44'
-				WHEN age(c.birth_date) < interval '55 years' THEN '45-54'
-				WHEN age(c.birth_date) < interval '65 years' THEN '55-64'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '25 years' THEN 'under 25'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '35 years' THEN '25-34'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '45 years' THEN '35-44'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '55 years' THEN '45-54'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '65 years' THEN '55-64'
 				ELSE '65 and over' END AS age_band,
-		   date_trunc('quarter', c.created_at)::date AS created_quarter
-	  FROM crm.contact c LEFT JOIN crm.company co ON co.company_id = c.company_id),
+		   date_trunc('quarter', c.created_at AT TIME ZONE 'UTC')::date AS created_quarter
+	  FROM crm.contact c LEFT JOIN crm.company co ON co.company_id = c.company_id
+	 CROSS JOIN (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AS today) utc),
 q AS (
 	SELECT g.*, ARRAY[g.created_quarter::text, g.company_industry, g.lead_source, g.do_not_contact::text,
 					  g.income_band, g.age_band, g.stage::text, g.country] AS qi
@@ -84,14 +87,15 @@ COMMENT ON VIEW crm.analyst_contact IS
 	'one row per contact, generalised so that every combination of values stands for at least 5 contacts: country, stage, age band, income band, do-not-contact, lead source, company industry, quarter created; withheld = how many of these (from the last) are withheld as NULL';
 
 CREATE VIEW crm.analyst_activity AS
-SELECT a.kind, a.occurred_at::date AS occurred_on, count(*) AS activities, count(DISTINCT a.contact_id) AS contacts
+SELECT a.kind, (a.occurred_at AT TIME ZONE 'UTC')::date AS occurred_on,
+	   count(*) AS activities, count(DISTINCT a.contact_id) AS contacts
   FROM crm.activity a
- GROUP BY a.kind, a.occurred_at::date
+ GROUP BY 1, 2
 HAVING count(DISTINCT a.contact_id) >= 5;
-COMMENT ON VIEW crm.analyst_activity IS 'activities per kind and day (session time zone), with the number of contacts; days of a kind with fewer than 5 contacts are left out';
+COMMENT ON VIEW crm.analyst_activity IS 'activities per kind and day (UTC), with the number of contacts; days of a kind with fewer than 5 contacts are left out';
 
 CREATE VIEW crm.analyst_order AS
-SELECT date_trunc('month', o.ordered_at)::date AS ordered_month, o.status, o.currency,
+SELECT date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date AS ordered_month, o.status, o.currency,
 	   count(*) AS orders, count(DISTINCT o.contact_id) AS contacts, sum(o.total) AS total, sum(o.items) AS items
   FROM crm."order" o
  GROUP BY 1, 2, 3
@@ -99,7 +103,7 @@ HAVING count(DISTINCT o.contact_id) >= 5;
 COMMENT ON VIEW crm.analyst_order IS 'orders per month, status and currency: count, contacts, total, items; cells of fewer than 5 contacts are left out';
 
 CREATE VIEW crm.analyst_deal AS
-SELECT date_trunc('month', d.created_at)::date AS created_month, d.pipeline_stage, d.status, d.currency,
+SELECT date_trunc('month', d.created_at AT TIME ZONE 'UTC')::date AS created_month, d.pipeline_stage, d.status, d.currency,
 	   count(*) AS deals, count(DISTINCT d.contact_id) AS contacts, sum(d.amount) AS amount,
 	   round(sum(d.amount * d.probability), 2) AS weighted_amount
   FROM crm.deal d

@@ -26,7 +26,7 @@ CREATE EXTENSION crm;
 \o
 
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 -- the demo's owners are roles; a lead belongs to two of them
 \o /dev/null
@@ -288,26 +288,40 @@ SELECT cmp_ok((SELECT count(*) FROM crm.analyst_contact), '>', (SELECT count(*) 
 			  'analyst_contact: no more than 4 contacts are left out');
 -- the cells shown are exactly those of 5 contacts or more, with true counts
 SELECT is((SELECT count(*) FROM crm.analyst_activity v
-			FULL JOIN (SELECT a.kind, a.occurred_at::date AS day, count(DISTINCT a.contact_id) AS n
+			FULL JOIN (SELECT a.kind, (a.occurred_at AT TIME ZONE 'UTC')::date AS day, count(DISTINCT a.contact_id) AS n
 						 FROM crm.activity a GROUP BY 1, 2 HAVING count(DISTINCT a.contact_id) >= 5) x
 			  ON x.kind = v.kind AND x.day = v.occurred_on
 		   WHERE v.contacts IS DISTINCT FROM x.n),
 		  0::bigint, 'analyst_activity: every kind and day of 5 contacts or more, with its number of contacts');
 SELECT is((SELECT count(*) FROM crm.analyst_order v
-			FULL JOIN (SELECT date_trunc('month', o.ordered_at)::date AS month, o.status, o.currency,
+			FULL JOIN (SELECT date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date AS month, o.status, o.currency,
 							  count(DISTINCT o.contact_id) AS n
 						 FROM crm."order" o GROUP BY 1, 2, 3 HAVING count(DISTINCT o.contact_id) >= 5) x
 			  ON x.month = v.ordered_month AND x.status = v.status AND x.currency = v.currency
 		   WHERE v.contacts IS DISTINCT FROM x.n),
 		  0::bigint, 'analyst_order: every month, status and currency of 5 contacts or more, with its number of contacts');
 SELECT is((SELECT count(*) FROM crm.analyst_deal v
-			FULL JOIN (SELECT date_trunc('month', d.created_at)::date AS month, d.pipeline_stage, d.status, d.currency,
+			FULL JOIN (SELECT date_trunc('month', d.created_at AT TIME ZONE 'UTC')::date AS month, d.pipeline_stage, d.status, d.currency,
 							  count(DISTINCT d.contact_id) AS n
 						 FROM crm.deal d GROUP BY 1, 2, 3, 4 HAVING count(DISTINCT d.contact_id) >= 5) x
 			  ON x.month = v.created_month AND x.pipeline_stage = v.pipeline_stage AND x.status = v.status
 			 AND x.currency = v.currency
 		   WHERE v.contacts IS DISTINCT FROM x.n),
 		  0::bigint, 'analyst_deal: every month, pipeline stage, status and currency of 5 contacts or more, with its number of contacts');
+
+-- one view whatever the session's time zone (two would overlap, to compare)
+CREATE FUNCTION pg_temp.analyst_digest() RETURNS text[] LANGUAGE sql STABLE AS $$
+	SELECT ARRAY[(SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_contact x),
+				 (SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_activity x),
+				 (SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_order x),
+				 (SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_deal x)]
+$$;
+SET TimeZone = 'Pacific/Kiritimati';
+CREATE TEMP TABLE digest_east AS SELECT pg_temp.analyst_digest() AS d;
+SET TimeZone = 'Pacific/Pago_Pago';
+SELECT is(pg_temp.analyst_digest(), (SELECT d FROM digest_east),
+		  'the analyst views show the same rows at UTC+14 and at UTC-11');
+RESET TimeZone;
 
 -- a sales rep's aggregate view counts its own deals only
 SET ROLE sales_1;
