@@ -59,6 +59,18 @@ SELECT count(*) FILTER (WHERE NOT holdout) AS targeted,
   FROM crm.campaign_target WHERE campaign_id = :ho;
 SELECT targeted, responded, revenue, cost, return_on_cost, lift IS NULL AS no_holdout FROM crm.campaign_report(:spring);
 
+-- a merge moves the dropped contact's targets: 29 was the only sms target;
+-- 1 and 2 were both targeted by the e-mail campaigns (the kept row wins)
+SELECT count(*) > 0 AS merged FROM crm.merge_contacts(950030, 950029);
+SELECT contact_id - 950000 AS c, campaign_id = :sms AS sms
+  FROM crm.campaign_target WHERE contact_id IN (950029, 950030) ORDER BY 1, 2;
+SELECT count(*) AS targets_of_1 FROM crm.campaign_target WHERE contact_id = 950001;
+SELECT count(*) > 0 AS merged FROM crm.merge_contacts(950001, 950002);
+SELECT count(*) AS left_for_2, (SELECT count(*) FROM crm.campaign_target WHERE contact_id = 950001) AS targets_of_1
+  FROM crm.campaign_target WHERE contact_id = 950002;
+SELECT count(*) AS orphans FROM crm.campaign_target t
+ WHERE NOT EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = t.contact_id);
+
 -- bad input (terse: failing-row details hold timestamps)
 \set VERBOSITY terse
 SELECT crm.create_campaign('camp spring', 'camp all');

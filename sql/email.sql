@@ -66,3 +66,32 @@ SET enable_sort = off;
 EXPLAIN (COSTS OFF) SELECT e, count(*) FROM (SELECT e FROM t UNION ALL SELECT e FROM t) s GROUP BY e;
 SELECT e, count(*) FROM (SELECT e FROM t UNION ALL SELECT e FROM t) s GROUP BY e ORDER BY e;
 RESET enable_sort;
+-- every accepted value reads back: the dot checks apply after the IDNA
+-- mapping, so a trailing U+3002, U+FF0E or U+FF61 is a trailing dot
+SELECT 'my@example.com．'::crm.email;
+SELECT 'my@example.com。'::crm.email;
+SELECT 'my@example.com｡'::crm.email;
+SELECT 'my@example。com'::crm.email AS inner_ideographic_dot;
+CREATE TEMP TABLE u (e crm.email UNIQUE);
+INSERT INTO u VALUES ('dup@example.com');
+INSERT INTO u VALUES ('dup@example.com。');
+INSERT INTO u VALUES ('dup@example。com');
+SELECT e FROM u;
+-- ZWNJ/ZWJ in a domain: ICU's CONTEXTJ rules decide, the same for the
+-- Unicode and the punycode spelling
+SELECT 'user@نامه‌ای.com'::crm.email AS zwnj_allowed;
+SELECT 'user@نامه‌ای.com'::crm.email = 'user@xn--mgba3gch31f060k.com'::crm.email AS same_as_punycode;
+SELECT E'user@\u0915\u094D\u200D\u0937.in'::crm.email AS zwj_after_virama;
+SELECT E'user@\u0915\u094D\u200D\u0937.in'::crm.email = 'user@xn--11b2ezcw70k.in'::crm.email AS same_as_punycode;
+SELECT E'user@ab\u200Ccd.com'::crm.email;
+SELECT 'user@xn--abcd-176a.com'::crm.email;
+SELECT E'user@a\u200Db.com'::crm.email;
+SELECT 'user@xn--ab-m1t.com'::crm.email;
+-- format characters are refused by code point, inside the BMP or outside
+-- it (U+E0041 is a tag character, two UTF-16 code units), in either part
+SELECT E'a\u200Db@example.com'::crm.email;
+SELECT E'a\U000E0041b@example.com'::crm.email;
+SELECT E'ab@exa\U000E0041mple.com'::crm.email;
+SELECT E'ab@exa\u00ADmple.com'::crm.email;
+-- other characters outside the BMP are kept in the local part
+SELECT E'party\U0001F389@example.com'::crm.email AS emoji_local;

@@ -166,12 +166,23 @@ DELETE FROM crm.merge_rule;
 
 -- the right to be forgotten
 INSERT INTO crm.consent (contact_id, channel, status, source, note) VALUES (:keep, 'post', 'granted', 'form', 'lives at 1 Main St');
+-- a score earned from activity properties, which the erasure strips
+INSERT INTO crm.score_group (score_group) VALUES ('erasure_test');
+INSERT INTO crm.scoring_rule (name, score_group, condition, points) VALUES ('visited /x', 'erasure_test', '$.url == "/x"', 5);
+SELECT crm.rescore(ARRAY[:keep]::bigint[]) AS rescored;
+SELECT crm.score(:keep, 'erasure_test') AS score_before_erasure;
 SELECT crm.forget_contact(:keep, 'erasure request, ticket 42', keep_email_hash => true) IS NOT NULL AS erased;
 SELECT email::text LIKE 'erased-%@erased.invalid' AS email_token, first_name, last_name, phone, city, birth_date,
 	   country, stage, do_not_contact, attrs
   FROM crm.contact WHERE contact_id = :keep;
 SELECT count(*) AS activities_kept, count(*) FILTER (WHERE properties <> '{}') AS with_properties
   FROM crm.activity WHERE contact_id = :keep;
+-- the score is what crm.rescore() makes of the stripped activities
+SELECT crm.score(:keep, 'erasure_test') AS score_after_erasure;
+SELECT crm.rescore(ARRAY[:keep]::bigint[]) AS rescored;
+SELECT crm.score(:keep, 'erasure_test') AS score_after_rescore;
+DELETE FROM crm.scoring_rule WHERE score_group = 'erasure_test';
+DELETE FROM crm.score_group WHERE score_group = 'erasure_test';
 SELECT count(*) AS orders_kept, sum(total) AS revenue_kept FROM crm."order" WHERE contact_id = :keep;
 SELECT title FROM crm.deal WHERE contact_id = :keep;
 SELECT count(*) AS consent_rows_kept, count(note) AS notes_left FROM crm.consent WHERE contact_id = :keep;
@@ -204,3 +215,94 @@ DROP VIEW counts;
 DROP TABLE known;
 DROP TABLE public.score_event, public.contact_score;
 DROP FUNCTION public.merge_scores(bigint, bigint);
+
+-- Stage history after a merge: drop's rows move to keep marked with the
+-- contact they were written for (merged_from), a last row records the
+-- merge, and the history ends at the contact's stage, so crm.stages_at and
+-- crm.funnel agree with the contacts.  Each pair: keep created first, drop
+-- later (its rows are the latest by time); one pair per path.
+CREATE TEMP VIEW stage_check AS
+SELECT c.contact_id, c.stage,
+	   (SELECT h.to_stage FROM crm.stage_history h WHERE h.contact_id = c.contact_id
+		 ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1) AS last_row,
+	   (SELECT s.stage FROM crm.stages_at(now()) s WHERE s.contact_id = c.contact_id) AS stage_now
+  FROM crm.contact c;
+CREATE TEMP VIEW history AS
+SELECT h.contact_id, h.from_stage, h.to_stage, h.forced, h.merged_from, h.reason
+  FROM crm.stage_history h ORDER BY h.contact_id, h.changed_at, h.history_id;
+INSERT INTO crm.contact (contact_id, email, stage, created_at)
+SELECT 7100200 + 2 * p - 1, 'h' || p || 'k@merge.example', k::crm.stage, '2003-01-01'::timestamptz + p * interval '1 day'
+  FROM (VALUES (1, 'lead'), (2, 'subscriber'), (3, 'mql'), (4, 'lead'), (5, 'disqualified'), (6, 'churned'),
+			   (7, 'customer'), (8, 'churned')) v(p, k)
+UNION ALL
+SELECT 7100200 + 2 * p, 'h' || p || 'd@merge.example', d::crm.stage, '2003-06-01'::timestamptz + p * interval '1 day'
+  FROM (VALUES (1, 'subscriber'), (2, 'customer'), (3, 'mql'), (4, 'churned'), (5, 'subscriber'), (6, 'evangelist'),
+			   (7, 'disqualified'), (8, 'lead')) v(p, d);
+-- 1 keep more advanced: drop's later history row says subscriber, the
+-- contact stays a lead
+SELECT action FROM crm.merge_contacts(7100201, 7100202) WHERE item = 'crm.stage_history' ORDER BY action;
+SELECT contact_id, stage, last_row, stage_now FROM stage_check WHERE contact_id = 7100201;
+-- 2 less advanced, 3 equal, 4-8 exits on either side: leaving an exit or a
+-- lead becoming churned is forced and logged as such; nothing is refused
+SELECT v.k, s.stage AS keep_was, t.stage AS drop_was, m.action
+  FROM (SELECT 7100200 + 2 * p - 1, 7100200 + 2 * p FROM generate_series(2, 8) p) v(k, d)
+  JOIN crm.contact s ON s.contact_id = v.k JOIN crm.contact t ON t.contact_id = v.d
+ CROSS JOIN LATERAL crm.merge_contacts(v.k, v.d) m
+ WHERE m.item = 'crm.stage_history' AND m.action LIKE 'recorded%'
+ ORDER BY v.k;
+SELECT * FROM history WHERE contact_id BETWEEN 7100201 AND 7100216;
+SELECT contact_id, stage, last_row, stage_now, stage = last_row AND stage = stage_now AS agree
+  FROM stage_check WHERE contact_id BETWEEN 7100201 AND 7100216 ORDER BY contact_id;
+
+-- a chain: C <- D, then A <- B, then A <- C.  Every row says whose record
+-- it was written for: C's own rows and C's merge row C, D's rows still D.
+INSERT INTO crm.contact (contact_id, email, stage, created_at) VALUES
+	(7100221, 'chain-a@merge.example', 'lead', '2002-01-01'), (7100222, 'chain-b@merge.example', 'mql', '2002-03-01'),
+	(7100223, 'chain-c@merge.example', 'subscriber', '2002-05-01'), (7100224, 'chain-d@merge.example', 'sql', '2002-07-01');
+SELECT count(*) > 0 AS merged FROM crm.merge_contacts(7100223, 7100224);
+SELECT count(*) > 0 AS merged FROM crm.merge_contacts(7100221, 7100222);
+SELECT count(*) > 0 AS merged FROM crm.merge_contacts(7100221, 7100223);
+SELECT * FROM history WHERE contact_id = 7100221;
+SELECT contact_id, stage, last_row, stage_now FROM stage_check WHERE contact_id = 7100221;
+-- conversion follows each record's own timeline: in 2002 every record just
+-- entered its stage (interleaved, A's lead would seem to move on to B's mql)
+SELECT stage, entered, moved_on FROM crm.stage_conversion('2002-01-01', '2003-01-01') WHERE entered > 0;
+
+-- a merge inside a transaction that also writes activities and an order:
+-- drop is promoted before the merge, rows for drop after it are redirected
+-- to keep and promote it further; the history still ends at the stage
+INSERT INTO crm.contact (contact_id, email, stage, created_at) VALUES
+	(7100231, 'tx-h-keep@merge.example', 'lead', '2004-01-01'), (7100232, 'tx-h-drop@merge.example', 'lead', '2004-02-01');
+BEGIN;
+INSERT INTO crm.activity (contact_id, kind) VALUES (7100232, 'meeting_booked');
+SELECT count(*) > 0 AS merged FROM crm.merge_contacts(7100231, 7100232);
+INSERT INTO crm.activity (contact_id, kind) VALUES (7100232, 'merge_probe');
+INSERT INTO crm."order" (contact_id, order_id, total) VALUES (7100232, 900231, 20);
+COMMIT;
+SELECT * FROM history WHERE contact_id = 7100231;
+SELECT contact_id, stage, last_row, stage_now FROM stage_check WHERE contact_id = 7100231;
+-- (before the commit, the check needs the clock: this transaction's rows
+-- are later than its now())
+BEGIN;
+SELECT count(*) > 0 AS moved FROM crm.set_stage(7100231, 'evangelist', 'check inside a transaction');
+SELECT count(*) AS at_now, (SELECT count(*) FROM crm.stage_history_mismatches(clock_timestamp())
+							WHERE contact_id = 7100231) AS at_clock
+  FROM crm.stage_history_mismatches() WHERE contact_id = 7100231;
+ROLLBACK;
+
+-- dry run: says what the history gets, writes nothing
+INSERT INTO crm.contact (contact_id, email, stage) VALUES
+	(7100241, 'dry-keep@merge.example', 'disqualified'), (7100242, 'dry-drop@merge.example', 'customer');
+SELECT * FROM crm.merge_contacts(7100241, 7100242, dry_run => true)
+ WHERE item IN ('crm.stage_history', 'crm.contact');
+SELECT contact_id, count(*) AS history_rows FROM crm.stage_history WHERE contact_id IN (7100241, 7100242) GROUP BY 1 ORDER BY 1;
+SELECT action FROM crm.merge_contacts(7100241, 7100242) WHERE item = 'crm.stage_history' ORDER BY action;
+
+-- the invariant over every contact: the history explains every stage, and
+-- the funnel counts what the contacts say
+SELECT count(*) AS mismatches FROM crm.stage_history_mismatches();
+SELECT f.stage, f.contacts, coalesce(c.n, 0) AS contacts_now
+  FROM crm.funnel() f LEFT JOIN (SELECT stage, count(*) AS n FROM crm.contact GROUP BY stage) c USING (stage)
+ WHERE f.contacts <> coalesce(c.n, 0);
+DELETE FROM crm."order" WHERE contact_id = 7100231;
+DROP VIEW stage_check, history;

@@ -107,7 +107,7 @@ COMMENT ON FUNCTION crm.can_contact(bigint, text, timestamptz) IS
 	'may this contact be contacted on this channel at this time (default now)? latest consent row granted and unexpired, and not do-not-contact';
 
 -- Current state per contact and channel, for reporting and segment predicates.
-CREATE VIEW crm.consent_current AS
+CREATE VIEW crm.consent_current WITH (security_invoker = true) AS
 SELECT DISTINCT ON (l.contact_id, l.channel)
 	   l.contact_id, l.channel, l.status, l.recorded_at, l.valid_until, l.source,
 	   (l.status = 'granted' AND (l.valid_until IS NULL OR l.valid_until > now())) AS effective

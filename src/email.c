@@ -20,6 +20,7 @@
 #include <unicode/uidna.h>
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
+#include <unicode/utf16.h>
 
 #include "crm.h"
 
@@ -145,6 +146,10 @@ idna_error_text(uint32 errors)
 		return "contains an invalid punycode label";
 	if (errors & UIDNA_ERROR_BIDI)
 		return "mixes right-to-left and left-to-right text in a way IDNA forbids";
+	if (errors & UIDNA_ERROR_CONTEXTJ)
+		return "has a zero-width joiner or non-joiner where IDNA does not allow one";
+	if (errors & UIDNA_ERROR_LEADING_COMBINING_MARK)
+		return "has a label that starts with a combining mark";
 	return "is not a valid internationalised domain name";
 }
 
@@ -208,13 +213,23 @@ email_normalize(const char *input)
 	u = utf8_to_uchar(utf8, len, &ulen);
 	norm = normalize_uchar(u, ulen, false, &nlen);
 
-	for (int32 i = 0; i < nlen; i++)
+	/*
+	 * By code point, not UTF-16 unit, so that a format character outside the
+	 * BMP is seen.  ZWNJ and ZWJ after the "@" are IDNA's to judge (CONTEXTJ).
+	 */
+	for (int32 i = 0; i < nlen;)
 	{
-		if (u_isUWhiteSpace(norm[i]) || u_iscntrl(norm[i]))
-			EMAIL_ERROR(input, "The address contains white space or a control character.");
-		if (norm[i] == '@')
+		int32		pos = i;
+		UChar32		c;
+
+		U16_NEXT(norm, i, nlen, c);
+		if ((u_isUWhiteSpace(c) || u_iscntrl(c)) &&
+			!(nat > 0 && (c == 0x200C || c == 0x200D)))
+			EMAIL_ERROR(input, "The address contains U+%04X, which is white space, a control character or an invisible format character.",
+						(unsigned) c);
+		if (c == '@')
 		{
-			at = i;
+			at = pos;
 			nat++;
 		}
 	}
@@ -234,8 +249,6 @@ email_normalize(const char *input)
 
 	/* domain: UTS #46 maps to lower case and converts to A-labels */
 	domain8 = uchar_to_utf8(norm + at + 1, nlen - at - 1, &domain8len);
-	if (domain8[domain8len - 1] == '.')
-		EMAIL_ERROR(input, "The domain may not end with a dot.");
 	ascii = palloc(EMAIL_MAX_INPUT * 4);
 	asciilen = uidna_nameToASCII_UTF8(get_idna(), domain8, domain8len,
 									  ascii, EMAIL_MAX_INPUT * 4 - 1,
@@ -244,6 +257,11 @@ email_normalize(const char *input)
 		EMAIL_ERROR(input, "The domain \"%s\" %s.",
 					pnstrdup(domain8, domain8len), idna_error_text(info.errors));
 	ascii[asciilen] = '\0';
+	/* after the mapping, which turns U+3002, U+FF0E and U+FF61 into "." */
+	if (asciilen == 0)
+		EMAIL_ERROR(input, "The domain (after \"@\") is empty.");
+	if (ascii[asciilen - 1] == '.')
+		EMAIL_ERROR(input, "The domain may not end with a dot.");
 	if (asciilen > EMAIL_MAX_DOMAIN)
 		EMAIL_ERROR(input, "The domain is %d octets long; at most %d are allowed.",
 					asciilen, EMAIL_MAX_DOMAIN);

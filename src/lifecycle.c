@@ -461,3 +461,12 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 	crm_spi_finish(pinned);
 	PG_RETURN_INT64((int64) n);
 }
+
+/* Would the guard let this move through without force? (merges log it) */
+PG_FUNCTION_INFO_V1(crm_stage_move_is_forward);
+Datum
+crm_stage_move_is_forward(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(move_is_forward(stage_rank(stage_label(PG_GETARG_DATUM(0))),
+								   stage_rank(stage_label(PG_GETARG_DATUM(1)))));
+}

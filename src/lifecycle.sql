@@ -52,9 +52,12 @@ CREATE TABLE crm.stage_history (
 	actor		text NOT NULL DEFAULT current_user,
 	automatic	boolean NOT NULL DEFAULT false,
 	forced		boolean NOT NULL DEFAULT false,
+	merged_from bigint,
 	PRIMARY KEY (contact_id, history_id)
 );
 COMMENT ON TABLE crm.stage_history IS 'every lifecycle transition: from, to, when, why, by whom, automatic or manual';
+COMMENT ON COLUMN crm.stage_history.merged_from IS
+	'set on rows crm.merge_contacts moved here from a merged-away contact: the contact they were written for (see crm.merge_log)';
 -- The stage of every contact at a time (crm.stages_at, crm.funnel) is one
 -- index-only scan of this index in order, keeping each contact's first entry.
 CREATE INDEX stage_history_contact_time_idx ON crm.stage_history (contact_id, changed_at DESC, history_id DESC)
@@ -104,6 +107,14 @@ RETURNS crm.stage
 COMMENT ON FUNCTION crm.set_stage(bigint, crm.stage, text, boolean) IS
 	'moves a contact to a stage by hand; a backward move needs force => true and a reason; logged in crm.stage_history';
 
+-- The guard's rule as a function, for callers that move stages on their own
+-- terms (crm.merge_contacts forces, and logs as forced, only what the guard
+-- would refuse).
+CREATE FUNCTION crm.stage_move_is_forward(from_stage crm.stage, to_stage crm.stage) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_stage_move_is_forward' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.stage_move_is_forward(crm.stage, crm.stage) IS
+	'true if stage_guard lets a move between the two stages through without force (false for an unchanged stage: no move)';
+
 CREATE FUNCTION crm.apply_lifecycle(contact_ids bigint[] DEFAULT NULL) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_apply_lifecycle' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION crm.apply_lifecycle(bigint[]) IS
@@ -125,6 +136,25 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
 $$;
 COMMENT ON FUNCTION crm.stages_at(timestamptz) IS 'the stage of every contact that existed at a time, from crm.stage_history';
 
+-- The invariant the history keeps: every contact's stage is its last history
+-- row, and the stage crm.stages_at (so crm.funnel) reads for it.  Rows
+-- written by the calling transaction carry clock times later than its now():
+-- pass clock_timestamp() to check them before the commit.
+CREATE FUNCTION crm.stage_history_mismatches(at timestamptz DEFAULT now(),
+	OUT contact_id bigint, OUT stage crm.stage, OUT last_row_stage crm.stage, OUT stage_at crm.stage)
+RETURNS SETOF record
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT c.contact_id, c.stage, l.to_stage, s.stage
+	  FROM crm.contact c
+	  LEFT JOIN LATERAL (SELECT h.to_stage FROM crm.stage_history h WHERE h.contact_id = c.contact_id
+						  ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1) l ON true
+	  LEFT JOIN crm.stages_at(at) s ON s.contact_id = c.contact_id
+	 WHERE l.to_stage IS DISTINCT FROM c.stage OR s.stage IS DISTINCT FROM c.stage
+	 ORDER BY c.contact_id
+$$;
+COMMENT ON FUNCTION crm.stage_history_mismatches(timestamptz) IS
+	'contacts whose stage is not the last row of their crm.stage_history or not what crm.stages_at(at) says; empty when the history explains every stage';
+
 CREATE FUNCTION crm.funnel(at timestamptz DEFAULT now(), OUT stage crm.stage, OUT contacts bigint, OUT share numeric)
 RETURNS SETOF record
 LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -141,11 +171,15 @@ CREATE FUNCTION crm.stage_conversion(from_date timestamptz, to_date timestamptz,
 	OUT median_time_in_stage interval, OUT p90_time_in_stage interval)
 RETURNS SETOF record
 LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	-- each record's own timeline: rows a merge moved onto a contact follow
+	-- one another (merged_from), not the kept contact's; a merge that kept
+	-- the stage (from = to) is no move
 	WITH h AS (
 		SELECT h.contact_id, h.to_stage, h.changed_at,
 			   lead(h.to_stage) OVER w AS next_stage, lead(h.changed_at) OVER w AS left_at
 		  FROM crm.stage_history h
-		WINDOW w AS (PARTITION BY h.contact_id ORDER BY h.changed_at, h.history_id)),
+		 WHERE h.from_stage IS DISTINCT FROM h.to_stage
+		WINDOW w AS (PARTITION BY h.contact_id, h.merged_from ORDER BY h.changed_at, h.history_id)),
 	-- moving on is a later funnel stage before to_date; the exits
 	-- (disqualified, churned) end the time in stage but are no conversion
 	e AS (
@@ -166,7 +200,7 @@ $$;
 COMMENT ON FUNCTION crm.stage_conversion(timestamptz, timestamptz) IS
 	'per stage: contacts that entered it in [from_date, to_date), how many moved on to a later stage before to_date, the rate, median and p90 time in stage';
 
-CREATE VIEW crm.pipeline AS
+CREATE VIEW crm.pipeline WITH (security_invoker = true) AS
 SELECT d.pipeline_stage, count(*) AS deals, sum(d.amount) AS amount,
 	   round(sum(d.amount * d.probability), 2) AS weighted_amount
   FROM crm.deal d

@@ -88,6 +88,13 @@ RETURN CASE $1 WHEN 'disqualified' THEN 0 WHEN 'subscriber' THEN 1 WHEN 'lead' T
 COMMENT ON FUNCTION crm.stage_rank(crm.stage) IS
 	'how advanced a lifecycle stage is, for merges: disqualified 0 < subscriber ... opportunity 5 < churned 5.5 < customer 6 < evangelist 7';
 
+-- The stage of two merged contacts: the more advanced one.
+CREATE FUNCTION crm.merged_stage(crm.stage, crm.stage) RETURNS crm.stage
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE WHEN crm.stage_rank($2) > crm.stage_rank($1) THEN $2 ELSE $1 END;
+COMMENT ON FUNCTION crm.merged_stage(crm.stage, crm.stage) IS
+	'the stage a merge gives the kept contact (first argument: its stage; second: the dropped contact''s): the more advanced by crm.stage_rank';
+
 -- Every (table, column) that points at crm.contact.contact_id: foreign keys
 -- found at run time, followed through composite keys (order_line points at
 -- "order" (contact_id, order_id), which points at contact), plus tables
@@ -181,8 +188,9 @@ COMMENT ON FUNCTION crm.require_contact(bigint, text) IS
 -- the consent ledger (copy onto keep, then remove; see crm.consent_append_only),
 -- delete rows that clash on a unique key (logged), move every other row in
 -- one statement (so composite foreign keys such as order_line -> order are
--- checked once both sides moved), check that nothing still points at drop,
--- fill keep's empty fields, and delete drop.
+-- checked once both sides moved; stage history rows are marked merged_from),
+-- check that nothing still points at drop, fill keep's empty fields, delete
+-- drop, and end keep's stage history with a row recording the merge.
 CREATE FUNCTION crm.merge_contacts(keep bigint, drop bigint, dry_run boolean DEFAULT false)
 RETURNS TABLE (item text, action text, rows bigint)
 LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
@@ -204,6 +212,10 @@ DECLARE
 	merged jsonb;
 	nref int := 0;
 	refs crm.contact_reference[];
+	cur crm.stage;
+	v_stage crm.stage;
+	v_forced boolean;
+	v_reason text;
 BEGIN
 	IF keep = drop THEN
 		RAISE EXCEPTION 'cannot merge contact % into itself', keep
@@ -228,11 +240,20 @@ BEGIN
 				item := r.table_name::text;
 				action := CASE WHEN r.table_name = 'crm.consent'::regclass THEN 'copy to keep'
 							   WHEN r.action = 'function' THEN 'call ' || r.merge_function::text
+							   WHEN r.table_name = 'crm.stage_history'::regclass AND r.action = 'move'
+								 THEN 'move, marked merged_from'
 							   ELSE r.action END;
 				rows := n;
 				RETURN NEXT;
 			END IF;
 		END LOOP;
+		v_stage := crm.merged_stage(k.stage, d.stage);
+		item := 'crm.stage_history';
+		action := format('record the merge: %s -> %s%s', k.stage, v_stage,
+						 CASE WHEN crm.stage_move_is_forward(k.stage, v_stage) OR k.stage = v_stage
+							  THEN '' ELSE ' (forced)' END);
+		rows := 1;
+		RETURN NEXT;
 		item := 'crm.contact'; action := 'fill empty fields of keep, then delete drop'; rows := 1;
 		RETURN NEXT;
 		RETURN;
@@ -328,8 +349,12 @@ BEGIN
 	FOR r IN SELECT * FROM unnest(refs) x
 			  WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass LOOP
 		nref := nref + 1;
-		ctes := ctes || format('m%s AS (UPDATE %s SET %I = $1 WHERE %I = $2 RETURNING 1)',
-							   nref, r.table_name, r.contact_column, r.contact_column);
+		-- a history row keeps the contact it was first written for
+		ctes := ctes || format('m%s AS (UPDATE %s SET %I = $1%s WHERE %I = $2 RETURNING 1)',
+							   nref, r.table_name, r.contact_column,
+							   CASE WHEN r.table_name = 'crm.stage_history'::regclass
+									THEN ', merged_from = coalesce(merged_from, $2)' ELSE '' END,
+							   r.contact_column);
 		names := names || r.table_name::text;
 	END LOOP;
 	IF nref > 0 THEN
@@ -356,13 +381,12 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	-- keep's empty fields from drop; the most advanced stage; the strictest
-	-- do-not-contact; attrs joined (keep wins per key); drop's address kept
-	-- in attrs.merged_emails
+	-- keep's empty fields from drop; the strictest do-not-contact; attrs
+	-- joined (keep wins per key); drop's address kept in attrs.merged_emails;
+	-- the stage below
 	merged := (to_jsonb(d) - '{contact_id,email,owner,created_at,updated_at,stage,attrs}'::text[])
 			  || jsonb_strip_nulls(to_jsonb(k))
 			  || jsonb_build_object(
-					'stage', CASE WHEN crm.stage_rank(d.stage) > crm.stage_rank(k.stage) THEN d.stage ELSE k.stage END,
 					'created_at', least(k.created_at, d.created_at),
 					'attrs', d.attrs || k.attrs || jsonb_build_object('merged_emails',
 						coalesce(k.attrs -> 'merged_emails', '[]') || coalesce(d.attrs -> 'merged_emails', '[]')
@@ -371,10 +395,30 @@ BEGIN
 	  FROM pg_attribute a
 	 WHERE a.attrelid = 'crm.contact'::regclass AND a.attnum > 0 AND NOT a.attisdropped
 	   AND a.attgenerated = '' AND a.attidentity = ''
-	   AND a.attname NOT IN ('contact_id', 'email', 'updated_at');
+	   AND a.attname NOT IN ('contact_id', 'email', 'updated_at', 'stage');
 	DELETE FROM crm.contact c WHERE c.contact_id = drop;
 	EXECUTE format('UPDATE crm.contact c SET %s FROM jsonb_populate_record(NULL::crm.contact, $1) r
 					 WHERE c.contact_id = $2', cols) USING merged, keep;
+
+	-- the most advanced stage, and a history row that records the merge, so
+	-- the history ends at the contact's stage even when drop's moved rows
+	-- are later than keep's own (read again: the update may have promoted)
+	SELECT c.stage INTO cur FROM crm.contact c WHERE c.contact_id = keep;
+	v_stage := crm.merged_stage(cur, d.stage);
+	v_reason := format('merge: contact %s (stage %s) merged into this one', drop, d.stage);
+	IF v_stage = cur THEN
+		v_forced := false;
+		INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason)
+		VALUES (keep, cur, cur, clock_timestamp(), v_reason);
+	ELSE
+		-- leaving an exit, or a lead becoming churned, is outside the
+		-- forward-only rule: forced, and logged as such
+		v_forced := NOT crm.stage_move_is_forward(cur, v_stage);
+		PERFORM crm.set_stage(keep, v_stage, v_reason, force => v_forced);
+	END IF;
+	v_moved := v_moved || jsonb_build_object('table', 'crm.stage_history',
+		'action', format('recorded the merge: %s -> %s%s', cur, v_stage, CASE WHEN v_forced THEN ' (forced)' ELSE '' END),
+		'rows', 1);
 	-- the kept contact's scores, recomputed from its merged history
 	PERFORM crm.rescore(ARRAY[keep]);
 
@@ -462,7 +506,8 @@ COMMENT ON FUNCTION crm.is_forgotten(crm.email) IS
 -- aggregates keep adding up) but its personal data is gone: the address
 -- becomes an irreversible random token, names, phone, city, region, birth
 -- date, income band, job title and attrs are cleared, and it is marked
--- do-not-contact.  Activities keep kind and time but lose their properties;
+-- do-not-contact.  Activities keep kind and time but lose their properties
+-- (and the points those earned);
 -- deal titles and task texts are replaced; consent notes are cleared (the
 -- ledger itself stays: it is the legal record); merge_log before-images that
 -- held this person's data are reduced to ids.  Orders are kept as they are.
@@ -519,6 +564,9 @@ BEGIN
 	UPDATE crm.activity a SET properties = '{}'
 	 WHERE a.contact_id = forget_contact.contact_id AND a.properties <> '{}';
 	GET DIAGNOSTICS n_act = ROW_COUNT;
+	-- points earned by the stripped properties go too: the scores become
+	-- what crm.rescore() makes of the activities as they are now
+	PERFORM crm.rescore(ARRAY[forget_contact.contact_id]);
 	UPDATE crm.deal x SET title = 'deal ' || x.deal_id || ' (erased contact)'
 	 WHERE x.contact_id = forget_contact.contact_id;
 	GET DIAGNOSTICS n_deal = ROW_COUNT;

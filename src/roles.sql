@@ -6,11 +6,14 @@
 --   crm_admin      everything, all rows; rules, policies, erasure, merges
 --   crm_sales      contacts it owns (contact.owner = the role or a role it
 --                  is a member of) and their activities, deals, orders,
---                  tasks, consents; merges within those
+--                  tasks, consents, merge and erasure records; the
+--                  companies it owns or has contacts at; merges within those
 --   crm_marketing  reads contacts and their data; manages segments,
 --                  campaigns and scoring rules; not roles
---   crm_analyst    pseudonymised views only (crm.analyst_*): no names,
---                  e-mails or phones, ids replaced by keyed hashes
+--   crm_analyst    the views crm.analyst_* only: no personal data, every
+--                  combination of values shared by at least 5 contacts
+-- Every other view is security_invoker, so the row-level security of the
+-- tables under it applies to whoever reads it.
 -- ---------------------------------------------------------------------------
 
 -- The roles the current user is a member of (directly or not), itself included.
@@ -21,33 +24,92 @@ $$;
 COMMENT ON FUNCTION crm.my_roles() IS
 	'names of the roles the current user belongs to (itself included); row-level security compares contact.owner with it';
 
--- Pseudonymised views for analysts: a keyed hash instead of the contact id
--- (stable within a database, not reversible without crm.privacy_salt), and
--- no personal fields.  They run with the owner's rights, so analysts need no
--- grant on the tables; they are empty until a salt exists (crm.setup_roles
--- makes one).
+-- Views for analysts: no names, e-mails, phones, ids or free text, and
+-- nothing that singles a person out.  Every combination of values an analyst
+-- can see stands for at least 5 contacts (k-anonymity, k = 5): contacts come
+-- generalised (age band, industry, quarter) and, where a combination is
+-- rarer, with more columns withheld; activities, orders and deals come as
+-- counts per cell, and cells of fewer than 5 contacts are left out.  Dates
+-- are taken in UTC, whatever the session's time zone, so that no two
+-- settings give two overlapping views to compare.  The views run with their
+-- owner's rights (they are their own filter), so analysts need no grant on
+-- the tables.
+
+-- One row per contact.  A contact whose combination is shared by fewer than
+-- 5 contacts loses its columns one at a time, in the order of qi
+-- (created quarter first, country last), until the contacts still
+-- undecided at that step share what is left by 5 or more; withheld says how
+-- many were withheld (NULL in a withheld column).  The last few contacts, if
+-- fewer than 5 remain with everything withheld, are left out.
 CREATE VIEW crm.analyst_contact AS
-SELECT left(encode(sha256(s.salt || convert_to(c.contact_id::text, 'UTF8')), 'hex'), 16) AS contact_key,
-	   c.country, c.income_band, c.lead_source, c.stage, c.company_id,
-	   (date_part('year', c.birth_date)::int / 10) * 10 AS birth_decade,
-	   c.created_at::date AS created_on, c.do_not_contact IS NOT NULL AS do_not_contact
-  FROM crm.contact c CROSS JOIN crm.privacy_salt s;
-COMMENT ON VIEW crm.analyst_contact IS 'contacts without personal data: keyed-hash id, country, income band, source, stage, birth decade';
+WITH RECURSIVE g AS (
+	SELECT c.country, co.industry AS company_industry, c.lead_source, c.stage, c.income_band,
+		   c.do_not_contact IS NOT NULL AS do_not_contact,
+		   CASE WHEN c.birth_date IS NULL THEN NULL
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '25 years' THEN 'under 25'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '35 years' THEN '25-34'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '45 years' THEN '35-44'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '55 years' THEN '45-54'
+				WHEN age(utc.today, c.birth_date::timestamp) < interval '65 years' THEN '55-64'
+				ELSE '65 and over' END AS age_band,
+		   date_trunc('quarter', c.created_at AT TIME ZONE 'UTC')::date AS created_quarter
+	  FROM crm.contact c LEFT JOIN crm.company co ON co.company_id = c.company_id
+	 CROSS JOIN (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AS today) utc),
+q AS (
+	SELECT g.*, ARRAY[g.created_quarter::text, g.company_industry, g.lead_source, g.do_not_contact::text,
+					  g.income_band, g.age_band, g.stage::text, g.country] AS qi
+	  FROM g),
+-- step n keeps qi[n+1:]; a contact is placed at the first step whose group
+-- of contacts not placed before it has 5 members or more
+step(withheld, placed, country, company_industry, lead_source, stage, income_band, do_not_contact,
+	 age_band, created_quarter, qi) AS (
+	SELECT 0, count(*) OVER (PARTITION BY q.qi) >= 5, q.country, q.company_industry, q.lead_source,
+		   q.stage, q.income_band, q.do_not_contact, q.age_band, q.created_quarter, q.qi
+	  FROM q
+	UNION ALL
+	SELECT s.withheld + 1, count(*) OVER (PARTITION BY s.qi[s.withheld + 2:]) >= 5, s.country,
+		   s.company_industry, s.lead_source, s.stage, s.income_band, s.do_not_contact, s.age_band,
+		   s.created_quarter, s.qi
+	  FROM step s
+	 WHERE NOT s.placed AND s.withheld < 8)
+SELECT CASE WHEN s.withheld < 8 THEN s.country END AS country,
+	   CASE WHEN s.withheld < 7 THEN s.stage END AS stage,
+	   CASE WHEN s.withheld < 6 THEN s.age_band END AS age_band,
+	   CASE WHEN s.withheld < 5 THEN s.income_band END AS income_band,
+	   CASE WHEN s.withheld < 4 THEN s.do_not_contact END AS do_not_contact,
+	   CASE WHEN s.withheld < 3 THEN s.lead_source END AS lead_source,
+	   CASE WHEN s.withheld < 2 THEN s.company_industry END AS company_industry,
+	   CASE WHEN s.withheld < 1 THEN s.created_quarter END AS created_quarter,
+	   s.withheld
+  FROM step s
+ WHERE s.placed;
+COMMENT ON VIEW crm.analyst_contact IS
+	'one row per contact, generalised so that every combination of values stands for at least 5 contacts: country, stage, age band, income band, do-not-contact, lead source, company industry, quarter created; withheld = how many of these (from the last) are withheld as NULL';
+
 CREATE VIEW crm.analyst_activity AS
-SELECT left(encode(sha256(s.salt || convert_to(a.contact_id::text, 'UTF8')), 'hex'), 16) AS contact_key,
-	   a.kind, a.occurred_at
-  FROM crm.activity a CROSS JOIN crm.privacy_salt s;
-COMMENT ON VIEW crm.analyst_activity IS 'activities without properties, by keyed-hash contact id';
+SELECT a.kind, (a.occurred_at AT TIME ZONE 'UTC')::date AS occurred_on,
+	   count(*) AS activities, count(DISTINCT a.contact_id) AS contacts
+  FROM crm.activity a
+ GROUP BY 1, 2
+HAVING count(DISTINCT a.contact_id) >= 5;
+COMMENT ON VIEW crm.analyst_activity IS 'activities per kind and day (UTC), with the number of contacts; days of a kind with fewer than 5 contacts are left out';
+
 CREATE VIEW crm.analyst_order AS
-SELECT left(encode(sha256(s.salt || convert_to(o.contact_id::text, 'UTF8')), 'hex'), 16) AS contact_key,
-	   o.ordered_at, o.status, o.currency, o.total, o.items
-  FROM crm."order" o CROSS JOIN crm.privacy_salt s;
-COMMENT ON VIEW crm.analyst_order IS 'orders by keyed-hash contact id';
+SELECT date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date AS ordered_month, o.status, o.currency,
+	   count(*) AS orders, count(DISTINCT o.contact_id) AS contacts, sum(o.total) AS total, sum(o.items) AS items
+  FROM crm."order" o
+ GROUP BY 1, 2, 3
+HAVING count(DISTINCT o.contact_id) >= 5;
+COMMENT ON VIEW crm.analyst_order IS 'orders per month, status and currency: count, contacts, total, items; cells of fewer than 5 contacts are left out';
+
 CREATE VIEW crm.analyst_deal AS
-SELECT left(encode(sha256(s.salt || convert_to(d.contact_id::text, 'UTF8')), 'hex'), 16) AS contact_key,
-	   d.pipeline_stage, d.amount, d.currency, d.probability, d.status, d.created_at, d.closed_at
-  FROM crm.deal d CROSS JOIN crm.privacy_salt s;
-COMMENT ON VIEW crm.analyst_deal IS 'deals without titles, by keyed-hash contact id';
+SELECT date_trunc('month', d.created_at AT TIME ZONE 'UTC')::date AS created_month, d.pipeline_stage, d.status, d.currency,
+	   count(*) AS deals, count(DISTINCT d.contact_id) AS contacts, sum(d.amount) AS amount,
+	   round(sum(d.amount * d.probability), 2) AS weighted_amount
+  FROM crm.deal d
+ GROUP BY 1, 2, 3, 4
+HAVING count(DISTINCT d.contact_id) >= 5;
+COMMENT ON VIEW crm.analyst_deal IS 'deals per month created, pipeline stage, status and currency: count, contacts, amount, weighted amount; cells of fewer than 5 contacts are left out';
 
 -- Create or adopt the roles, grant, and put row-level security on the
 -- contact table and on every table that points at contacts.
@@ -78,10 +140,6 @@ BEGIN
 		EXECUTE format('GRANT USAGE ON SCHEMA crm TO %I', rname);
 	END LOOP;
 
-	INSERT INTO crm.privacy_salt (salt)
-	VALUES (decode(md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text), 'hex'))
-	ON CONFLICT (id) DO NOTHING;
-
 	-- admin: everything
 	GRANT ALL ON ALL TABLES IN SCHEMA crm TO crm_admin;
 	GRANT ALL ON ALL SEQUENCES IN SCHEMA crm TO crm_admin;
@@ -90,7 +148,9 @@ BEGIN
 	-- everyone but the analyst reads the lookup tables
 	GRANT SELECT ON crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule
 		TO crm_sales, crm_marketing;
-	GRANT SELECT ON crm.consent_current TO crm_sales, crm_marketing;
+	-- security_invoker views: each reader sees them through its own policies
+	GRANT SELECT ON crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline
+		TO crm_sales, crm_marketing;
 	-- what the triggers and merge need to see of the logs (no before-images)
 	GRANT SELECT (merge_id, kept_id, dropped_id, txid, merged_at, merged_by) ON crm.merge_log TO crm_sales, crm_marketing;
 	GRANT SELECT (contact_id) ON crm.erasure_log TO crm_sales, crm_marketing;
@@ -113,14 +173,15 @@ BEGIN
 		TO crm_sales, crm_marketing;
 	GRANT SELECT, INSERT, UPDATE, DELETE ON crm.score_ledger, crm.score_event, crm.stage_history
 		TO crm_sales, crm_marketing;
-	GRANT SELECT, INSERT, UPDATE ON crm.segment_dirty TO crm_sales, crm_marketing;
+	-- the dirty marks only need INSERT ... ON CONFLICT DO NOTHING; reading
+	-- them would show which contacts of other reps change
+	GRANT INSERT ON crm.segment_dirty TO crm_sales, crm_marketing;
+	REVOKE SELECT, UPDATE, DELETE ON crm.segment_dirty FROM crm_sales;
 
 	-- marketing: reads contacts and their data, writes consent (opt-outs from
 	-- campaigns) and owns the configuration of segments, campaigns, scoring
 	EXECUTE format('GRANT SELECT ON crm.contact, %s TO crm_marketing', tables);
 	GRANT SELECT, INSERT ON crm.consent TO crm_marketing;
-	-- segment predicates read the profile, evaluated as their owner
-	GRANT SELECT ON crm.contact_profile TO crm_marketing;
 	SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') INTO marketing
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	 WHERE n.nspname = 'crm' AND c.relkind IN ('r', 'p', 'v')
@@ -131,7 +192,7 @@ BEGIN
 	END IF;
 	GRANT USAGE ON ALL SEQUENCES IN SCHEMA crm TO crm_marketing;
 
-	-- analyst: the pseudonymised views only
+	-- analyst: the k-anonymous views only
 	GRANT SELECT ON crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal TO crm_analyst;
 	REVOKE ALL ON crm.contact FROM crm_analyst;
 
@@ -164,9 +225,38 @@ BEGIN
 		END IF;
 		object := r.table_name::text; done := 'row-level security through the contact'; RETURN NEXT;
 	END LOOP;
+	-- ... and the tables that name contacts without a foreign key: a rep
+	-- reads the companies it owns or has contacts at and changes those it
+	-- owns, and reads the merges into and erasures of its contacts
+	FOR r IN SELECT * FROM (VALUES
+			('crm.company'::regclass,
+			 'owner = ANY ((SELECT crm.my_roles())::text[])
+			  OR EXISTS (SELECT 1 FROM crm.contact c WHERE c.company_id = company.company_id)',
+			 'owner = ANY ((SELECT crm.my_roles())::text[])'),
+			('crm.merge_log'::regclass,
+			 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = merge_log.kept_id)',
+			 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = merge_log.kept_id)'),
+			('crm.erasure_log'::regclass,
+			 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = erasure_log.contact_id)',
+			 'false'))
+			v(table_name, sales_reads, sales_writes) LOOP
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.table_name);
+		IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.table_name
+						  AND p.polname = 'crm_sales_own') THEN
+			EXECUTE format('CREATE POLICY crm_sales_read ON %s FOR SELECT TO crm_sales USING (%s)',
+						   r.table_name, r.sales_reads);
+			EXECUTE format('CREATE POLICY crm_sales_own ON %1$s TO crm_sales USING (%2$s) WITH CHECK (%2$s)',
+						   r.table_name, r.sales_writes);
+			EXECUTE format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)',
+						   r.table_name);
+			EXECUTE format('CREATE POLICY crm_marketing_read ON %s FOR SELECT TO crm_marketing USING (true)',
+						   r.table_name);
+		END IF;
+		object := r.table_name::text; done := 'row-level security through the contacts it names'; RETURN NEXT;
+	END LOOP;
 END $$;
 COMMENT ON FUNCTION crm.setup_roles() IS
-	'create or adopt crm_admin, crm_sales, crm_marketing, crm_analyst; grant; row-level security on contacts and every table that points at them; idempotent, re-run after adding features';
+	'create or adopt crm_admin, crm_sales, crm_marketing, crm_analyst; grant; row-level security on contacts, every table that points at them, companies and the merge and erasure logs; idempotent, re-run after adding features';
 
 -- Admin functions are not for everyone: setup_roles checks its caller, and
 -- erasure is granted to crm_admin by setup_roles.

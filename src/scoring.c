@@ -27,6 +27,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -750,6 +751,31 @@ transition_ids(Tuplestorestate *ts, TupleDesc desc, const char *column)
 	return makeArrayResult(astate, CurrentMemoryContext);
 }
 
+/*
+ * Lock the contacts of updated companies before refitting them.  A contact
+ * UPDATE, a merge or an erasure holds its contact's row lock while it refits
+ * that contact; a company UPDATE holds none, so without this two refits of
+ * one contact ran at once, neither deleted the fit rows the other added, and
+ * the contact got both sets (or a merged-away contact got rows back).  Once
+ * the other refit has committed, ours reads and replaces its rows.  FOR
+ * SHARE does not block inserts of activities (KEY SHARE); taking it needs
+ * UPDATE on crm.contact, so a role without it refits unlocked, as before.
+ */
+static void
+lock_company_contacts(Datum company_ids)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Oid			contact_rel = get_relname_relid("contact", get_namespace_oid("crm", false));
+
+	if (pg_class_aclcheck(contact_rel, GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
+		return;
+	if (SPI_execute_with_args("SELECT 1 FROM crm.contact c "
+							  "WHERE c.company_id OPERATOR(pg_catalog.=) ANY ($1) "
+							  "ORDER BY c.contact_id FOR SHARE",
+							  1, types, &company_ids, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the contacts of the updated companies");
+}
+
 /* AFTER INSERT/UPDATE FOR EACH STATEMENT on contact or company: refit */
 PG_FUNCTION_INFO_V1(crm_score_contacts);
 Datum
@@ -772,6 +798,8 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	ids = transition_ids(td->tg_newtable, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
 	pinned = crm_spi_connect();
+	if (is_company)
+		lock_company_contacts(ids);
 	refit_contacts(rc, is_company ? "c.company_id = ANY($1)" : "c.contact_id = ANY($1)",
 				   ids, INT8ARRAYOID);
 	crm_spi_finish(pinned);

@@ -268,7 +268,7 @@ COMMENT ON FUNCTION crm.rescore(bigint[]) IS
 	'recomputes scores from the activity history and profiles (all contacts when NULL); returns the number of contacts rescored';
 
 -- Current scores per contact and group, for BI tools.
-CREATE VIEW crm.contact_scores AS
+CREATE VIEW crm.contact_scores WITH (security_invoker = true) AS
 SELECT c.contact_id, g.score_group, crm.score(c.contact_id, g.score_group) AS score
   FROM crm.contact c CROSS JOIN crm.score_group g;
 COMMENT ON VIEW crm.contact_scores IS 'current score of every contact in every score group';

@@ -650,7 +650,8 @@ CREATE TABLE crm.campaign (
 COMMENT ON TABLE crm.campaign IS 'campaigns: a segment contacted on a channel between two dates, at a cost, with an optional hold-out share';
 
 CREATE TABLE crm.campaign_target (
-	contact_id	bigint NOT NULL,
+	-- a foreign key, so merges move a dropped contact's targets
+	contact_id	bigint NOT NULL REFERENCES crm.contact ON DELETE CASCADE,
 	campaign_id bigint NOT NULL REFERENCES crm.campaign ON DELETE CASCADE,
 	holdout		boolean NOT NULL,
 	selected_at timestamptz NOT NULL DEFAULT now(),
