@@ -7,6 +7,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/builtins.h"
 
 #include "crm.h"
 
@@ -60,4 +61,22 @@ crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 		*slot = plan;
 	}
 	return *slot;
+}
+
+/*
+ * The role that installs crm owns its tables (src/ownership.sql) and may
+ * alter them.  The C units read some columns as a fixed type (a pointer to
+ * jsonb, text, an int8 written into a row); they check it first, so that an
+ * altered column makes an error, not a read of the wrong memory.
+ */
+void
+crm_require_type(Oid actual, Oid expected, const char *column)
+{
+	if (actual != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column %s has type %s, not %s", column,
+						format_type_be(actual), format_type_be(expected)),
+				 errdetail("crm reads this column as %s.", format_type_be(expected)),
+				 errhint("Give the column back the type CREATE EXTENSION crm made it with.")));
 }

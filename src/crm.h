@@ -22,4 +22,7 @@ extern char *crm_from_utf8(const char *s, int len);
 /* A query prepared on first use into *slot and kept for the backend */
 extern SPIPlanPtr crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
+/* Refuse a column whose type is not the one the C code reads it as */
+extern void crm_require_type(Oid actual, Oid expected, const char *column);
+
 #endif							/* CRM_H */

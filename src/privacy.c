@@ -141,6 +141,8 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	attno = SPI_fnumber(desc, "contact_id");
 	if (attno <= 0)
 		elog(ERROR, "table \"%s\" has no contact_id column", RelationGetRelationName(td->tg_relation));
+	/* the redirect writes an int8 into the row */
+	crm_require_type(TupleDescAttr(desc, attno - 1)->atttypid, INT8OID, "contact_id");
 	id = heap_getattr(tuple, attno, desc, &isnull);
 	if (isnull)
 		return PointerGetDatum(tuple);	/* NOT NULL or the foreign key decides */
