@@ -13,6 +13,15 @@
 
 PG_MODULE_MAGIC;
 
+void		_PG_init(void);
+
+/* Module load: define the settings */
+void
+_PG_init(void)
+{
+	crm_restore_init();
+}
+
 /* Convert a server-encoded string to a freshly palloc'd UTF-8 copy */
 char *
 crm_to_utf8(const char *s, int len, int *outlen)

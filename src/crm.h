@@ -25,4 +25,8 @@ extern SPIPlanPtr crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oi
 /* Refuse a column whose type is not the one the C code reads it as */
 extern void crm_require_type(Oid actual, Oid expected, const char *column);
 
+/* Is this session loading a crm dump? (the setting crm.loading_dump, src/restore.c) */
+extern bool crm_loading_dump;
+extern void crm_restore_init(void);
+
 #endif							/* CRM_H */

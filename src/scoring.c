@@ -642,6 +642,9 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL)
 		elog(ERROR, "crm.score_activities() must be an AFTER INSERT statement trigger with a NEW TABLE");
+	/* a dump brings its ledger with it (src/restore.c) */
+	if (crm_loading_dump)
+		return PointerGetDatum(NULL);
 
 	rc = get_rules();
 	if (rc->nactivity == 0)
@@ -775,6 +778,9 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_newtable == NULL)
 		elog(ERROR, "crm.score_contacts() must be a statement trigger with a NEW TABLE");
+	/* a dump brings its ledger with it (src/restore.c) */
+	if (crm_loading_dump)
+		return PointerGetDatum(NULL);
 
 	rc = get_rules();
 	if (rc->nfit == 0)
