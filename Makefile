@@ -7,10 +7,12 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is built from one SQL file per feature, kept beside its
 # C unit.  The core files come first in this order (types before the tables
-# that use them); every other src/*.sql follows in name order.
+# that use them); every other src/*.sql follows in name order, and
+# src/ownership.sql (which hands the tables to the installing role) last.
 SQL_CORE   = src/header.sql src/email.sql src/schema.sql src/consent.sql \
              src/scoring.sql src/lifecycle.sql
-SQL_PARTS  = $(SQL_CORE) $(filter-out $(SQL_CORE),$(sort $(wildcard src/*.sql)))
+SQL_LAST   = src/ownership.sql
+SQL_PARTS  = $(SQL_CORE) $(filter-out $(SQL_CORE) $(SQL_LAST),$(sort $(wildcard src/*.sql))) $(SQL_LAST)
 DATA_built = crm--$(EXTVERSION).sql
 DATA       = $(wildcard src/updates/crm--*--*.sql)
 

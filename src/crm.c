@@ -7,11 +7,21 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "crm.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* Module load: define the settings */
+void
+_PG_init(void)
+{
+	crm_restore_init();
+}
 
 /* Convert a server-encoded string to a freshly palloc'd UTF-8 copy */
 char *
@@ -94,4 +104,22 @@ crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 		*slot = plan;
 	}
 	return *slot;
+}
+
+/*
+ * The role that installs crm owns its tables (src/ownership.sql) and may
+ * alter them.  The C units read some columns as a fixed type (a pointer to
+ * jsonb, text, an int8 written into a row); they check it first, so that an
+ * altered column makes an error, not a read of the wrong memory.
+ */
+void
+crm_require_type(Oid actual, Oid expected, const char *column)
+{
+	if (actual != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column %s has type %s, not %s", column,
+						format_type_be(actual), format_type_be(expected)),
+				 errdetail("crm reads this column as %s.", format_type_be(expected)),
+				 errhint("Give the column back the type CREATE EXTENSION crm made it with.")));
 }

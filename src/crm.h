@@ -30,4 +30,11 @@ extern void crm_spi_finish(int pinned);
 /* A query prepared on first use into *slot and kept for the backend */
 extern SPIPlanPtr crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
+/* Refuse a column whose type is not the one the C code reads it as */
+extern void crm_require_type(Oid actual, Oid expected, const char *column);
+
+/* Is this session loading a crm dump? (the setting crm.loading_dump, src/restore.c) */
+extern bool crm_loading_dump;
+extern void crm_restore_init(void);
+
 #endif							/* CRM_H */

@@ -170,6 +170,9 @@ crm_stage_log(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.stage_log() must be a statement trigger on crm.contact");
+	/* a dump brings its history with it (src/restore.c) */
+	if (crm_loading_dump)
+		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		sql = "INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
 			"SELECT n.contact_id, NULL, n.stage, least(n.created_at, now()), coalesce($1, 'created'), $2, $3 "
@@ -309,6 +312,9 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		elog(ERROR, "crm.stage_promote() must be a statement trigger with a NEW TABLE");
 	/* our own stage updates fire the contact triggers again: nothing to do */
 	if (promotion_depth > 0)
+		return PointerGetDatum(NULL);
+	/* a dump's stages are loaded as they were (src/restore.c) */
+	if (crm_loading_dump)
 		return PointerGetDatum(NULL);
 	table = RelationGetRelationName(td->tg_relation);
 

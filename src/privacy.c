@@ -138,10 +138,15 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 		elog(ERROR, "crm.redirect_merged_contact() must be a BEFORE INSERT row trigger");
 
 	tuple = td->tg_trigtuple;
+	/* a dump's rows point at contacts it holds, and nothing merges meanwhile */
+	if (crm_loading_dump)
+		return PointerGetDatum(tuple);
 	desc = RelationGetDescr(td->tg_relation);
 	attno = SPI_fnumber(desc, "contact_id");
 	if (attno <= 0)
 		elog(ERROR, "table \"%s\" has no contact_id column", RelationGetRelationName(td->tg_relation));
+	/* the redirect writes an int8 into the row */
+	crm_require_type(TupleDescAttr(desc, attno - 1)->atttypid, INT8OID, "contact_id");
 	id = heap_getattr(tuple, attno, desc, &isnull);
 	if (isnull)
 		return PointerGetDatum(tuple);	/* NOT NULL or the foreign key decides */

@@ -213,9 +213,10 @@ CREATE TABLE crm.task (
 COMMENT ON TABLE crm.task IS 'follow-ups on a contact or one of its deals';
 CREATE INDEX task_open_due_idx ON crm.task (owner, due_at) WHERE done_at IS NULL;
 
--- pg_dump keeps the rows users add; built-in lookup rows come from this script.
-SELECT pg_catalog.pg_extension_config_dump('crm.channel', 'WHERE NOT builtin');
-SELECT pg_catalog.pg_extension_config_dump('crm.lead_source', 'WHERE NOT builtin');
+-- pg_dump keeps every row, the built-in ones as users edited them; loading a
+-- dump replaces the built-in rows this script wrote (src/restore.c).
+SELECT pg_catalog.pg_extension_config_dump('crm.channel', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.lead_source', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.company', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.company_company_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.contact', '');

@@ -221,6 +221,7 @@ load_rules(RuleCache *rc)
 					  "  FROM crm.fit_rule ORDER BY 1", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read crm.scoring_rule and crm.fit_rule");
+	crm_require_type(SPI_gettypeid(SPI_tuptable->tupdesc, 7), JSONPATHOID, "condition");
 	old = MemoryContextSwitchTo(rc->cxt);
 	rc->nrules = SPI_processed;
 	rc->rules = palloc0(sizeof(ScoreRule) * Max(rc->nrules, 1));
@@ -537,16 +538,19 @@ batch_flush(ScoreBatch *b, RuleCache *rc)
 	MemoryContextSwitchTo(old);
 }
 
-/* Attribute number of a column by name, or error */
+/* Attribute number of a column by name, checked to be of a type, or error */
 static int
-column_number(TupleDesc desc, const char *name)
+column_number(TupleDesc desc, const char *name, Oid type)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			crm_require_type(att->atttypid, type, name);
 			return i + 1;
+		}
 	}
 	elog(ERROR, "column \"%s\" not found", name);
 	return 0;					/* keep compiler quiet */
@@ -580,6 +584,19 @@ typedef struct ActivityColumns
 	int			occurred_at;
 	int			properties;
 } ActivityColumns;
+
+/* Where the columns score_slot reads are in rows of crm.activity */
+static ActivityColumns
+activity_columns(TupleDesc desc)
+{
+	ActivityColumns cols;
+
+	cols.contact_id = column_number(desc, "contact_id", INT8OID);
+	cols.kind = column_number(desc, "kind", TEXTOID);
+	cols.occurred_at = column_number(desc, "occurred_at", TIMESTAMPTZOID);
+	cols.properties = column_number(desc, "properties", JSONBOID);
+	return cols;
+}
 
 /* Score one activity row held in a slot */
 static void
@@ -628,16 +645,16 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL)
 		elog(ERROR, "crm.score_activities() must be an AFTER INSERT statement trigger with a NEW TABLE");
+	/* a dump brings its ledger with it (src/restore.c) */
+	if (crm_loading_dump)
+		return PointerGetDatum(NULL);
 
 	rc = get_rules();
 	if (rc->nactivity == 0)
 		return PointerGetDatum(NULL);
 
 	desc = RelationGetDescr(td->tg_relation);
-	cols.contact_id = column_number(desc, "contact_id");
-	cols.kind = column_number(desc, "kind");
-	cols.occurred_at = column_number(desc, "occurred_at");
-	cols.properties = column_number(desc, "properties");
+	cols = activity_columns(desc);
 
 	b = batch_create();
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "crm score row", ALLOCSET_SMALL_SIZES);
@@ -733,7 +750,7 @@ refit_contacts(RuleCache *rc, const char *where, Datum arg, Oid argtype)
 static Datum
 transition_ids(Tuplestorestate *ts, TupleDesc desc, const char *column)
 {
-	int			attno = column_number(desc, column);
+	int			attno = column_number(desc, column, INT8OID);
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	ArrayBuildState *astate = NULL;
 
@@ -790,6 +807,9 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_newtable == NULL)
 		elog(ERROR, "crm.score_contacts() must be a statement trigger with a NEW TABLE");
+	/* a dump brings its ledger with it (src/restore.c) */
+	if (crm_loading_dump)
+		return PointerGetDatum(NULL);
 
 	rc = get_rules();
 	if (rc->nfit == 0)
@@ -922,6 +942,8 @@ contributions(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 									  "WHERE contact_id OPERATOR(pg_catalog.=) $1 "
 									  "AND occurred_at OPERATOR(pg_catalog.<=) $2"),
 						 args, NULL, true, 0);
+		if (SPI_processed > 0)
+			crm_require_type(SPI_gettypeid(SPI_tuptable->tupdesc, 3), JSONBOID, "properties");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
@@ -1110,7 +1132,7 @@ crm_rescore(PG_FUNCTION_ARGS)
 	const char *where = all ? "true" : "c.contact_id = ANY($1)";
 	const char *awhere = all ? "" : " WHERE contact_id = ANY($1)";
 	StringInfoData sql;
-	ActivityColumns cols = {1, 2, 3, 4};
+	ActivityColumns cols;
 	uint64		ncontacts;
 	MemoryContext rowcxt;
 
@@ -1138,6 +1160,8 @@ crm_rescore(PG_FUNCTION_ARGS)
 				break;
 			{
 				TupleTableSlot *slot = MakeSingleTupleTableSlot(SPI_tuptable->tupdesc, &TTSOpsHeapTuple);
+
+				cols = activity_columns(SPI_tuptable->tupdesc);
 
 				for (uint64 i = 0; i < SPI_processed; i++)
 				{
@@ -1235,6 +1259,8 @@ crm_scores_of(PG_FUNCTION_ARGS)
 		int			n;
 		bool		found;
 
+		/* C callers pass arrays built from the contact_id of a crm table */
+		crm_require_type(ARR_ELEMTYPE(arr), INT8OID, "contact_id");
 		deconstruct_array(arr, INT8OID, 8, true, TYPALIGN_DOUBLE, &elems, &nulls, &n);
 		for (int i = 0; i < n; i++)
 		{

@@ -88,7 +88,7 @@ CREATE TABLE crm.score_event (
 COMMENT ON TABLE crm.score_event IS 'activities matched by windowed rules, kept so points can leave the window exactly';
 CREATE INDEX score_event_contact_idx ON crm.score_event (contact_id, score_group, occurred_at);
 
-SELECT pg_catalog.pg_extension_config_dump('crm.score_group', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('crm.score_group', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.rule_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.scoring_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.fit_rule', '');
