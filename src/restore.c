@@ -73,10 +73,11 @@ crm_restore_init(void)
 static void
 drop_builtin_rows(void)
 {
+	int			pinned;
 	uint64		n;
 	char	  **stmts;
 
-	SPI_connect();
+	pinned = crm_spi_connect();
 	if (SPI_execute("SELECT pg_catalog.format('DELETE FROM %I.%I WHERE builtin', n.nspname, c.relname) "
 					"  FROM pg_catalog.pg_extension e CROSS JOIN LATERAL pg_catalog.unnest(e.extconfig) x(oid) "
 					"  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.oid "
@@ -93,7 +94,7 @@ drop_builtin_rows(void)
 	for (uint64 i = 0; i < n; i++)
 		if (SPI_execute(stmts[i], false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not run \"%s\"", stmts[i]);
-	SPI_finish();
+	crm_spi_finish(pinned);
 }
 
 /*

@@ -80,6 +80,7 @@ INSERT INTO rls_class VALUES
 	('crm.product', 'reference', NULL), ('crm.score_group', 'reference', NULL),
 	('crm.scoring_rule', 'reference', NULL), ('crm.fit_rule', 'reference', NULL),
 	('crm.lifecycle_policy', 'reference', NULL), ('crm.merge_rule', 'reference', NULL),
+	('crm._dump_begin', 'reference', NULL), ('crm.zz_dump_end', 'reference', NULL),
 	('crm.segment', 'reference', NULL), ('crm.campaign', 'reference', NULL),
 	-- rows that belong to contacts through another column
 	('crm.merge_log', 'contact', 'kept_id'),
