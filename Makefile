@@ -13,8 +13,11 @@ SQL_CORE   = src/header.sql src/email.sql src/schema.sql src/consent.sql \
              src/scoring.sql src/lifecycle.sql
 SQL_LAST   = src/ownership.sql
 SQL_PARTS  = $(SQL_CORE) $(filter-out $(SQL_CORE) $(SQL_LAST),$(sort $(wildcard src/*.sql))) $(SQL_LAST)
+# Released versions: each one's install script is frozen in src/releases/
+# (never rebuilt, never cleaned) and every step between versions is an update
+# script in src/updates/.  src/ builds the version under development.
 DATA_built = crm--$(EXTVERSION).sql
-DATA       = $(wildcard src/updates/crm--*--*.sql)
+DATA       = $(wildcard src/releases/crm--*.sql) $(wildcard src/updates/crm--*--*.sql)
 
 PG_CPPFLAGS += -I$(srcdir)/src $(shell pkg-config --cflags icu-uc icu-i18n)
 SHLIB_LINK  += $(shell pkg-config --libs icu-uc icu-i18n) -lm
@@ -25,7 +28,7 @@ REGRESS_OPTS  = --load-extension=crm
 ISOLATION     = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --load-extension=crm
 
-EXTRA_CLEAN = crm--*.sql results regression.diffs regression.out output_iso
+EXTRA_CLEAN = crm--$(EXTVERSION).sql results regression.diffs regression.out output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
