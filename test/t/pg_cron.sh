@@ -4,10 +4,12 @@
 # session, no password), gets crm, a customer past the churn window and a
 # segment with a pending change; crm.schedule_maintenance() schedules the
 # jobs every minute; within a bounded wait both have run, succeeded and done
-# their work.  Without pg_cron the call refuses with 55000.
+# their work.  A sales rep's churn job runs under the rep's row-level
+# security: it churns the rep's lapsed customer, not another rep's.  Without
+# pg_cron the call refuses with 55000.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-echo "1..5"
+echo "1..6"
 
 # in the suite's cluster, where pg_cron is not preloaded or installed
 db=crm_nocron$$
@@ -23,18 +25,28 @@ cron_test() {
 	q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 	q -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION crm" >/dev/null || return 1
 	q <<'SQL' >/dev/null || return 1
-INSERT INTO crm.contact (contact_id, email, lead_source, country) VALUES
-	(1, 'old-customer@cron.test', 'form', 'DE'), (2, 'mover@cron.test', 'form', 'FR');
-INSERT INTO crm."order" (contact_id, ordered_at, total) VALUES (1, now() - interval '3 years', 10);
+SELECT count(*) FROM crm.setup_roles();
+CREATE ROLE cron_rep LOGIN IN ROLE crm_sales;
+GRANT USAGE ON SCHEMA cron TO cron_rep;
+GRANT EXECUTE ON FUNCTION crm.schedule_maintenance(text, text) TO cron_rep;
+INSERT INTO crm.contact (contact_id, email, lead_source, country, owner) VALUES
+	(1, 'old-customer@cron.test', 'form', 'DE', 'cron_rep'), (2, 'mover@cron.test', 'form', 'FR', 'cron_rep'),
+	(3, 'other-rep@cron.test', 'form', 'FR', 'postgres');
+INSERT INTO crm."order" (contact_id, ordered_at, total) VALUES
+	(1, now() - interval '3 years', 10), (3, now() - interval '3 years', 10);
 SELECT crm.create_segment('cron de', $$country = 'DE'$$);
 UPDATE crm.contact SET country = 'DE' WHERE contact_id = 2;	-- pending until a refresh
 SQL
-	jobs=$(q -c "SELECT string_agg(jobname || '@' || schedule, ',' ORDER BY jobname)
-				   FROM crm.schedule_maintenance('* * * * *', '* * * * *')")
-	again=$(q -c "SELECT count(*) FROM crm.schedule_maintenance('* * * * *', '* * * * *')")
-	njobs=$(q -c "SELECT count(*) FROM cron.job WHERE jobname LIKE 'crm: %'")
-	[ "$jobs" = "crm: detect churn@* * * * *,crm: refresh segments@* * * * *" ] && [ "$again" = 2 ] && [ "$njobs" = 2 ]
-	tap 2 $? "schedule_maintenance creates two named jobs, and again updates them (got $jobs; $njobs jobs)"
+	# the churn job as the rep, the refresh job as the superuser; each call
+	# twice (the second updates the job)
+	jobs=$(q -c "SET ROLE cron_rep" -c "SELECT string_agg(jobname || '@' || schedule, ',')
+				   FROM crm.schedule_maintenance('* * * * *', NULL)" -c "SELECT count(*) FROM crm.schedule_maintenance('* * * * *', NULL)" \
+			 -c "RESET ROLE" -c "SELECT string_agg(jobname || '@' || schedule, ',')
+				   FROM crm.schedule_maintenance(NULL, '* * * * *')" -c "SELECT count(*) FROM crm.schedule_maintenance(NULL, '* * * * *')" | tr '\n' ' ')
+	njobs=$(q -c "SELECT string_agg(jobname || ' as ' || username, ', ' ORDER BY jobname) FROM cron.job WHERE jobname LIKE 'crm: %'")
+	[ "$jobs" = "crm: detect churn@* * * * * 1 crm: refresh segments@* * * * * 1 " ] &&
+		[ "$njobs" = "crm: detect churn as cron_rep, crm: refresh segments as postgres" ]
+	tap 2 $? "schedule_maintenance creates named jobs under the calling role, and again updates them (got $jobs; $njobs)"
 
 	# pg_cron runs on minute boundaries: wait for both jobs' first run (at most 130 s)
 	local done=""
@@ -50,11 +62,14 @@ SQL
 	tap 3 $? "both jobs ran in a background worker and succeeded ($runs)"
 	stage=$(q -c "SELECT stage FROM crm.contact WHERE contact_id = 1")
 	[ "$stage" = churned ]
-	tap 4 $? "the churn job moved the lapsed customer to churned (stage: $stage)"
+	tap 4 $? "the rep's churn job moved the rep's lapsed customer to churned (stage: $stage)"
 	member=$(q -c "SELECT count(*) FROM crm.segment_member m JOIN crm.segment s USING (segment_id)
 					 WHERE s.name = 'cron de' AND m.contact_id = 2")
 	[ "$member" = 1 ]
 	tap 5 $? "the refresh job brought the changed contact into its segment"
+	other=$(q -c "SELECT stage FROM crm.contact WHERE contact_id = 3")
+	[ "$other" = customer ]
+	tap 6 $? "the rep's job, under row-level security, left another rep's lapsed customer alone (stage: $other)"
 }
 tap() { if [ "$2" = 0 ]; then echo "ok $1 - $3"; else echo "not ok $1 - $3"; fi; }
 export -f cron_test tap

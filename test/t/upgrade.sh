@@ -16,10 +16,10 @@ releases=$(ls "$root"/src/releases/crm--*.sql 2>/dev/null | sed 's/.*crm--\(.*\)
 out=$(mktemp -d)
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; return "$1"; }
 
 nrel=$(echo "$releases" | grep -c .)
-echo "1..$((2 + 6 * nrel))"
+echo "1..$((2 + 7 * nrel))"
 
 [ "$nrel" -gt 0 ]; ok $? "at least one released version to update from (src/releases/)"
 for v in $releases; do
@@ -116,6 +116,14 @@ SQL
 )
 	[ "$res" = "t|mql|1" ]
 	ok $? "$v: after the update a new activity scores and its promotion to mql is logged (got $res)"
+
+	# no script, PostgreSQL's own error: an unknown version, a downgrade
+	e1=$(q -d "$old" -c "ALTER EXTENSION crm UPDATE TO '9.9.9'" 2>&1)
+	e2=$(q -d "$old" -c "ALTER EXTENSION crm UPDATE TO '$v'" 2>&1)
+	echo "$e1" | grep -q 'has no update path from version "'"$current"'" to version "9.9.9"' &&
+		echo "$e2" | grep -q 'has no update path from version "'"$current"'" to version "'"$v"'"'
+	ok $? "$v: UPDATE TO an unknown version and the downgrade to $v fail with PostgreSQL's error"
+	[ $? = 0 ] || echo "# $e1 / $e2"
 
 	q -d "$new" -c "CREATE EXTENSION crm" >/dev/null
 	schema_of "$old" 2>"$out/schema.err"; schema_of "$new" 2>>"$out/schema.err"
