@@ -13,6 +13,10 @@ SELECT n AS name, crm.match_key(n) AS key FROM unnest(ARRAY[
 SELECT crm.match_key('Наталья Лебедев') = 'natala lebedev' AS cyrillic,
 	   crm.match_key('శ్రీనివాస్ చౌదరి') = 'srinivas caudari' AS telugu,
 	   crm.match_key('Þórður Ægisson') = 'thordur aegisson' AS icelandic;
+-- Latin script beyond the per-code-point table (fullwidth, Extended-C/D),
+-- Common symbols and a combining mark outside the Latin blocks: Latin-ASCII
+SELECT crm.match_key('Ｊｏｓé Ⱡarry™ ǅurić Ꝁ½ Ｏ＇Ｎｅｉｌ') AS rare_latin,
+	   crm.match_key(E'\u00e9\U0001D165x') AS foreign_mark;
 -- NULL in, NULL out; usable in an expression index
 SELECT crm.match_key(NULL) IS NULL AS null_is_null;
 CREATE TEMP TABLE people (name text);

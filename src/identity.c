@@ -32,6 +32,7 @@
 #include "utils/memutils.h"
 
 #include <unicode/uchar.h>
+#include <unicode/uscript.h>
 #include <unicode/ustring.h>
 #include <unicode/utf16.h>
 #include <unicode/utf8.h>
@@ -76,7 +77,8 @@ static inline bool
 is_apostrophe(UChar32 c)
 {
 	return c == 0x27 || c == 0x60 || c == 0xB4 || c == 0x2018 || c == 0x2019 ||
-		c == 0x02B9 || c == 0x02BA || c == 0x02BB || c == 0x02BC || c == 0x02BD;
+		c == 0x02B9 || c == 0x02BA || c == 0x02BB || c == 0x02BC || c == 0x02BD ||
+		c == 0xFF07;
 }
 
 /* Key-building state carried across chunks */
@@ -204,6 +206,45 @@ latin_index(UChar32 c)
 
 #define LATIN_TABLE_SIZE	((0x250 - 0x80) + 0x100)
 
+/*
+ * Does Any-Latin leave this code point alone?  It does on Latin script and on
+ * the characters shared by every script (Common: punctuation, symbols; and
+ * Inherited: combining marks), so a word made of these needs Latin-ASCII only.
+ */
+static inline bool
+latin_script(UChar32 c)
+{
+	UErrorCode	status = U_ZERO_ERROR;
+	UScriptCode sc = uscript_getScript(c, &status);
+
+	return sc == USCRIPT_LATIN || sc == USCRIPT_COMMON || sc == USCRIPT_INHERITED;
+}
+
+/*
+ * A code point of a Latin word outside the table: marks and punctuation
+ * reach the key as they are (it drops the first and splits at the second);
+ * anything else (letters of the rarer Latin blocks, symbols) goes through
+ * Latin-ASCII on its own, uncached, as these are rare in names.
+ */
+static void
+key_add_rare_latin(KeyBuf *kb, UChar32 c)
+{
+	UChar		src[2];
+	int32		n = 0;
+	UChar	   *res;
+	int32		rlen;
+
+	if (c < 0x80 || U_GET_GC_MASK(c) & (U_GC_M_MASK | U_GC_P_MASK | U_GC_Z_MASK | U_GC_CF_MASK))
+	{
+		key_add(kb, c);
+		return;
+	}
+	U16_APPEND_UNSAFE(src, n, c);
+	rlen = translit(open_translit(&latin_ascii, "Latin-ASCII"), src, n, &res);
+	key_add_uchars(kb, res, rlen);
+	pfree(res);
+}
+
 /* Feed a Latin-script word to the key through the per-code-point table */
 static void
 key_add_latin(KeyBuf *kb, const UChar *u, int32 len)
@@ -227,7 +268,7 @@ key_add_latin(KeyBuf *kb, const UChar *u, int32 len)
 		idx = latin_index(c);
 		if (idx < 0)
 		{
-			key_add(kb, c);
+			key_add_rare_latin(kb, c);
 			continue;
 		}
 		e = &latin_table[idx];
@@ -389,16 +430,15 @@ match_key_utf8(KeyBuf *kb, const char *s, int32 len)
 		/* one word: classify its script as we go */
 		while (i < ulen && !u_isUWhiteSpace(u[i]))
 		{
-			UChar		c = u[i];
+			UChar32		c;
 
+			U16_NEXT(u, i, ulen, c);
 			if (c >= 0x80)
 			{
 				w_ascii = false;
-				if (c >= 0x0250 && !(c >= 0x1E00 && c <= 0x1EFF) &&
-					!(c >= 0x2000 && c <= 0x206F) && !(c >= 0x0300 && c <= 0x036F))
+				if (w_latin && !latin_script(c))
 					w_latin = false;
 			}
-			i++;
 		}
 		if (w_ascii)
 			key_add_uchars(kb, u + start, i - start);
