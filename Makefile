@@ -25,6 +25,7 @@ SQL_PARTS  = src/header.sql \
              src/privacy.sql \
              src/restore.sql \
              src/segment.sql \
+             src/campaign.sql \
              src/clv.sql \
              src/clv_retention.sql \
              src/schedule.sql \
