@@ -6,13 +6,31 @@ MODULE_big = crm
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is built from one SQL file per feature, kept beside its
-# C unit.  The core files come first in this order (types before the tables
-# that use them); every other src/*.sql follows in name order, and
-# src/ownership.sql (which hands the tables to the installing role) last.
-SQL_CORE   = src/header.sql src/email.sql src/schema.sql src/consent.sql \
-             src/scoring.sql src/lifecycle.sql
-SQL_LAST   = src/ownership.sql
-SQL_PARTS  = $(SQL_CORE) $(filter-out $(SQL_CORE) $(SQL_LAST),$(sort $(wildcard src/*.sql))) $(SQL_LAST)
+# C unit, concatenated in this order: each file after the ones whose objects
+# it needs when it is created (types before the tables that use them, tables
+# before the views and SQL functions that read them), crm.setup_roles after
+# every object it grants on, and src/ownership.sql (which hands the tables to
+# the installing role) last.  Every src/*.sql is listed once: "make
+# check-sql-parts" (run by every build of the script, and by
+# test/t/sql_parts.sh) fails on a file missing from the list, listed twice,
+# or listed and absent.
+SQL_PARTS  = src/header.sql \
+             src/email.sql \
+             src/schema.sql \
+             src/consent.sql \
+             src/rfm.sql \
+             src/scoring.sql \
+             src/lifecycle.sql \
+             src/identity.sql \
+             src/privacy.sql \
+             src/restore.sql \
+             src/segment.sql \
+             src/campaign.sql \
+             src/clv.sql \
+             src/clv_retention.sql \
+             src/schedule.sql \
+             src/roles.sql \
+             src/ownership.sql
 # Released versions: each one's install script is frozen in src/releases/
 # (never rebuilt, never cleaned) and every step between versions is an update
 # script in src/updates/.  src/ builds the version under development.
@@ -34,5 +52,23 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-crm--$(EXTVERSION).sql: $(SQL_PARTS) crm.control
+# Every src/*.sql is a prerequisite (and the Makefile, which orders them): a
+# new file rebuilds the script, and the check rejects it until it is listed.
+crm--$(EXTVERSION).sql: $(SQL_PARTS) $(wildcard src/*.sql) Makefile crm.control | check-sql-parts
 	cat $(SQL_PARTS) > $@
+
+# SQL_PARTS against src/*.sql: each file listed exactly once.
+.PHONY: check-sql-parts
+check-sql-parts:
+	@bad=0; \
+	for f in $(sort $(wildcard src/*.sql)); do \
+		case " $(strip $(SQL_PARTS)) " in *" $$f "*) ;; \
+		*) echo "Makefile: $$f is not in SQL_PARTS (add it where its dependencies are met)" >&2; bad=1;; esac; \
+	done; \
+	for f in $$(printf '%s\n' $(SQL_PARTS) | sort | uniq -d); do \
+		echo "Makefile: $$f is listed more than once in SQL_PARTS" >&2; bad=1; \
+	done; \
+	for f in $(SQL_PARTS); do \
+		[ -f "$$f" ] || { echo "Makefile: $$f is in SQL_PARTS but does not exist" >&2; bad=1; }; \
+	done; \
+	exit $$bad

@@ -1,4 +1,5 @@
--- crm install script, assembled by the Makefile from src/*.sql.
+-- crm install script, assembled by the Makefile from the src/*.sql files its
+-- SQL_PARTS lists, in that order.
 \echo Use "CREATE EXTENSION crm" to load this file. \quit
 
 -- Like pg_cron, the extension lives in pg_catalog and creates its own schema,
