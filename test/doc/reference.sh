@@ -101,15 +101,12 @@ section=$(q -c "LOAD '\$libdir/crm'" -c "
 			   short_desc || coalesce(' ' || extra_desc, '')
 		  FROM pg_settings WHERE name LIKE 'crm.%'),
 	heading(s, title, intro) AS (VALUES
-		('0 setting', 'Settings', 'Name, type, default and context (as in pg_settings); the description is the one crm gives PostgreSQL.'),
-		('2 type', 'Types', 'Base types with their size and default operator classes, enums with their labels in order, composite types with their fields.'),
-		('3 table', 'Tables', 'Columns in order.'),
-		('4 view', 'Views', 'Columns in order.'),
-		('5 function', 'Functions', 'Arguments with their defaults, and the result.'),
-		('6 aggregate', 'Aggregates', 'Arguments and result.'),
-		('7 support', 'Support and trigger functions', 'Called by PostgreSQL for a type, an operator, an aggregate or a trigger, not by name.'))
+		('0 setting', 'Settings', NULL), ('2 type', 'Types', NULL), ('3 table', 'Tables', NULL),
+		('4 view', 'Views', NULL), ('5 function', 'Functions', NULL), ('6 aggregate', 'Aggregates', NULL),
+		('7 support', 'Support and trigger functions',
+		 'Called by PostgreSQL for a type, an operator, an aggregate or a trigger, not by name.'))
 	SELECT line FROM (
-		SELECT h.s, 0 AS k, '' AS name, '' AS signature, '### ' || h.title || E'\n\n' || h.intro || E'\n' AS line
+		SELECT h.s, 0 AS k, '' AS name, '' AS signature, '### ' || h.title || E'\n' || coalesce(E'\n' || h.intro || E'\n', '') AS line
 		  FROM heading h WHERE EXISTS (SELECT 1 FROM x WHERE x.s = h.s)
 		UNION ALL
 		SELECT x.s, 1, x.name, x.signature,
