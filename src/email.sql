@@ -25,6 +25,14 @@ CREATE TYPE crm.email (
 );
 COMMENT ON TYPE crm.email IS
 	'e-mail address: trimmed, NFC, local part case-folded, domain in lower-case IDNA ASCII form';
+COMMENT ON FUNCTION crm.email_in(cstring) IS
+	'text input of crm.email: normalises the address, 22P02 with a detail saying what is wrong';
+COMMENT ON FUNCTION crm.email_out(crm.email) IS
+	'text output of crm.email: the normalised address, which reads back as itself';
+COMMENT ON FUNCTION crm.email_recv(internal) IS
+	'binary input of crm.email: validates and normalises again, as the text input does';
+COMMENT ON FUNCTION crm.email_send(crm.email) IS
+	'binary output of crm.email: the normalised address as text bytes';
 
 CREATE FUNCTION crm.email(text) RETURNS crm.email
 	AS 'MODULE_PATHNAME', 'crm_email_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

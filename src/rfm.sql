@@ -27,6 +27,14 @@ CREATE TYPE crm.rfm (
 );
 COMMENT ON TYPE crm.rfm IS
 	'RFM cell: recency, frequency and monetary quintile scores 1..5, written ''5-4-3'' (input also ''543'')';
+COMMENT ON FUNCTION crm.rfm_in(cstring) IS
+	'text input of crm.rfm: ''5-4-3'' or ''543'', each score 1..5; 22P02 otherwise';
+COMMENT ON FUNCTION crm.rfm_out(crm.rfm) IS
+	'text output of crm.rfm: ''r-f-m''';
+COMMENT ON FUNCTION crm.rfm_recv(internal) IS
+	'binary input of crm.rfm: checks the version field and that each score is 1..5 (22P03 otherwise)';
+COMMENT ON FUNCTION crm.rfm_send(crm.rfm) IS
+	'binary output of crm.rfm: the 4-byte packed cell';
 
 CREATE FUNCTION crm.rfm(r integer, f integer, m integer) RETURNS crm.rfm
 	AS 'MODULE_PATHNAME', 'crm_rfm_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -37,3 +37,21 @@ END $$;
 COMMENT ON FUNCTION crm.schedule_maintenance(text, text) IS
 	'creates or updates the pg_cron jobs of crm''s periodic work (detect_churn, refresh_segments) under the calling role; a NULL schedule removes that job; 55000 when pg_cron is not installed here';
 REVOKE ALL ON FUNCTION crm.schedule_maintenance(text, text) FROM PUBLIC;
+
+-- H4: comments
+COMMENT ON FUNCTION crm.email_in(cstring) IS
+	'text input of crm.email: normalises the address, 22P02 with a detail saying what is wrong';
+COMMENT ON FUNCTION crm.email_out(crm.email) IS
+	'text output of crm.email: the normalised address, which reads back as itself';
+COMMENT ON FUNCTION crm.email_recv(internal) IS
+	'binary input of crm.email: validates and normalises again, as the text input does';
+COMMENT ON FUNCTION crm.email_send(crm.email) IS
+	'binary output of crm.email: the normalised address as text bytes';
+COMMENT ON FUNCTION crm.rfm_in(cstring) IS
+	'text input of crm.rfm: ''5-4-3'' or ''543'', each score 1..5; 22P02 otherwise';
+COMMENT ON FUNCTION crm.rfm_out(crm.rfm) IS
+	'text output of crm.rfm: ''r-f-m''';
+COMMENT ON FUNCTION crm.rfm_recv(internal) IS
+	'binary input of crm.rfm: checks the version field and that each score is 1..5 (22P03 otherwise)';
+COMMENT ON FUNCTION crm.rfm_send(crm.rfm) IS
+	'binary output of crm.rfm: the 4-byte packed cell';
