@@ -39,6 +39,8 @@ DATA       = $(wildcard src/releases/crm--*.sql) $(wildcard src/updates/crm--*--
 
 PG_CPPFLAGS += -I$(srcdir)/src $(shell pkg-config --cflags icu-uc icu-i18n)
 SHLIB_LINK  += $(shell pkg-config --libs icu-uc icu-i18n) -lm
+# exported: the module hooks and the crm_ entry points; everything else local
+SHLIB_EXPORTS = src/exports.txt
 
 # pg_regress: sql/ and expected/ at the top level; isolation specs in test/.
 REGRESS       = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
@@ -46,7 +48,7 @@ REGRESS_OPTS  = --load-extension=crm
 ISOLATION     = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --load-extension=crm
 
-EXTRA_CLEAN = crm--$(EXTVERSION).sql results regression.diffs regression.out output_iso
+EXTRA_CLEAN = crm--$(EXTVERSION).sql src/exports.list results regression.diffs regression.out output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
