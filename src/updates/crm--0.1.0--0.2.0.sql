@@ -154,9 +154,7 @@ BEGIN
 				AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'crm') AND d.deptype = 'e');
 	-- The grants, by name: one row per grantee and privileges, with the
 	-- relations they are on.  A table, view or sequence added to crm gets no
-	-- grant until it is listed here; test/pgtap/roles_objects.sql lists every
-	-- object of the extension with the roles that may use it, and fails until
-	-- a new one is decided there too.
+	-- grant until it is listed here.
 	FOR r IN SELECT * FROM (VALUES
 		-- admin: everything
 		('crm_admin', 'ALL', 'TABLE', data || ', ' || lookup || ', ' || config || ', ' || invoker_views || ', ' || analyst_views
