@@ -116,10 +116,23 @@ COMMENT ON VIEW crm.analyst_deal IS 'deals per month created, pipeline stage, st
 CREATE FUNCTION crm.setup_roles() RETURNS TABLE (object text, done text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+	-- the contact and the tables that hang off it (row-level security below)
+	data text := 'crm.contact, crm.activity, crm.deal, crm."order", crm.order_line, crm.task, crm.score_ledger, '
+				 'crm.score_event, crm.stage_history, crm.campaign_target';
+	-- rows the triggers derive, written as whoever writes the contact data
+	derived text := 'crm.score_ledger, crm.score_event, crm.stage_history';
+	lookup text := 'crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule';
+	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy';
+	segments text := 'crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, crm.campaign_target';
+	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline';
+	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal';
+	sequences text := 'crm.activity_activity_id_seq, crm.campaign_campaign_id_seq, crm.company_company_id_seq, '
+					  'crm.consent_consent_id_seq, crm.contact_contact_id_seq, crm.deal_deal_id_seq, '
+					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '
+					  'crm.product_product_id_seq, crm.rule_id_seq, crm.segment_log_log_id_seq, '
+					  'crm.segment_segment_id_seq, crm.stage_history_history_id_seq, crm.task_task_id_seq';
 	r record;
 	rname text;
-	tables text;
-	marketing text;
 BEGIN
 	IF NOT (SELECT rolsuper OR (rolcreaterole AND pg_has_role(current_user, c.relowner, 'USAGE'))
 			  FROM pg_roles, pg_class c
@@ -140,60 +153,59 @@ BEGIN
 		EXECUTE format('GRANT USAGE ON SCHEMA crm TO %I', rname);
 	END LOOP;
 
-	-- admin: everything
-	GRANT ALL ON ALL TABLES IN SCHEMA crm TO crm_admin;
-	GRANT ALL ON ALL SEQUENCES IN SCHEMA crm TO crm_admin;
-	GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA crm TO crm_admin;
-
-	-- everyone but the analyst reads the lookup tables
-	GRANT SELECT ON crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule
-		TO crm_sales, crm_marketing;
-	-- security_invoker views: each reader sees them through its own policies
-	GRANT SELECT ON crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline
-		TO crm_sales, crm_marketing;
-	-- what the triggers and merge need to see of the logs (no before-images)
-	GRANT SELECT (merge_id, kept_id, dropped_id, txid, merged_at, merged_by) ON crm.merge_log TO crm_sales, crm_marketing;
-	GRANT SELECT (contact_id) ON crm.erasure_log TO crm_sales, crm_marketing;
-
-	-- sales: their contacts and everything hanging off them (rows limited below)
-	SELECT string_agg(x.table_name::text, ', ') INTO tables
-	  FROM (SELECT DISTINCT t.table_name FROM crm.contact_references() t
-			 WHERE t.table_name::text NOT IN ('crm.consent')) x;
-	EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON crm.contact, %s TO crm_sales', tables);
-	-- DELETE only ever passes crm.consent_append_only on the merge path
-	GRANT SELECT, INSERT, DELETE ON crm.consent TO crm_sales;
-	GRANT SELECT, INSERT, UPDATE ON crm.company TO crm_sales;
-	GRANT INSERT, UPDATE (moved, conflicts) ON crm.merge_log TO crm_sales;
-	GRANT USAGE ON ALL SEQUENCES IN SCHEMA crm TO crm_sales;
-	GRANT EXECUTE ON FUNCTION crm.merge_contacts(bigint, bigint, boolean) TO crm_sales;
-
-	-- the triggers run as the writer: they read rules, policy and segment
-	-- definitions, and write derived rows (scores, history, dirty marks)
-	GRANT SELECT ON crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy, crm.segment
-		TO crm_sales, crm_marketing;
-	GRANT SELECT, INSERT, UPDATE, DELETE ON crm.score_ledger, crm.score_event, crm.stage_history
-		TO crm_sales, crm_marketing;
-	-- the dirty marks only need INSERT ... ON CONFLICT DO NOTHING; reading
-	-- them would show which contacts of other reps change
-	GRANT INSERT ON crm.segment_dirty TO crm_sales, crm_marketing;
+	-- admin: every function the extension installs (the other roles run the
+	-- ones PUBLIC may, and those granted by name below)
+	EXECUTE (SELECT format('GRANT EXECUTE ON FUNCTION %s TO crm_admin',
+						   string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid))
+			   FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+			  WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass
+				AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'crm') AND d.deptype = 'e');
+	-- The grants, by name: one row per grantee and privileges, with the
+	-- relations they are on.  A table, view or sequence added to crm gets no
+	-- grant until it is listed here.
+	FOR r IN SELECT * FROM (VALUES
+		-- admin: everything
+		('crm_admin', 'ALL', 'TABLE', data || ', ' || lookup || ', ' || config || ', ' || invoker_views || ', ' || analyst_views
+			|| ', crm.consent, crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, '
+			|| 'crm.merge_log, crm.erasure_log, crm.privacy_salt, crm._dump_begin, crm.zz_dump_end'),
+		('crm_admin', 'ALL', 'SEQUENCE', sequences),
+		-- everyone but the analyst reads the lookup tables, and the
+		-- security_invoker views (each reader through its own policies)
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', lookup),
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', invoker_views),
+		-- what the triggers and merge need to see of the logs (no before-images)
+		('crm_sales, crm_marketing', 'SELECT (merge_id, kept_id, dropped_id, txid, merged_at, merged_by)', 'TABLE', 'crm.merge_log'),
+		('crm_sales, crm_marketing', 'SELECT (contact_id)', 'TABLE', 'crm.erasure_log'),
+		-- sales: their contacts and everything hanging off them (rows limited
+		-- below); DELETE of consent only ever passes crm.consent_append_only on
+		-- the merge path
+		('crm_sales', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', data),
+		('crm_sales', 'SELECT, INSERT, DELETE', 'TABLE', 'crm.consent'),
+		('crm_sales', 'SELECT, INSERT, UPDATE', 'TABLE', 'crm.company'),
+		('crm_sales', 'INSERT, UPDATE (moved, conflicts)', 'TABLE', 'crm.merge_log'),
+		('crm_sales', 'USAGE', 'SEQUENCE', sequences),
+		('crm_sales', 'EXECUTE', 'FUNCTION', 'crm.merge_contacts(bigint, bigint, boolean)'),
+		-- the triggers run as the writer: they read rules, policy and segment
+		-- definitions, and write derived rows (scores, history, dirty marks);
+		-- the dirty marks only need INSERT ... ON CONFLICT DO NOTHING (reading
+		-- them would show which contacts of other reps change)
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', config || ', crm.segment'),
+		('crm_sales, crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', derived),
+		('crm_sales, crm_marketing', 'INSERT', 'TABLE', 'crm.segment_dirty'),
+		-- marketing: reads contacts and their data, writes consent (opt-outs
+		-- from campaigns) and owns the configuration of segments, campaigns
+		-- and scoring rules
+		('crm_marketing', 'SELECT', 'TABLE', data),
+		('crm_marketing', 'SELECT, INSERT', 'TABLE', 'crm.consent'),
+		('crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', segments || ', crm.scoring_rule, crm.fit_rule'),
+		('crm_marketing', 'USAGE', 'SEQUENCE', sequences),
+		-- analyst: the k-anonymous views only
+		('crm_analyst', 'SELECT', 'TABLE', analyst_views))
+			v(grantees, privileges, kind, objects) LOOP
+		EXECUTE format('GRANT %s ON %s %s TO %s', r.privileges, r.kind, r.objects, r.grantees);
+	END LOOP;
+	object := segments || ', crm.scoring_rule, crm.fit_rule'; done := 'granted to crm_marketing'; RETURN NEXT;
 	REVOKE SELECT, UPDATE, DELETE ON crm.segment_dirty FROM crm_sales;
-
-	-- marketing: reads contacts and their data, writes consent (opt-outs from
-	-- campaigns) and owns the configuration of segments, campaigns, scoring
-	EXECUTE format('GRANT SELECT ON crm.contact, %s TO crm_marketing', tables);
-	GRANT SELECT, INSERT ON crm.consent TO crm_marketing;
-	SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') INTO marketing
-	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	 WHERE n.nspname = 'crm' AND c.relkind IN ('r', 'p', 'v')
-	   AND c.relname ~ '^(segment|campaign|scoring|score_rule|activity_rule|fit_rule|point_group|loyalty_rule|reward)';
-	IF marketing IS NOT NULL THEN
-		EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO crm_marketing', marketing);
-		object := marketing; done := 'granted to crm_marketing'; RETURN NEXT;
-	END IF;
-	GRANT USAGE ON ALL SEQUENCES IN SCHEMA crm TO crm_marketing;
-
-	-- analyst: the k-anonymous views only
-	GRANT SELECT ON crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal TO crm_analyst;
 	REVOKE ALL ON crm.contact FROM crm_analyst;
 
 	-- row-level security: the contact table by owner ...

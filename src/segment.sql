@@ -10,8 +10,11 @@
 -- how they rank, and what they consented to.  Segment predicates are boolean
 -- expressions over these columns.  Every per-contact column is a correlated
 -- subquery, so a query that reads a few columns of a few contacts computes
--- only those; the population columns (rfm, rfm_segment, value_rank) come
--- from one grouped pass over the orders that the planner drops when unused.
+-- only those; the consent columns come from one pass over the contact's
+-- ledger (written once for the five channels), and the population columns
+-- (rfm, rfm_segment, value_rank) from one grouped pass over the orders: the
+-- planner drops either join when its columns are unused.  The consent join
+-- comes first: a left join listed after it would no longer be dropped.
 -- It reads its tables with the reader's privileges and row-level security:
 -- a predicate, evaluated as its owner, sees no row its owner could not.
 CREATE VIEW crm.contact_profile WITH (security_invoker = true) AS
@@ -44,40 +47,27 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 		 WHERE a.contact_id OPERATOR(pg_catalog.=) c.contact_id) AS activity_count,
 	   (SELECT max(a.occurred_at) FROM crm.activity a
 		 WHERE a.contact_id OPERATOR(pg_catalog.=) c.contact_id) AS last_activity_at,
-	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
-						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
-				   FROM crm.consent l
-				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'email'
-					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
-				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_email,
-	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
-						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
-				   FROM crm.consent l
-				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'phone'
-					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
-				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_phone,
-	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
-						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
-				   FROM crm.consent l
-				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'sms'
-					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
-				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_sms,
-	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
-						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
-				   FROM crm.consent l
-				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'post'
-					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
-				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_post,
-	   coalesce((SELECT l.status OPERATOR(pg_catalog.=) 'granted'
-						AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now())
-				   FROM crm.consent l
-				  WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.channel OPERATOR(pg_catalog.=) 'profiling'
-					AND l.recorded_at OPERATOR(pg_catalog.<=) now()
-				  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false) AS consent_profiling,
+	   coalesce(cs.email, false) AS consent_email, coalesce(cs.phone, false) AS consent_phone,
+	   coalesce(cs.sms, false) AS consent_sms, coalesce(cs.post, false) AS consent_post,
+	   coalesce(cs.profiling, false) AS consent_profiling,
 	   crm.score(c.contact_id, 'engagement') AS engagement_score,
 	   crm.score(c.contact_id, 'fit') AS fit_score,
 	   crm.grade(c.contact_id) AS grade
   FROM crm.contact c
+  -- consent now, per channel: the latest row recorded by now, granted and
+  -- unexpired; one pass over the contact's ledger (consent_current_idx)
+  LEFT JOIN LATERAL (
+	SELECT bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'email') AS email,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'phone') AS phone,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'sms') AS sms,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'post') AS post,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'profiling') AS profiling
+	  FROM (SELECT DISTINCT ON (l.channel) l.channel,
+				   l.status OPERATOR(pg_catalog.=) 'granted'
+				   AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now()) AS granted
+			  FROM crm.consent l
+			 WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+			 ORDER BY l.channel, l.recorded_at DESC, l.consent_id DESC) l) cs ON true
   LEFT JOIN crm.company co ON co.company_id OPERATOR(pg_catalog.=) c.company_id
   LEFT JOIN (SELECT o.contact_id,
 					crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
