@@ -60,53 +60,8 @@ typedef struct ClvRow
 	double		w;
 } ClvRow;
 
-/* Rows buffered before insertion into the hash (see rows_flush) */
-#define CLV_PENDING			64
-
-/* A row whose three keys are numbered by the state's dictionaries */
-typedef struct ClvPacked
-{
-	uint64		key;			/* 21 bits a column: numbers of k[0], k[1], k[2] */
-	double		w;				/* 0 marks an empty slot */
-} ClvPacked;
-
-typedef struct ClvValueSet ClvValueSet;
-typedef struct ClvFrac ClvFrac;
-
-/*
- * Aggregate state: open-addressing hashes of distinct rows, plus one
- * sorted run of distinct rows merged in by the combine function.  Rows go
- * into the packed hash (16 bytes a row: half the memory traffic) while
- * every key column has fewer than 2^21 distinct values, else, for good,
- * into the wide one.
- */
-typedef struct ClvRows
-{
-	int			kind;
-	MemoryContext cxt;			/* where the hashes and the run live */
-	ClvValueSet *dict[3];		/* per key column: value -> number */
-	bool		wide;			/* the packed hash is no longer used */
-	int64		pused;
-	int64		psize;			/* power of two, 0 before the first insert */
-	ClvPacked  *pslots;
-	int64		used;
-	int64		size;			/* power of two, 0 before the first insert */
-	ClvRow	   *slots;			/* w == 0 marks an empty slot */
-	double	   *zero_w;			/* packed mode: weight of (0, 0, v) by v's number */
-	int64		nzero;			/* room in zero_w */
-	ClvRow	   *run;			/* sorted by key, keys distinct */
-	int64		nrun;
-	int			npend;
-	ClvRow		pend[CLV_PENDING];
-	int64		rows_in;
-	/* rows whose weight is not a whole number: exact sums (see clv_fit.c) */
-	ClvFrac    *fslots;			/* hash, NULL until the first */
-	int64		fsize;
-	int64		fused;
-	ClvFrac    *frun;			/* sorted by key, keys distinct */
-	int64		nfrun;
-	ClvRow	   *folded;			/* run plus frun, for the final functions */
-} ClvRows;
+/* The state of the fitting aggregates (clv_rows.h) */
+typedef struct ClvRows ClvRows;
 
 extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);
 extern void crm_clv_rows_add(ClvRows *st, const double *k, double w);
