@@ -50,7 +50,7 @@ check_weight(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * The common case of crm_clv_check_rfm in a few comparisons (no libm
+ * The common case of clv_check_rfm in a few comparisons (no libm
  * call): a small whole x, 0 <= t_x <= T finite, t_x = 0 when x = 0.  When
  * false, the full check decides (and names the problem).
  */
@@ -66,11 +66,11 @@ static Datum
 rows_transition(FunctionCallInfo fcinfo, int family, const double *k, double w)
 {
 	MemoryContext cxt = clv_agg_context(fcinfo, "clv fit transition");
-	ClvRows    *st = PG_ARGISNULL(0) ? crm_clv_rows_new(cxt, family) : (ClvRows *) PG_GETARG_POINTER(0);
+	ClvRows    *st = PG_ARGISNULL(0) ? clv_rows_new(cxt, family) : (ClvRows *) PG_GETARG_POINTER(0);
 
 	st->rows_in++;
 	if (w > 0)
-		crm_clv_rows_add(st, k, w);
+		clv_rows_add(st, k, w);
 	PG_RETURN_POINTER(st);
 }
 
@@ -103,7 +103,7 @@ crm_clv_rfm_trans(PG_FUNCTION_ARGS)
 	k[1] = PG_GETARG_FLOAT8(2);
 	k[2] = PG_GETARG_FLOAT8(3);
 	if (!rfm_plainly_valid(k[0], k[1], k[2]))
-		crm_clv_check_rfm(k[0], k[1], k[2]);
+		clv_check_rfm(k[0], k[1], k[2]);
 	return rows_transition(fcinfo, FAMILY_RFM, k, check_weight(fcinfo, 4));
 }
 
@@ -148,7 +148,7 @@ crm_clv_discrete_trans(PG_FUNCTION_ARGS)
 	k[0] = PG_GETARG_FLOAT8(1);
 	k[1] = PG_GETARG_FLOAT8(2);
 	k[2] = PG_GETARG_FLOAT8(3);
-	crm_clv_check_discrete(k[0], k[1], k[2]);
+	clv_check_discrete(k[0], k[1], k[2]);
 	return rows_transition(fcinfo, FAMILY_DISCRETE, k, check_weight(fcinfo, 4));
 }
 
@@ -175,7 +175,7 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(a);
 	}
 	if (a == NULL)
-		a = crm_clv_rows_new(cxt, b->kind);
+		a = clv_rows_new(cxt, b->kind);
 	if (a->kind != b->kind)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
 	brows = clv_rows_parts(b, &nb);
@@ -211,12 +211,12 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 
 /* The state at the final function; an empty input is an error */
 ClvRows *
-crm_clv_final_state(FunctionCallInfo fcinfo, const char *what)
+clv_final_state(FunctionCallInfo fcinfo, const char *what)
 {
 	ClvRows    *st = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
 
 	clv_agg_context(fcinfo, what);
-	if (st == NULL || crm_clv_rows_empty(st))
+	if (st == NULL || clv_rows_empty(st))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot fit %s: no customers in the input", what),

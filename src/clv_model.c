@@ -35,7 +35,7 @@ static const ClvKindInfo kinds[] = {
 
 /* Name and parameter names of a model kind */
 const ClvKindInfo *
-crm_clv_kind_info(int kind)
+clv_kind_info(int kind)
 {
 	if (kind < CLV_BGNBD || kind > CLV_BGBB)
 		elog(ERROR, "unknown CLV model kind %d", kind);
@@ -44,7 +44,7 @@ crm_clv_kind_info(int kind)
 
 /* Fetch a model argument and check it is of the expected kind */
 ClvModel *
-crm_clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind)
+clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind)
 {
 	ClvModel   *m = (ClvModel *) PG_GETARG_POINTER(argno);
 
@@ -205,7 +205,7 @@ model_parse(const char *input, int kind)
 static char *
 model_format(const ClvModel *m)
 {
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
 	StringInfoData buf;
 	int			i;
 
@@ -291,7 +291,7 @@ Datum crm_##name##_in(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(crm_##name##_out); \
 Datum crm_##name##_out(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_CSTRING(model_format(crm_clv_model_arg(fcinfo, 0, KIND))); \
+	PG_RETURN_CSTRING(model_format(clv_model_arg(fcinfo, 0, KIND))); \
 } \
 PG_FUNCTION_INFO_V1(crm_##name##_recv); \
 Datum crm_##name##_recv(PG_FUNCTION_ARGS) \
@@ -301,7 +301,7 @@ Datum crm_##name##_recv(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(crm_##name##_send); \
 Datum crm_##name##_send(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BYTEA_P(model_send(crm_clv_model_arg(fcinfo, 0, KIND))); \
+	PG_RETURN_BYTEA_P(model_send(clv_model_arg(fcinfo, 0, KIND))); \
 }
 
 /* Text and binary I/O of the five model types */
@@ -327,7 +327,7 @@ Datum
 crm_clv_model_jsonb(PG_FUNCTION_ARGS)
 {
 	ClvModel   *m = (ClvModel *) PG_GETARG_POINTER(0);
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
 	StringInfoData buf;
 	int			i;
 
@@ -378,22 +378,12 @@ crm_clv_model_record(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-PG_FUNCTION_INFO_V1(crm_clv_model_converged);
-/* Did the fit that produced the model converge? */
-Datum
-crm_clv_model_converged(PG_FUNCTION_ARGS)
-{
-	ClvModel   *m = (ClvModel *) PG_GETARG_POINTER(0);
-
-	PG_RETURN_BOOL((m->flags & CLV_FLAG_CONVERGED) != 0);
-}
-
 /* Fill a fitted model and warn when the fit did not converge */
 void
-crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
-				   double ll, double n)
+clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
+			   double ll, double n)
 {
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
 	int			i;
 
 	m->version = CLV_MODEL_VERSION;

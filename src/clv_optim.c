@@ -272,7 +272,7 @@ step_lowers(double fn, double fx, double t, double gd)
  * a sample fit that failed or wandered far leaves the default start.
  */
 bool
-crm_clv_usable_start(int n, const double *theta, const ClvFitResult *res)
+clv_usable_start(int n, const double *theta, const ClvFitResult *res)
 {
 	int			i;
 
@@ -288,22 +288,22 @@ crm_clv_usable_start(int n, const double *theta, const ClvFitResult *res)
  * turn the Hessian into standard errors of theta.
  */
 void
-crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
-				 bool analytic, double n_obs, ClvFitResult *res)
+clv_minimise(ClvObjective f, void *arg, int n, double *theta,
+			 bool analytic, double n_obs, ClvFitResult *res)
 {
-	crm_clv_minimise_warm(f, arg, n, theta, analytic, n_obs, NULL, res);
+	clv_minimise_warm(f, arg, n, theta, analytic, n_obs, NULL, res);
 }
 
 /*
- * crm_clv_minimise from the end of an earlier fit (start, may be NULL):
+ * clv_minimise from the end of an earlier fit (start, may be NULL):
  * its inverse Hessian, when it has one, replaces the identity BFGS starts
  * from.  A fit on a sample has nearly the Hessian of the full mean
  * objective, so the full fit starts with Newton-like steps.
  */
 void
-crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
-					  bool analytic, double n_obs, const ClvFitResult *start,
-					  ClvFitResult *res)
+clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
+				  bool analytic, double n_obs, const ClvFitResult *start,
+				  ClvFitResult *res)
 {
 	OptCtx		o = {f, arg, n, analytic, 0};
 	double		Hi[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
@@ -450,8 +450,8 @@ crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
  * Hessian at the end gives the standard errors.
  */
 void
-crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
-						double n_obs, ClvFitResult *res)
+clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
+					double n_obs, ClvFitResult *res)
 {
 	double		H[CLV_MAX_PARAMS][CLV_MAX_PARAMS],
 				Hn[CLV_MAX_PARAMS][CLV_MAX_PARAMS],

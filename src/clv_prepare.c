@@ -13,7 +13,7 @@
 
 /* Check one customer's (frequency, recency, T) in continuous time */
 void
-crm_clv_check_rfm(double x, double tx, double T)
+clv_check_rfm(double x, double tx, double T)
 {
 	double		k[3] = {x, tx, T};
 
@@ -32,7 +32,7 @@ crm_clv_check_rfm(double x, double tx, double T)
 
 /* Check one customer's (frequency, recency, n) in discrete time */
 void
-crm_clv_check_discrete(double x, double tx, double n)
+clv_check_discrete(double x, double tx, double n)
 {
 	double		k[3] = {x, tx, n};
 
@@ -49,7 +49,7 @@ crm_clv_check_discrete(double x, double tx, double n)
 
 /* Check a forecast horizon t: non-negative and finite */
 double
-crm_clv_check_horizon(double t)
+clv_check_horizon(double t)
 {
 	if (!(isfinite(t) && t >= 0))
 		BAD_ROW(errmsg("forecast horizon t must be non-negative and finite, not %g", t));
@@ -58,7 +58,7 @@ crm_clv_check_horizon(double t)
 
 /* Check a count argument (purchases, opportunities): a whole number in [0, max] */
 double
-crm_clv_check_count(double v, const char *what, double max)
+clv_check_count(double v, const char *what, double max)
 {
 	if (!(isfinite(v) && v >= 0 && v == floor(v) && v <= max))
 		BAD_ROW(errmsg("%s must be an integer between 0 and %.0f, not %g", what, max, v));
@@ -84,10 +84,10 @@ data_sums(ClvData *d)
 
 /* Sort the distinct rows and, for continuous time, divide times by max T */
 ClvData *
-crm_clv_prepare(ClvRows *st, bool scale_times)
+clv_prepare(ClvRows *st, bool scale_times)
 {
 	ClvData    *d = palloc0(sizeof(ClvData));
-	const ClvRow *rows = crm_clv_rows_sorted(st, &d->n);
+	const ClvRow *rows = clv_rows_sorted(st, &d->n);
 	int64		j;
 	double		maxT;
 
@@ -114,15 +114,15 @@ crm_clv_prepare(ClvRows *st, bool scale_times)
  * numbers).  The rows must not be changed.
  */
 ClvData *
-crm_clv_prepare_indexed(ClvRows *st)
+clv_prepare_indexed(ClvRows *st)
 {
 	ClvData    *d = palloc0(sizeof(ClvData));
 	int64		j;
 	double		maxT;
 
-	d->rows = (ClvRow *) crm_clv_rows_sorted(st, &d->n);
+	d->rows = (ClvRow *) clv_rows_sorted(st, &d->n);
 	maxT = data_sums(d);
-	crm_clv_index_times(d);
+	clv_index_times(d);
 	if (maxT > 0)
 	{
 		d->scale = maxT;
@@ -156,7 +156,7 @@ sample_keeps(const ClvData *d, int64 j, double heavy, uint64 k, double *w)
  * (the sample shares d's time table).
  */
 ClvData *
-crm_clv_sample(const ClvData *d, int64 target)
+clv_sample(const ClvData *d, int64 target)
 {
 	ClvData    *s = palloc0(sizeof(ClvData));
 	double		heavy = d->total_w / target,
@@ -204,7 +204,7 @@ crm_clv_sample(const ClvData *d, int64 target)
  * d->times is sorted, so the index does not depend on the row order.
  */
 void
-crm_clv_index_times(ClvData *d)
+clv_index_times(ClvData *d)
 {
 	ValueSet	vs;
 	int32	   *rank;

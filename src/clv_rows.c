@@ -106,7 +106,7 @@ clv_value_set_free(ValueSet *vs)
 
 /* A new empty state in the given context; the hash is allocated on first use */
 ClvRows *
-crm_clv_rows_new(MemoryContext cxt, int kind)
+clv_rows_new(MemoryContext cxt, int kind)
 {
 	ClvRows    *st = MemoryContextAllocZero(cxt, sizeof(ClvRows));
 
@@ -576,7 +576,7 @@ frac_consolidate(ClvRows *st)
 
 /* Add weight w to the row with keys k */
 void
-crm_clv_rows_add(ClvRows *st, const double *k, double w)
+clv_rows_add(ClvRows *st, const double *k, double w)
 {
 	ClvRow	   *r = &st->pend[st->npend];
 	int			i;
@@ -596,7 +596,7 @@ crm_clv_rows_add(ClvRows *st, const double *k, double w)
 
 /* Is the state without any row? */
 bool
-crm_clv_rows_empty(ClvRows *st)
+clv_rows_empty(ClvRows *st)
 {
 	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0
 		&& st->zero_w == NULL && st->fused == 0 && st->nfrun == 0;
@@ -939,7 +939,7 @@ clv_rows_parts(ClvRows *st, int64 *n)
  * weights added (once, here): the state's own memory, not to be changed
  */
 const ClvRow *
-crm_clv_rows_sorted(ClvRows *st, int64 *n)
+clv_rows_sorted(ClvRows *st, int64 *n)
 {
 	const ClvRow *run = clv_rows_parts(st, n);
 	int64		i = 0,

@@ -423,7 +423,7 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	buf.cursor = 0;
 	kind = pq_getmsgint(&buf, 4);
 	/* the run in the aggregate's context: the combine function adopts it */
-	st = crm_clv_rows_new(CurrentMemoryContext, kind);
+	st = clv_rows_new(CurrentMemoryContext, kind);
 	st->cxt = cxt;
 	st->rows_in = pq_getmsgint64(&buf);
 	n = pq_getmsgint64(&buf);

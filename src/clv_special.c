@@ -20,7 +20,7 @@
 
 /* The digamma function psi(x) for x > 0: recurrence, then the asymptotic series */
 double
-crm_clv_digamma(double x)
+clv_digamma(double x)
 {
 	double		r = 0.0;
 	double		f;
@@ -37,7 +37,7 @@ crm_clv_digamma(double x)
 
 /* The trigamma function psi'(x) for x > 0: recurrence, then the asymptotic series */
 double
-crm_clv_trigamma(double x)
+clv_trigamma(double x)
 {
 	double		r = 0.0;
 	double		f;
@@ -54,14 +54,14 @@ crm_clv_trigamma(double x)
 
 /* log(B(a, b)) */
 double
-crm_clv_lbeta(double a, double b)
+clv_lbeta(double a, double b)
 {
 	return lgamma(a) + lgamma(b) - lgamma(a + b);
 }
 
 /* log(exp(la) + exp(lb)) without overflow */
 double
-crm_clv_log_add(double la, double lb)
+clv_log_add(double la, double lb)
 {
 	if (la == -INFINITY)
 		return lb;
@@ -132,7 +132,7 @@ hyp2f1_series(double a, double b, double c, double z, int *sign)
  * still convergent, is used.
  */
 double
-crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign)
+clv_log_hyp2f1(double a, double b, double c, double z, int *sign)
 {
 	double		m = c - a - b;
 	double		l1 = -INFINITY,
@@ -191,7 +191,7 @@ crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign)
 	if (s1 == s2)
 	{
 		*sign = s1;
-		return crm_clv_log_add(l1, l2);
+		return clv_log_add(l1, l2);
 	}
 	/* opposite signs: log|e^l1 - e^l2| */
 	if (l1 >= l2)
