@@ -121,7 +121,11 @@ value_set_index(ValueSet *vs, double v)
  * FRAC_BITS fraction bits in three 64-bit limbs: exact for every weight
  * from 2^-59 to 2^78 (smaller ones are rounded down to the grid, still
  * the same whatever the order), and turned into one double only when the
- * final function reads the rows.
+ * final function reads the rows.  Not int128 (common/int128.h): exact
+ * sums of those weights need 190 bits (a 53-bit mantissa placed anywhere
+ * from 2^-112 to 2^78); 128 bits would leave 48 fraction bits, so 0.1 and
+ * every weight below 2^4 with a full mantissa would be rounded, and the
+ * sums would again depend on the order of the rows.
  */
 #define FRAC_BITS		112
 #define MAX_WHOLE_W		9007199254740992.0	/* 2^53 */
