@@ -1,8 +1,9 @@
 /*
  * clv.h
  *		Shared pieces of the customer-lifetime-value units: the model value
- *		layout, the compressed fitting state, special functions and the
- *		optimiser.
+ *		layout (clv_model.c), the fitting state seen from the models
+ *		(clv_fit.c, clv_rows.c, clv_prepare.c), the special functions
+ *		(clv_special.c) and the optimisers (clv_optim.c).
  */
 #ifndef CLV_H
 #define CLV_H
@@ -50,8 +51,8 @@ typedef struct ClvKindInfo
 	const char *params[CLV_MAX_PARAMS];
 } ClvKindInfo;
 
-extern const ClvKindInfo *crm_clv_kind_info(int kind);
-extern ClvModel *crm_clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind);
+extern const ClvKindInfo *clv_kind_info(int kind);
+extern ClvModel *clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind);
 
 /* One compressed row: up to three keys and the summed weight */
 typedef struct ClvRow
@@ -60,58 +61,13 @@ typedef struct ClvRow
 	double		w;
 } ClvRow;
 
-/* Rows buffered before insertion into the hash (see rows_flush) */
-#define CLV_PENDING			64
+/* The state of the fitting aggregates (clv_rows.h) */
+typedef struct ClvRows ClvRows;
 
-/* A row whose three keys are numbered by the state's dictionaries */
-typedef struct ClvPacked
-{
-	uint64		key;			/* 21 bits a column: numbers of k[0], k[1], k[2] */
-	double		w;				/* 0 marks an empty slot */
-} ClvPacked;
-
-typedef struct ClvValueSet ClvValueSet;
-typedef struct ClvFrac ClvFrac;
-
-/*
- * Aggregate state: open-addressing hashes of distinct rows, plus one
- * sorted run of distinct rows merged in by the combine function.  Rows go
- * into the packed hash (16 bytes a row: half the memory traffic) while
- * every key column has fewer than 2^21 distinct values, else, for good,
- * into the wide one.
- */
-typedef struct ClvRows
-{
-	int			kind;
-	MemoryContext cxt;			/* where the hashes and the run live */
-	ClvValueSet *dict[3];		/* per key column: value -> number */
-	bool		wide;			/* the packed hash is no longer used */
-	int64		pused;
-	int64		psize;			/* power of two, 0 before the first insert */
-	ClvPacked  *pslots;
-	int64		used;
-	int64		size;			/* power of two, 0 before the first insert */
-	ClvRow	   *slots;			/* w == 0 marks an empty slot */
-	double	   *zero_w;			/* packed mode: weight of (0, 0, v) by v's number */
-	int64		nzero;			/* room in zero_w */
-	ClvRow	   *run;			/* sorted by key, keys distinct */
-	int64		nrun;
-	int			npend;
-	ClvRow		pend[CLV_PENDING];
-	int64		rows_in;
-	/* rows whose weight is not a whole number: exact sums (see clv_fit.c) */
-	ClvFrac    *fslots;			/* hash, NULL until the first */
-	int64		fsize;
-	int64		fused;
-	ClvFrac    *frun;			/* sorted by key, keys distinct */
-	int64		nfrun;
-	ClvRow	   *folded;			/* run plus frun, for the final functions */
-} ClvRows;
-
-extern ClvRows *crm_clv_rows_new(MemoryContext cxt, int kind);
-extern void crm_clv_rows_add(ClvRows *st, const double *k, double w);
-extern bool crm_clv_rows_empty(ClvRows *st);
-extern const ClvRow *crm_clv_rows_sorted(ClvRows *st, int64 *n);
+extern ClvRows *clv_rows_new(MemoryContext cxt, int kind);
+extern void clv_rows_add(ClvRows *st, const double *k, double w);
+extern bool clv_rows_empty(ClvRows *st);
+extern const ClvRow *clv_rows_sorted(ClvRows *st, int64 *n);
 
 /* Sorted, time-scaled rows ready for a fit */
 typedef struct ClvData
@@ -128,29 +84,29 @@ typedef struct ClvData
 	int32	   *iT;
 } ClvData;
 
-extern void crm_clv_check_rfm(double x, double tx, double T);
-extern void crm_clv_check_discrete(double x, double tx, double n);
-extern double crm_clv_check_horizon(double t);
-extern double crm_clv_check_count(double v, const char *what, double max);
-extern ClvRows *crm_clv_final_state(FunctionCallInfo fcinfo, const char *what);
-extern ClvData *crm_clv_prepare(ClvRows *st, bool scale_times);
-extern void crm_clv_index_times(ClvData *d);
-extern ClvData *crm_clv_prepare_indexed(ClvRows *st);
-extern ClvData *crm_clv_sample(const ClvData *d, int64 target);
+extern void clv_check_rfm(double x, double tx, double T);
+extern void clv_check_discrete(double x, double tx, double n);
+extern double clv_check_horizon(double t);
+extern double clv_check_count(double v, const char *what, double max);
+extern ClvRows *clv_final_state(FunctionCallInfo fcinfo, const char *what);
+extern ClvData *clv_prepare(ClvRows *st, bool scale_times);
+extern void clv_index_times(ClvData *d);
+extern ClvData *clv_prepare_indexed(ClvRows *st);
+extern ClvData *clv_sample(const ClvData *d, int64 target);
 
 /*
  * Above this many distinct rows a fit starts from a fit on a sample of
- * about CLV_SAMPLE_ROWS of them (see crm_clv_sample)
+ * about CLV_SAMPLE_ROWS of them (see clv_sample)
  */
 #define CLV_SAMPLE_FROM		32768
 #define CLV_SAMPLE_ROWS		4096
 
 /* Special functions */
-extern double crm_clv_digamma(double x);
-extern double crm_clv_trigamma(double x);
-extern double crm_clv_lbeta(double a, double b);
-extern double crm_clv_log_hyp2f1(double a, double b, double c, double z, int *sign);
-extern double crm_clv_log_add(double la, double lb);
+extern double clv_digamma(double x);
+extern double clv_trigamma(double x);
+extern double clv_lbeta(double a, double b);
+extern double clv_log_hyp2f1(double a, double b, double c, double z, int *sign);
+extern double clv_log_add(double la, double lb);
 
 /*
  * Objective for the optimiser: value and, when grad (hess) is not NULL,
@@ -169,22 +125,22 @@ typedef struct ClvFitResult
 	double		hinv[CLV_MAX_PARAMS][CLV_MAX_PARAMS];
 } ClvFitResult;
 
-extern void crm_clv_minimise(ClvObjective f, void *arg, int n, double *theta,
-							 bool analytic, double n_obs, ClvFitResult *res);
-extern void crm_clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
-								  bool analytic, double n_obs, const ClvFitResult *start,
-								  ClvFitResult *res);
-extern bool crm_clv_usable_start(int n, const double *theta, const ClvFitResult *res);
-extern void crm_clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
-									double n_obs, ClvFitResult *res);
+extern void clv_minimise(ClvObjective f, void *arg, int n, double *theta,
+						 bool analytic, double n_obs, ClvFitResult *res);
+extern void clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
+							  bool analytic, double n_obs, const ClvFitResult *start,
+							  ClvFitResult *res);
+extern bool clv_usable_start(int n, const double *theta, const ClvFitResult *res);
+extern void clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
+								double n_obs, ClvFitResult *res);
 
 /* Finish a fit: fill the model, warn when it did not converge */
-extern void crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
-							   double ll, double n);
+extern void clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
+						   double ll, double n);
 
 /* Conditional expectations, for crm.clv */
-extern double crm_clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T);
-extern double crm_clv_paretonbd_expect(const double *p, double t, double x, double tx, double T);
-extern double crm_clv_gg_spend(const double *p, double x, double mbar);
+extern double clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T);
+extern double clv_paretonbd_expect(const double *p, double t, double x, double tx, double T);
+extern double clv_gg_spend(const double *p, double x, double mbar);
 
 #endif							/* CLV_H */

@@ -32,14 +32,14 @@ bgbb_loglik1(const double *p, double x, double tx, double n)
 				be = p[1],
 				ga = p[2],
 				de = p[3];
-	double		lab = crm_clv_lbeta(al, be),
-				lgd = crm_clv_lbeta(ga, de);
-	double		l = crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	double		lab = clv_lbeta(al, be),
+				lgd = clv_lbeta(ga, de);
+	double		l = clv_lbeta(al + x, be + n - x) - lab + clv_lbeta(ga, de + n) - lgd;
 	int			i;
 
 	for (i = 0; i < (int) (n - tx); i++)
-		l = crm_clv_log_add(l, crm_clv_lbeta(al + x, be + tx - x + i) - lab
-							+ crm_clv_lbeta(ga + 1, de + tx + i) - lgd);
+		l = clv_log_add(l, clv_lbeta(al + x, be + tx - x + i) - lab
+							+ clv_lbeta(ga + 1, de + tx + i) - lgd);
 	return l;
 }
 
@@ -47,7 +47,7 @@ bgbb_loglik1(const double *p, double x, double tx, double n)
 static inline double
 dlbeta(double a, double b)
 {
-	return crm_clv_digamma(a) - crm_clv_digamma(a + b);
+	return clv_digamma(a) - clv_digamma(a + b);
 }
 
 /*
@@ -62,11 +62,11 @@ bgbb_loglik1_grad(const double *p, double x, double tx, double n, double *g)
 				be = p[1],
 				ga = p[2],
 				de = p[3];
-	double		lab = crm_clv_lbeta(al, be),
-				lgd = crm_clv_lbeta(ga, de);
+	double		lab = clv_lbeta(al, be),
+				lgd = clv_lbeta(ga, de);
 	/* derivatives of -log B(al,be) - log B(ga,de), common to every term */
 	double		c[4] = {-dlbeta(al, be), -dlbeta(be, al), -dlbeta(ga, de), -dlbeta(de, ga)};
-	double		u = crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	double		u = clv_lbeta(al + x, be + n - x) - lab + clv_lbeta(ga, de + n) - lgd;
 	double		du[4] = {dlbeta(al + x, be + n - x), dlbeta(be + n - x, al + x),
 						 dlbeta(ga, de + n), dlbeta(de + n, ga)};
 	double		M = u,
@@ -80,7 +80,7 @@ bgbb_loglik1_grad(const double *p, double x, double tx, double n, double *g)
 	{
 		double		wk;
 
-		u = crm_clv_lbeta(al + x, be + tx - x + i) - lab + crm_clv_lbeta(ga + 1, de + tx + i) - lgd;
+		u = clv_lbeta(al + x, be + tx - x + i) - lab + clv_lbeta(ga + 1, de + tx + i) - lgd;
 		du[0] = dlbeta(al + x, be + tx - x + i);
 		du[1] = dlbeta(be + tx - x + i, al + x);
 		du[2] = dlbeta(ga + 1, de + tx + i);
@@ -144,19 +144,19 @@ PG_FUNCTION_INFO_V1(crm_bgbb_final);
 Datum
 crm_bgbb_final(PG_FUNCTION_ARGS)
 {
-	ClvRows    *st = crm_clv_final_state(fcinfo, "bgbb");
-	ClvData    *d = crm_clv_prepare(st, false);
+	ClvRows    *st = clv_final_state(fcinfo, "bgbb");
+	ClvData    *d = clv_prepare(st, false);
 	double		theta[4] = {0, 0, 0, 0};
 	double		p[4];
 	ClvFitResult res;
 	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int			i;
 
-	crm_clv_minimise(bgbb_objective, d, 4, theta, true, d->total_w, &res);
+	clv_minimise(bgbb_objective, d, 4, theta, true, d->total_w, &res);
 	for (i = 0; i < 4; i++)
 		p[i] = exp(theta[i]);
 	model->kind = CLV_BGBB;
-	crm_clv_finish_fit(model, &res, p, -res.fmin * d->total_w, d->total_w);
+	clv_finish_fit(model, &res, p, -res.fmin * d->total_w, d->total_w);
 	PG_RETURN_POINTER(model);
 }
 
@@ -167,7 +167,7 @@ bgbb_args(FunctionCallInfo fcinfo, int first, double *x, double *tx, double *n)
 	*x = PG_GETARG_FLOAT8(first);
 	*tx = PG_GETARG_FLOAT8(first + 1);
 	*n = PG_GETARG_FLOAT8(first + 2);
-	crm_clv_check_discrete(*x, *tx, *n);
+	clv_check_discrete(*x, *tx, *n);
 }
 
 PG_FUNCTION_INFO_V1(crm_bgbb_p_alive);
@@ -175,15 +175,15 @@ PG_FUNCTION_INFO_V1(crm_bgbb_p_alive);
 Datum
 crm_bgbb_p_alive(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
 	const double *p = m->p;
 	double		x,
 				tx,
 				n;
 
 	bgbb_args(fcinfo, 1, &x, &tx, &n);
-	PG_RETURN_FLOAT8(exp(crm_clv_lbeta(p[0] + x, p[1] + n - x) - crm_clv_lbeta(p[0], p[1])
-						 + crm_clv_lbeta(p[2], p[3] + n + 1) - crm_clv_lbeta(p[2], p[3])
+	PG_RETURN_FLOAT8(exp(clv_lbeta(p[0] + x, p[1] + n - x) - clv_lbeta(p[0], p[1])
+						 + clv_lbeta(p[2], p[3] + n + 1) - clv_lbeta(p[2], p[3])
 						 - bgbb_loglik1(p, x, tx, n)));
 }
 
@@ -219,7 +219,7 @@ PG_FUNCTION_INFO_V1(crm_bgbb_expected_conditional);
 Datum
 crm_bgbb_expected_conditional(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
 	const double *p = m->p;
 	double		k = check_periods(PG_GETARG_FLOAT8(1));
 	double		x,
@@ -227,7 +227,7 @@ crm_bgbb_expected_conditional(PG_FUNCTION_ARGS)
 				n;
 
 	bgbb_args(fcinfo, 2, &x, &tx, &n);
-	PG_RETURN_FLOAT8(exp(crm_clv_lbeta(p[0] + x + 1, p[1] + n - x) - crm_clv_lbeta(p[0], p[1])
+	PG_RETURN_FLOAT8(exp(clv_lbeta(p[0] + x + 1, p[1] + n - x) - clv_lbeta(p[0], p[1])
 						 - bgbb_loglik1(p, x, tx, n))
 					 * bgbb_future(p[2], p[3], n, k));
 }
@@ -237,7 +237,7 @@ PG_FUNCTION_INFO_V1(crm_bgbb_expected_unconditional);
 Datum
 crm_bgbb_expected_unconditional(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
 	const double *p = m->p;
 	double		n = check_periods(PG_GETARG_FLOAT8(1));
 
@@ -258,17 +258,17 @@ bgbb_prob(const double *p, double x, double n)
 				be = p[1],
 				ga = p[2],
 				de = p[3];
-	double		lab = crm_clv_lbeta(al, be),
-				lgd = crm_clv_lbeta(ga, de);
+	double		lab = clv_lbeta(al, be),
+				lgd = clv_lbeta(ga, de);
 	double		l;
 	int			i;
 
 	if (x > n)
 		return 0;
-	l = lchoose(n, x) + crm_clv_lbeta(al + x, be + n - x) - lab + crm_clv_lbeta(ga, de + n) - lgd;
+	l = lchoose(n, x) + clv_lbeta(al + x, be + n - x) - lab + clv_lbeta(ga, de + n) - lgd;
 	for (i = (int) x; i < (int) n; i++)
-		l = crm_clv_log_add(l, lchoose(i, x) + crm_clv_lbeta(al + x, be + i - x) - lab
-							+ crm_clv_lbeta(ga + 1, de + i) - lgd);
+		l = clv_log_add(l, lchoose(i, x) + clv_lbeta(al + x, be + i - x) - lab
+							+ clv_lbeta(ga + 1, de + i) - lgd);
 	return exp(l);
 }
 
@@ -277,9 +277,9 @@ PG_FUNCTION_INFO_V1(crm_bgbb_prob_purchases);
 Datum
 crm_bgbb_prob_purchases(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
-	double		x = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of transactions", 100000);
-	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(2), "number of opportunities", 100000);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
+	double		x = clv_check_count(PG_GETARG_FLOAT8(1), "number of transactions", 100000);
+	double		n = clv_check_count(PG_GETARG_FLOAT8(2), "number of opportunities", 100000);
 
 	PG_RETURN_FLOAT8(bgbb_prob(m->p, x, n));
 }
@@ -289,7 +289,7 @@ PG_FUNCTION_INFO_V1(crm_bgbb_loglik);
 Datum
 crm_bgbb_loglik(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
 	double		x,
 				tx,
 				n;

@@ -40,11 +40,11 @@ bg_loglik1(const double *p, int m, double x, double tx, double T)
 				a = p[2],
 				b = p[3];
 	double		c = lgamma(r + x) - lgamma(r) + r * log(alpha)
-		+ crm_clv_lbeta(a, b + x + m) - crm_clv_lbeta(a, b);
+		+ clv_lbeta(a, b + x + m) - clv_lbeta(a, b);
 	double		u1 = -(r + x) * log(alpha + T);
 
 	if (x > 0 || m == 1)
-		return c + crm_clv_log_add(u1, log(a) - log(b + x + m - 1) - (r + x) * log(alpha + tx));
+		return c + clv_log_add(u1, log(a) - log(b + x + m - 1) - (r + x) * log(alpha + tx));
 	return c + u1;
 }
 
@@ -69,27 +69,27 @@ bg_x_terms(const double *p, int m, double x, double W, int want, double *g, doub
 
 	if (want >= BG_GRAD)
 	{
-		double		psi_ab = crm_clv_digamma(a + b),
-					psi_abx = crm_clv_digamma(a + bx);
+		double		psi_ab = clv_digamma(a + b),
+					psi_abx = clv_digamma(a + bx);
 
-		g[0] += W * (crm_clv_digamma(r + x) - crm_clv_digamma(r) + log(alpha));
+		g[0] += W * (clv_digamma(r + x) - clv_digamma(r) + log(alpha));
 		g[1] += W * r / alpha;
 		g[2] += W * (psi_ab - psi_abx);
-		g[3] += W * (crm_clv_digamma(bx) - psi_abx - crm_clv_digamma(b) + psi_ab);
+		g[3] += W * (clv_digamma(bx) - psi_abx - clv_digamma(b) + psi_ab);
 	}
 	if (want >= BG_HESS)
 	{
-		double		tri_ab = crm_clv_trigamma(a + b),
-					tri_abx = crm_clv_trigamma(a + bx);
+		double		tri_ab = clv_trigamma(a + b),
+					tri_abx = clv_trigamma(a + bx);
 
-		H[0][0] += W * (crm_clv_trigamma(r + x) - crm_clv_trigamma(r));
+		H[0][0] += W * (clv_trigamma(r + x) - clv_trigamma(r));
 		H[0][1] += W / alpha;
 		H[1][1] -= W * r / (alpha * alpha);
 		H[2][2] += W * (tri_ab - tri_abx);
 		H[2][3] += W * (tri_ab - tri_abx);
-		H[3][3] += W * (crm_clv_trigamma(bx) - tri_abx - crm_clv_trigamma(b) + tri_ab);
+		H[3][3] += W * (clv_trigamma(bx) - tri_abx - clv_trigamma(b) + tri_ab);
 	}
-	return W * (lgamma(r + x) - lgamma(r) + r * log(alpha) + crm_clv_lbeta(a, bx) - crm_clv_lbeta(a, b));
+	return W * (lgamma(r + x) - lgamma(r) + r * log(alpha) + clv_lbeta(a, bx) - clv_lbeta(a, b));
 }
 
 /* Factors 1 + e (each in [1, 2]) multiplied before one log: at most 2^512 */
@@ -385,7 +385,7 @@ bg_args_init(BgArgs *ba, ClvData *d, int m)
 static ClvModel *
 bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 {
-	ClvRows    *st = crm_clv_final_state(fcinfo, crm_clv_kind_info(kind)->name);
+	ClvRows    *st = clv_final_state(fcinfo, clv_kind_info(kind)->name);
 	BgArgs		ba;
 	double		theta[4] = {0, 0, 0, 0};
 	double		p[4];
@@ -393,19 +393,19 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int			i;
 
-	bg_args_init(&ba, crm_clv_prepare_indexed(st), m);
+	bg_args_init(&ba, clv_prepare_indexed(st), m);
 	/* from a fit on a sample, Newton needs two or three passes over all rows, not six to ten */
 	if (ba.d->n >= CLV_SAMPLE_FROM)
 	{
 		BgArgs		sa;
 		double		t0[4] = {0, 0, 0, 0};
 
-		bg_args_init(&sa, crm_clv_sample(ba.d, CLV_SAMPLE_ROWS), m);
-		crm_clv_minimise_newton(bg_objective, &sa, 4, t0, sa.d->total_w, &res);
-		if (crm_clv_usable_start(4, t0, &res))
+		bg_args_init(&sa, clv_sample(ba.d, CLV_SAMPLE_ROWS), m);
+		clv_minimise_newton(bg_objective, &sa, 4, t0, sa.d->total_w, &res);
+		if (clv_usable_start(4, t0, &res))
 			memcpy(theta, t0, sizeof(theta));
 	}
-	crm_clv_minimise_newton(bg_objective, &ba, 4, theta, ba.d->total_w, &res);
+	clv_minimise_newton(bg_objective, &ba, 4, theta, ba.d->total_w, &res);
 	/* without a repeat purchase the likelihood has no interior maximum */
 	if (ba.d->sum_wx == 0)
 		res.converged = false;
@@ -413,7 +413,7 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 		p[i] = exp(theta[i]);
 	p[1] *= ba.d->scale;
 	model->kind = kind;
-	crm_clv_finish_fit(model, &res, p,
+	clv_finish_fit(model, &res, p,
 					   -res.fmin * ba.d->total_w - ba.d->sum_wx * log(ba.d->scale),
 					   ba.d->total_w);
 	return model;
@@ -480,7 +480,7 @@ bg_expect_core(double a, double k, double A, double B, double t)
 	if (fabs(a - 1.0) < 1e-7)
 		/* removable singularity: average the two sides */
 		return (bg_expect_core(1.0 - 1e-6, k, A, B, t) + bg_expect_core(1.0 + 1e-6, k, A, B, t)) / 2;
-	lf = crm_clv_log_hyp2f1(k, B, C, z, &sign);
+	lf = clv_log_hyp2f1(k, B, C, z, &sign);
 	if (sign > 0)
 		return C / (a - 1.0) * -expm1(k * log(A / (A + t)) + lf);
 	return C / (a - 1.0) * (1.0 + exp(k * log(A / (A + t)) + lf));
@@ -561,7 +561,7 @@ bg_unconditional(const double *p, int m, double t)
 		/* MBG/NBD: the customer may drop out right at time 0 */
 		int			sign;
 		double		z = t / (alpha + t);
-		double		lf = crm_clv_log_hyp2f1(r, b, a + b, z, &sign);
+		double		lf = clv_log_hyp2f1(r, b, a + b, z, &sign);
 
 		e = e - 1.0 + sign * exp(r * log(alpha / (alpha + t)) + lf);
 	}
@@ -589,7 +589,7 @@ nb_upper_tail(double r, double lq, double lz, double n)
 	if (n <= 0)
 		return 1.0;
 	for (j = 0; j < n; j++)
-		lower = crm_clv_log_add(lower, lgamma(r + j) - lgamma(r) - lgamma(j + 1) + r * lq + j * lz);
+		lower = clv_log_add(lower, lgamma(r + j) - lgamma(r) - lgamma(j + 1) + r * lq + j * lz);
 	if (lower < log(0.5))
 		return -expm1(lower);
 	for (j = n; j < n + TAIL_MAX_TERMS; j++)
@@ -629,10 +629,10 @@ bg_prob(const double *p, int m, double n, double t)
 
 	if (t == 0)
 		return (n == 0) ? 1.0 : 0.0;	/* no time, no purchase */
-	res = exp(crm_clv_lbeta(a, b + n + m) - crm_clv_lbeta(a, b)
+	res = exp(clv_lbeta(a, b + n + m) - clv_lbeta(a, b)
 			  + lgamma(r + n) - lgamma(r) - lgamma(n + 1) + r * lq + n * lz);
 	if (n > 0 || m == 1)
-		res += exp(crm_clv_lbeta(a + 1, b + n + m - 1) - crm_clv_lbeta(a, b))
+		res += exp(clv_lbeta(a + 1, b + n + m - 1) - clv_lbeta(a, b))
 			* nb_upper_tail(r, lq, lz, n);
 	return res;
 }
@@ -644,12 +644,12 @@ crm_bgnbd_expected_conditional(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = clv_check_horizon(PG_GETARG_FLOAT8(1));
 	double		x = PG_GETARG_FLOAT8(2),
 				tx = PG_GETARG_FLOAT8(3),
 				T = PG_GETARG_FLOAT8(4);
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	PG_RETURN_FLOAT8(bg_conditional(fcinfo->flinfo, model->p, m, t, x, tx, T));
 }
 
@@ -660,7 +660,7 @@ crm_bgnbd_expected_unconditional(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
+	double		t = clv_check_horizon(PG_GETARG_FLOAT8(1));
 
 	PG_RETURN_FLOAT8(bg_unconditional(model->p, m, t));
 }
@@ -676,7 +676,7 @@ crm_bgnbd_p_alive(PG_FUNCTION_ARGS)
 				tx = PG_GETARG_FLOAT8(2),
 				T = PG_GETARG_FLOAT8(3);
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	PG_RETURN_FLOAT8(bg_palive(model->p, m, x, tx, T));
 }
 
@@ -687,8 +687,8 @@ crm_bgnbd_prob_purchases(PG_FUNCTION_ARGS)
 {
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
-	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e6);
-	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(2));
+	double		n = clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e6);
+	double		t = clv_check_horizon(PG_GETARG_FLOAT8(2));
 
 	PG_RETURN_FLOAT8(bg_prob(model->p, m, n, t));
 }
@@ -704,13 +704,13 @@ crm_bgnbd_loglik(PG_FUNCTION_ARGS)
 				tx = PG_GETARG_FLOAT8(2),
 				T = PG_GETARG_FLOAT8(3);
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	PG_RETURN_FLOAT8(bg_loglik1(model->p, m, x, tx, T));
 }
 
 /* E[Y(t)] for crm.clv: conditional expectation of a BG/NBD (m = 0) or MBG/NBD (m = 1) model */
 double
-crm_clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T)
+clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T)
 {
 	return bg_conditional(flinfo, p, m, t, x, tx, T);
 }

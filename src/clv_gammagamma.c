@@ -28,7 +28,7 @@ gg_objective(const double *theta, double *grad, double *hess, void *arg)
 				q = exp(theta[1]),
 				g = exp(theta[2]);
 	double		base = -lgamma(q) + q * theta[2];
-	double		dq_base = grad ? -crm_clv_digamma(q) + theta[2] : 0;
+	double		dq_base = grad ? -clv_digamma(q) + theta[2] : 0;
 	double		ll = 0,
 				gp = 0,
 				gq = 0,
@@ -47,9 +47,9 @@ gg_objective(const double *theta, double *grad, double *hess, void *arg)
 				   + px * log(x) - (px + q) * lgm);
 		if (grad)
 		{
-			double		psi_pxq = crm_clv_digamma(px + q);
+			double		psi_pxq = clv_digamma(px + q);
 
-			gp += w * x * (psi_pxq - crm_clv_digamma(px) + log(m) + log(x) - lgm);
+			gp += w * x * (psi_pxq - clv_digamma(px) + log(m) + log(x) - lgm);
 			gq += w * (dq_base + psi_pxq - lgm);
 			gg += w * (q / g - (px + q) / (g + x * m));
 		}
@@ -69,8 +69,8 @@ PG_FUNCTION_INFO_V1(crm_gammagamma_final);
 Datum
 crm_gammagamma_final(PG_FUNCTION_ARGS)
 {
-	ClvRows    *st = crm_clv_final_state(fcinfo, "gammagamma");
-	ClvData    *d = crm_clv_prepare(st, false);
+	ClvRows    *st = clv_final_state(fcinfo, "gammagamma");
+	ClvData    *d = clv_prepare(st, false);
 	double		theta[3] = {0, 0, 0};
 	double		p[3];
 	double		mean = 0;
@@ -84,18 +84,18 @@ crm_gammagamma_final(PG_FUNCTION_ARGS)
 	mean /= d->total_w;
 	for (j = 0; j < d->n; j++)
 		d->rows[j].k[1] /= mean;
-	crm_clv_minimise(gg_objective, d, 3, theta, true, d->total_w, &res);
+	clv_minimise(gg_objective, d, 3, theta, true, d->total_w, &res);
 	for (j = 0; j < 3; j++)
 		p[j] = exp(theta[j]);
 	p[2] *= mean;
 	model->kind = CLV_GAMMAGAMMA;
-	crm_clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->total_w * log(mean), d->total_w);
+	clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->total_w * log(mean), d->total_w);
 	PG_RETURN_POINTER(model);
 }
 
 /* Conditional expected mean spend; q <= 1 is an error */
 double
-crm_clv_gg_spend(const double *p, double x, double mbar)
+clv_gg_spend(const double *p, double x, double mbar)
 {
 	if (p[1] <= 1.0)
 		ereport(ERROR,
@@ -121,9 +121,9 @@ PG_FUNCTION_INFO_V1(crm_gammagamma_expected_spend);
 Datum
 crm_gammagamma_expected_spend(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
 
-	PG_RETURN_FLOAT8(crm_clv_gg_spend(m->p, PG_GETARG_FLOAT8(1), PG_GETARG_FLOAT8(2)));
+	PG_RETURN_FLOAT8(clv_gg_spend(m->p, PG_GETARG_FLOAT8(1), PG_GETARG_FLOAT8(2)));
 }
 
 PG_FUNCTION_INFO_V1(crm_gammagamma_loglik);
@@ -131,7 +131,7 @@ PG_FUNCTION_INFO_V1(crm_gammagamma_loglik);
 Datum
 crm_gammagamma_loglik(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
+	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
 	double		x = PG_GETARG_FLOAT8(1),
 				m = PG_GETARG_FLOAT8(2);
 	double		p = model->p[0],
@@ -180,17 +180,17 @@ clv_value(FmgrInfo *flinfo, int kind, const double *tp, const double *gp, double
 				disc = 1;
 	int			i;
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	check_clv_args(horizon, d, unit);
-	spend = crm_clv_gg_spend(gp, x, mbar);
+	spend = clv_gg_spend(gp, x, mbar);
 	for (i = 1; i <= (int) horizon; i++)
 	{
 		double		e;
 
 		if (kind == CLV_PARETONBD)
-			e = crm_clv_paretonbd_expect(tp, i * unit, x, tx, T);
+			e = clv_paretonbd_expect(tp, i * unit, x, tx, T);
 		else
-			e = crm_clv_bg_expect(flinfo, tp, kind == CLV_MBGNBD ? 1 : 0, i * unit, x, tx, T);
+			e = clv_bg_expect(flinfo, tp, kind == CLV_MBGNBD ? 1 : 0, i * unit, x, tx, T);
 		disc /= (1.0 + d);
 		total += (e - prev) * disc;
 		prev = e;
@@ -204,7 +204,7 @@ Datum
 crm_clv_value(PG_FUNCTION_ARGS)
 {
 	ClvModel   *tm = (ClvModel *) PG_GETARG_POINTER(0);
-	ClvModel   *gm = crm_clv_model_arg(fcinfo, 1, CLV_GAMMAGAMMA);
+	ClvModel   *gm = clv_model_arg(fcinfo, 1, CLV_GAMMAGAMMA);
 
 	if (tm->kind != CLV_BGNBD && tm->kind != CLV_MBGNBD && tm->kind != CLV_PARETONBD)
 		elog(ERROR, "crm.clv needs a continuous-time transaction model, got kind %d", tm->kind);

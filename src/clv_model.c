@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #include "clv.h"
 
@@ -35,7 +36,7 @@ static const ClvKindInfo kinds[] = {
 
 /* Name and parameter names of a model kind */
 const ClvKindInfo *
-crm_clv_kind_info(int kind)
+clv_kind_info(int kind)
 {
 	if (kind < CLV_BGNBD || kind > CLV_BGBB)
 		elog(ERROR, "unknown CLV model kind %d", kind);
@@ -44,7 +45,7 @@ crm_clv_kind_info(int kind)
 
 /* Fetch a model argument and check it is of the expected kind */
 ClvModel *
-crm_clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind)
+clv_model_arg(FunctionCallInfo fcinfo, int argno, int kind)
 {
 	ClvModel   *m = (ClvModel *) PG_GETARG_POINTER(argno);
 
@@ -133,6 +134,13 @@ model_parse(const char *input, int kind)
 		}
 		else
 		{
+			/*
+			 * strtod, not float8in_internal: on PostgreSQL 15 the latter
+			 * throws its own errors (double precision syntax, out of range)
+			 * and accepts subnormal values, where a model literal has
+			 * always been rejected with the model's syntax error on any
+			 * ERANGE; keeping the input exactly as it was needs strtod.
+			 */
 			errno = 0;
 			v = strtod(p, &end);
 			if (end == p || errno != 0)
@@ -205,7 +213,7 @@ model_parse(const char *input, int kind)
 static char *
 model_format(const ClvModel *m)
 {
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
 	StringInfoData buf;
 	int			i;
 
@@ -291,7 +299,7 @@ Datum crm_##name##_in(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(crm_##name##_out); \
 Datum crm_##name##_out(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_CSTRING(model_format(crm_clv_model_arg(fcinfo, 0, KIND))); \
+	PG_RETURN_CSTRING(model_format(clv_model_arg(fcinfo, 0, KIND))); \
 } \
 PG_FUNCTION_INFO_V1(crm_##name##_recv); \
 Datum crm_##name##_recv(PG_FUNCTION_ARGS) \
@@ -301,7 +309,7 @@ Datum crm_##name##_recv(PG_FUNCTION_ARGS) \
 PG_FUNCTION_INFO_V1(crm_##name##_send); \
 Datum crm_##name##_send(PG_FUNCTION_ARGS) \
 { \
-	PG_RETURN_BYTEA_P(model_send(crm_clv_model_arg(fcinfo, 0, KIND))); \
+	PG_RETURN_BYTEA_P(model_send(clv_model_arg(fcinfo, 0, KIND))); \
 }
 
 /* Text and binary I/O of the five model types */
@@ -311,14 +319,39 @@ MODEL_IO(mbgnbd, CLV_MBGNBD)
 MODEL_IO(gammagamma, CLV_GAMMAGAMMA)
 MODEL_IO(bgbb, CLV_BGBB)
 
-/* Append a float8 to a JSON text, null when not finite */
+/* Push a key of an object being built */
 static void
-append_json_number(StringInfo buf, double v)
+push_key(JsonbParseState **js, const char *key)
 {
-	if (isfinite(v))
-		appendStringInfoString(buf, float8out_internal(v));
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) key;
+	v.val.string.len = strlen(key);
+	pushJsonbValue(js, WJB_KEY, &v);
+}
+
+/*
+ * Push a number as a value: the numeric that jsonb_in makes of the float8's
+ * shortest exact text, so the value reads back as the same float8; null
+ * when not finite (JSON has no NaN or infinity)
+ */
+static void
+push_number(JsonbParseState **js, double d)
+{
+	JsonbValue	v;
+
+	if (isfinite(d))
+	{
+		v.type = jbvNumeric;
+		v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+															CStringGetDatum(float8out_internal(d)),
+															ObjectIdGetDatum(InvalidOid),
+															Int32GetDatum(-1)));
+	}
 	else
-		appendStringInfoString(buf, "null");
+		v.type = jbvNull;
+	pushJsonbValue(js, WJB_VALUE, &v);
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_model_jsonb);
@@ -327,30 +360,41 @@ Datum
 crm_clv_model_jsonb(PG_FUNCTION_ARGS)
 {
 	ClvModel   *m = (ClvModel *) PG_GETARG_POINTER(0);
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
-	StringInfoData buf;
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
+	JsonbParseState *js = NULL;
+	JsonbValue	v;
+	JsonbValue *res;
 	int			i;
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"model\": \"%s\"", ki->name);
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
+	push_key(&js, "model");
+	v.type = jbvString;
+	v.val.string.val = (char *) ki->name;
+	v.val.string.len = strlen(ki->name);
+	pushJsonbValue(&js, WJB_VALUE, &v);
 	for (i = 0; i < m->nparams; i++)
 	{
-		appendStringInfo(&buf, ", \"%s\": ", ki->params[i]);
-		append_json_number(&buf, m->p[i]);
+		push_key(&js, ki->params[i]);
+		push_number(&js, m->p[i]);
 	}
-	appendStringInfoString(&buf, ", \"ll\": ");
-	append_json_number(&buf, m->ll);
-	appendStringInfoString(&buf, ", \"n\": ");
-	append_json_number(&buf, m->n);
-	appendStringInfo(&buf, ", \"converged\": %s, \"se\": {",
-					 (m->flags & CLV_FLAG_CONVERGED) ? "true" : "false");
+	push_key(&js, "ll");
+	push_number(&js, m->ll);
+	push_key(&js, "n");
+	push_number(&js, m->n);
+	push_key(&js, "converged");
+	v.type = jbvBool;
+	v.val.boolean = (m->flags & CLV_FLAG_CONVERGED) != 0;
+	pushJsonbValue(&js, WJB_VALUE, &v);
+	push_key(&js, "se");
+	pushJsonbValue(&js, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < m->nparams; i++)
 	{
-		appendStringInfo(&buf, "%s\"%s\": ", i ? ", " : "", ki->params[i]);
-		append_json_number(&buf, m->se[i]);
+		push_key(&js, ki->params[i]);
+		push_number(&js, m->se[i]);
 	}
-	appendStringInfoString(&buf, "}}");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	res = pushJsonbValue(&js, WJB_END_OBJECT, NULL);
+	PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_model_record);
@@ -378,22 +422,12 @@ crm_clv_model_record(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-PG_FUNCTION_INFO_V1(crm_clv_model_converged);
-/* Did the fit that produced the model converge? */
-Datum
-crm_clv_model_converged(PG_FUNCTION_ARGS)
-{
-	ClvModel   *m = (ClvModel *) PG_GETARG_POINTER(0);
-
-	PG_RETURN_BOOL((m->flags & CLV_FLAG_CONVERGED) != 0);
-}
-
 /* Fill a fitted model and warn when the fit did not converge */
 void
-crm_clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
-				   double ll, double n)
+clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
+			   double ll, double n)
 {
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
 	int			i;
 
 	m->version = CLV_MODEL_VERSION;

@@ -29,9 +29,9 @@ pnbd_logF(double r, double alpha, double s, double beta, double x, double t)
 	double		a = r + s + x;
 
 	if (alpha >= beta)
-		return crm_clv_log_hyp2f1(a, s + 1, a + 1, (alpha - beta) / (alpha + t), &sign)
+		return clv_log_hyp2f1(a, s + 1, a + 1, (alpha - beta) / (alpha + t), &sign)
 			- a * log(alpha + t);
-	return crm_clv_log_hyp2f1(a, r + x, a + 1, (beta - alpha) / (beta + t), &sign)
+	return clv_log_hyp2f1(a, r + x, a + 1, (beta - alpha) / (beta + t), &sign)
 		- a * log(beta + t);
 }
 
@@ -73,7 +73,7 @@ pnbd_loglik_of(const double *p, double x, double T, double second)
 	double		u1 = -(r + x) * log(alpha + T) - s * log(beta + T);
 
 	return lgamma(r + x) - lgamma(r) + r * log(alpha) + s * log(beta)
-		+ crm_clv_log_add(u1, second);
+		+ clv_log_add(u1, second);
 }
 
 /* One customer's log-likelihood */
@@ -127,7 +127,7 @@ pnbd_args(ClvData *d)
 	PnbdArgs   *a = palloc(sizeof(PnbdArgs));
 	int64		j;
 
-	crm_clv_index_times(d);
+	clv_index_times(d);
 	a->d = d;
 	a->memo = palloc_extended(sizeof(double) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
 	a->stamp = palloc_extended(sizeof(int64) * Max(d->ntimes, 1), MCXT_ALLOC_HUGE);
@@ -187,8 +187,8 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_final);
 Datum
 crm_paretonbd_final(PG_FUNCTION_ARGS)
 {
-	ClvRows    *st = crm_clv_final_state(fcinfo, "paretonbd");
-	ClvData    *d = crm_clv_prepare(st, true);
+	ClvRows    *st = clv_final_state(fcinfo, "paretonbd");
+	ClvData    *d = clv_prepare(st, true);
 	double		theta[4] = {0, 0, 0, 0};
 	double		p[4];
 	ClvFitResult res;
@@ -205,17 +205,17 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 	 */
 	if (d->n >= CLV_SAMPLE_FROM)
 	{
-		ClvData    *s = crm_clv_sample(d, CLV_SAMPLE_ROWS);
+		ClvData    *s = clv_sample(d, CLV_SAMPLE_ROWS);
 		double		t0[4] = {0, 0, 0, 0};
 
-		crm_clv_minimise(pnbd_objective, pnbd_args(s), 4, t0, false, s->total_w, &sres);
-		if (crm_clv_usable_start(4, t0, &sres))
+		clv_minimise(pnbd_objective, pnbd_args(s), 4, t0, false, s->total_w, &sres);
+		if (clv_usable_start(4, t0, &sres))
 		{
 			memcpy(theta, t0, sizeof(theta));
 			start = &sres;
 		}
 	}
-	crm_clv_minimise_warm(pnbd_objective, pnbd_args(d), 4, theta, false, d->total_w, start, &res);
+	clv_minimise_warm(pnbd_objective, pnbd_args(d), 4, theta, false, d->total_w, start, &res);
 	/* without a repeat purchase the likelihood has no interior maximum */
 	if (d->sum_wx == 0)
 		res.converged = false;
@@ -224,7 +224,7 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 	p[1] *= d->scale;
 	p[3] *= d->scale;
 	model->kind = CLV_PARETONBD;
-	crm_clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->sum_wx * log(d->scale), d->total_w);
+	clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->sum_wx * log(d->scale), d->total_w);
 	PG_RETURN_POINTER(model);
 }
 
@@ -245,9 +245,9 @@ pnbd_log_b2(const double *p, double x, double j, double u)
 	int			sign;
 
 	if (alpha >= beta)
-		return crm_clv_log_hyp2f1(c, s + 1, r + s + x + 1, (alpha - beta) / (alpha + u), &sign)
+		return clv_log_hyp2f1(c, s + 1, r + s + x + 1, (alpha - beta) / (alpha + u), &sign)
 			- c * log(alpha + u);
-	return crm_clv_log_hyp2f1(c, r + x, r + s + x + 1, (beta - alpha) / (beta + u), &sign)
+	return clv_log_hyp2f1(c, r + x, r + s + x + 1, (beta - alpha) / (beta + u), &sign)
 		- c * log(beta + u);
 }
 
@@ -294,7 +294,7 @@ pnbd_prob(const double *p, double x, double t)
 	lb1 = pnbd_log_b2(p, x, 0, 0);
 	for (j = 0; j <= x; j++)
 	{
-		sum = crm_clv_log_add(sum, pnbd_log_term(p, x, j, t));
+		sum = clv_log_add(sum, pnbd_log_term(p, x, j, t));
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (sum < lb1 + log(0.5))
@@ -308,7 +308,7 @@ pnbd_prob(const double *p, double x, double t)
 		{
 			double		term = pnbd_log_term(p, x, j, t);
 
-			lbracket = crm_clv_log_add(lbracket, term);
+			lbracket = clv_log_add(lbracket, term);
 			if (term < lbracket - 40 && term < prev)
 				break;
 			if (j > x + PNBD_TAIL_MAX_TERMS)
@@ -320,8 +320,8 @@ pnbd_prob(const double *p, double x, double t)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	return exp(first) + exp(r * log(alpha) + s * log(beta) + crm_clv_lbeta(r + x, s + 1)
-							- crm_clv_lbeta(r, s) + lbracket);
+	return exp(first) + exp(r * log(alpha) + s * log(beta) + clv_lbeta(r + x, s + 1)
+							- clv_lbeta(r, s) + lbracket);
 }
 
 /* E[Y(t) | x, t_x, T] */
@@ -343,13 +343,13 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_expected_conditional);
 Datum
 crm_paretonbd_expected_conditional(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		t = clv_check_horizon(PG_GETARG_FLOAT8(1));
 	double		x = PG_GETARG_FLOAT8(2),
 				tx = PG_GETARG_FLOAT8(3),
 				T = PG_GETARG_FLOAT8(4);
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	PG_RETURN_FLOAT8(pnbd_conditional(m->p, t, x, tx, T));
 }
 
@@ -358,8 +358,8 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_expected_unconditional);
 Datum
 crm_paretonbd_expected_unconditional(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(1));
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		t = clv_check_horizon(PG_GETARG_FLOAT8(1));
 
 	if (t == 0)
 		PG_RETURN_FLOAT8(0);
@@ -372,9 +372,9 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_prob_purchases);
 Datum
 crm_paretonbd_prob_purchases(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		n = crm_clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e5);
-	double		t = crm_clv_check_horizon(PG_GETARG_FLOAT8(2));
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	double		n = clv_check_count(PG_GETARG_FLOAT8(1), "number of purchases", 1e5);
+	double		t = clv_check_horizon(PG_GETARG_FLOAT8(2));
 
 	PG_RETURN_FLOAT8(pnbd_prob(m->p, n, t));
 }
@@ -384,12 +384,12 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_p_alive);
 Datum
 crm_paretonbd_p_alive(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
 	double		x = PG_GETARG_FLOAT8(1),
 				tx = PG_GETARG_FLOAT8(2),
 				T = PG_GETARG_FLOAT8(3);
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	PG_RETURN_FLOAT8(pnbd_palive(m->p, x, tx, T));
 }
 
@@ -398,18 +398,18 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_loglik);
 Datum
 crm_paretonbd_loglik(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
 	double		x = PG_GETARG_FLOAT8(1),
 				tx = PG_GETARG_FLOAT8(2),
 				T = PG_GETARG_FLOAT8(3);
 
-	crm_clv_check_rfm(x, tx, T);
+	clv_check_rfm(x, tx, T);
 	PG_RETURN_FLOAT8(pnbd_loglik1(m->p, x, tx, T));
 }
 
 /* E[Y(t)] for crm.clv: conditional expectation of a Pareto/NBD model */
 double
-crm_clv_paretonbd_expect(const double *p, double t, double x, double tx, double T)
+clv_paretonbd_expect(const double *p, double t, double x, double tx, double T)
 {
 	return pnbd_conditional(p, t, x, tx, T);
 }

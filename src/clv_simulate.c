@@ -1,16 +1,18 @@
 /*
  * clv_simulate.c
- *		A deterministic BG/NBD customer simulator, for recovery tests and
- *		benchmarks.
+ *		Deterministic customer simulators of the five CLV models, for
+ *		recovery tests and benchmarks.
  *
- * crm.bgnbd_simulate(model, T, seed) draws one customer from the model:
- * lambda ~ Gamma(r, alpha), p ~ Beta(a, b), purchases at Poisson(lambda)
- * times until the customer drops out (probability p after each purchase)
- * or time T.  The random stream is a splitmix64 generator seeded from the
- * seed alone, so a customer depends only on (model, T, seed): the same
- * call gives the same customer on every run, in any plan.  When step > 0,
- * times are rounded up to multiples of step (whole days in a weekly model,
- * for instance), as in real transaction logs.
+ * crm.bgnbd_simulate, crm.mbgnbd_simulate, crm.paretonbd_simulate,
+ * crm.bgbb_simulate and crm.gammagamma_simulate each draw one customer
+ * from a model.  BG/NBD, for instance: lambda ~ Gamma(r, alpha),
+ * p ~ Beta(a, b), purchases at Poisson(lambda) times until the customer
+ * drops out (probability p after each purchase) or time T.  The random
+ * stream is a splitmix64 generator seeded from the seed alone, so a
+ * customer depends only on (model, T, seed): the same call gives the same
+ * customer on every run, in any plan.  When step > 0, times are rounded up
+ * to multiples of step (whole days in a weekly model, for instance), as in
+ * real transaction logs.
  */
 #include "postgres.h"
 
@@ -121,7 +123,7 @@ rng_beta(Rng *g, double a, double b)
 static void
 check_model(const ClvModel *m)
 {
-	const ClvKindInfo *ki = crm_clv_kind_info(m->kind);
+	const ClvKindInfo *ki = clv_kind_info(m->kind);
 	int			i;
 
 	for (i = 0; i < ki->nparams; i++)
@@ -167,7 +169,7 @@ sim_result(FunctionCallInfo fcinfo, double x, double tx, double T)
 static Datum
 bg_simulate(FunctionCallInfo fcinfo, int kind, int m)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, kind);
+	ClvModel   *model = clv_model_arg(fcinfo, 0, kind);
 	double		T = PG_GETARG_FLOAT8(1);
 	int64		seed = PG_GETARG_INT64(2);
 	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
@@ -223,7 +225,7 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_simulate);
 Datum
 crm_paretonbd_simulate(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
 	double		T = PG_GETARG_FLOAT8(1);
 	int64		seed = PG_GETARG_INT64(2);
 	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
@@ -261,7 +263,7 @@ PG_FUNCTION_INFO_V1(crm_bgbb_simulate);
 Datum
 crm_bgbb_simulate(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_BGBB);
+	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_BGBB);
 	double		nd = PG_GETARG_FLOAT8(1);
 	int64		seed = PG_GETARG_INT64(2);
 	Rng			g;
@@ -300,7 +302,7 @@ PG_FUNCTION_INFO_V1(crm_gammagamma_simulate);
 Datum
 crm_gammagamma_simulate(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = crm_clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
+	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
 	double		x = PG_GETARG_FLOAT8(1);
 	int64		seed = PG_GETARG_INT64(2);
 	Rng			g;
