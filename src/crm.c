@@ -20,12 +20,12 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	crm_restore_init();
+	define_restore_settings();
 }
 
 /* Convert a server-encoded string to a freshly palloc'd UTF-8 copy */
 char *
-crm_to_utf8(const char *s, int len, int *outlen)
+server_to_utf8(const char *s, int len, int *outlen)
 {
 	char	   *res;
 
@@ -43,7 +43,7 @@ crm_to_utf8(const char *s, int len, int *outlen)
 
 /* Convert a UTF-8 string back to the server encoding */
 char *
-crm_from_utf8(const char *s, int len)
+utf8_to_server(const char *s, int len)
 {
 	char	   *res;
 
@@ -63,13 +63,13 @@ crm_from_utf8(const char *s, int len)
 #define CRM_SEARCH_PATH "pg_catalog, pg_temp"
 
 /*
- * Connect to SPI and pin the search path until crm_spi_finish(), the way a
+ * Connect to SPI and pin the search path until spi_finish_pinned(), the way a
  * function's SET clause does (a GUC nest level, undone by the matching
  * finish or by the abort of an error).  Kept plans stay valid: the plan
  * cache replans when the path differs from the one a plan was made under.
  */
 int
-crm_spi_connect(void)
+spi_connect_pinned(void)
 {
 	int			pinned;
 
@@ -81,7 +81,7 @@ crm_spi_connect(void)
 }
 
 void
-crm_spi_finish(int pinned)
+spi_finish_pinned(int pinned)
 {
 	AtEOXact_GUC(true, pinned);
 	SPI_finish();
@@ -93,7 +93,7 @@ crm_spi_finish(int pinned)
  * the tables it reads change.  Must be called inside SPI.
  */
 SPIPlanPtr
-crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*slot == NULL)
 	{
@@ -113,7 +113,7 @@ crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
  * altered column makes an error, not a read of the wrong memory.
  */
 void
-crm_require_type(Oid actual, Oid expected, const char *column)
+require_column_type(Oid actual, Oid expected, const char *column)
 {
 	if (actual != expected)
 		ereport(ERROR,

@@ -14,27 +14,27 @@
 #endif
 
 /* Convert a server-encoded string to a freshly palloc'd UTF-8 copy */
-extern char *crm_to_utf8(const char *s, int len, int *outlen);
+extern char *server_to_utf8(const char *s, int len, int *outlen);
 
 /* Convert a UTF-8 string back to the server encoding */
-extern char *crm_from_utf8(const char *s, int len);
+extern char *utf8_to_server(const char *s, int len);
 
 /*
  * SPI_connect / SPI_finish with the search_path pinned in between: crm's SQL
  * texts name PostgreSQL's functions, operators and types unqualified, so
  * they must resolve in pg_catalog whatever the caller's path holds.
  */
-extern int	crm_spi_connect(void);
-extern void crm_spi_finish(int pinned);
+extern int	spi_connect_pinned(void);
+extern void spi_finish_pinned(int pinned);
 
 /* A query prepared on first use into *slot and kept for the backend */
-extern SPIPlanPtr crm_kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
 /* Refuse a column whose type is not the one the C code reads it as */
-extern void crm_require_type(Oid actual, Oid expected, const char *column);
+extern void require_column_type(Oid actual, Oid expected, const char *column);
 
 /* Is this session loading a crm dump? (the setting crm.loading_dump, src/restore.c) */
-extern bool crm_loading_dump;
-extern void crm_restore_init(void);
+extern bool loading_dump;
+extern void define_restore_settings(void);
 
 #endif							/* CRM_H */

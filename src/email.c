@@ -209,7 +209,7 @@ email_normalize(const char *input)
 		EMAIL_ERROR(input, "The address is %d octets long; at most %d are allowed.",
 					(int) (end - start), EMAIL_MAX_ADDRESS);
 
-	utf8 = crm_to_utf8(start, end - start, &len);
+	utf8 = server_to_utf8(start, end - start, &len);
 	u = utf8_to_uchar(utf8, len, &ulen);
 	norm = normalize_uchar(u, ulen, false, &nlen);
 
@@ -270,7 +270,7 @@ email_normalize(const char *input)
 					local8len + 1 + asciilen, EMAIL_MAX_ADDRESS);
 
 	result = psprintf("%s@%s", local8, ascii);
-	return crm_from_utf8(result, strlen(result));
+	return utf8_to_server(result, strlen(result));
 }
 
 /* Build an email datum from normalised text */

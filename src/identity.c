@@ -457,12 +457,12 @@ static text *
 match_key_text(text *t)
 {
 	int32		len;
-	char	   *utf8 = crm_to_utf8(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
+	char	   *utf8 = server_to_utf8(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &len);
 	KeyBuf		kb;
 	char	   *res;
 
 	match_key_utf8(&kb, utf8, len);
-	res = crm_from_utf8(kb.out.data, kb.out.len);
+	res = utf8_to_server(kb.out.data, kb.out.len);
 	return cstring_to_text(res);
 }
 
@@ -648,8 +648,8 @@ crm_name_similarity(PG_FUNCTION_ARGS)
 	text	   *b = PG_GETARG_TEXT_PP(1);
 	int32		la,
 				lb;
-	char	   *ua = crm_to_utf8(VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a), &la);
-	char	   *ub = crm_to_utf8(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &lb);
+	char	   *ua = server_to_utf8(VARDATA_ANY(a), VARSIZE_ANY_EXHDR(a), &la);
+	char	   *ub = server_to_utf8(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &lb);
 	KeyBuf		ka,
 				kb;
 

@@ -171,7 +171,7 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.stage_log() must be a statement trigger on crm.contact");
 	/* a dump brings its history with it (src/restore.c) */
-	if (crm_loading_dump)
+	if (loading_dump)
 		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		sql = "INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
@@ -192,11 +192,11 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	args[1] = BoolGetDatum(current_move != NULL && current_move->automatic);
 	args[2] = BoolGetDatum(current_move != NULL && current_move->force);
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
 	if (SPI_execute_with_args(sql, 3, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write crm.stage_history");
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
 
@@ -314,11 +314,11 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 	if (promotion_depth > 0)
 		return PointerGetDatum(NULL);
 	/* a dump's stages are loaded as they were (src/restore.c) */
-	if (crm_loading_dump)
+	if (loading_dump)
 		return PointerGetDatum(NULL);
 	table = RelationGetRelationName(td->tg_relation);
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
 	if (SPI_execute("SELECT array_agg(DISTINCT contact_id) FROM new_rows", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the transition table");
@@ -328,7 +328,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (isnull)
 		{
-			crm_spi_finish(pinned);
+			spi_finish_pinned(pinned);
 			return PointerGetDatum(NULL);
 		}
 		ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
@@ -352,7 +352,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
 	else if (strcmp(table, "order") == 0)
 		promote_by_deals_and_orders(NULL, "new_rows", 0, NULL);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
 
@@ -385,7 +385,7 @@ crm_set_stage(PG_FUNCTION_ARGS)
 	types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
 	args[0] = Int64GetDatum(contact_id);
 	args[1] = stage;
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	SPI_execute_with_args("SELECT stage FROM crm.contact WHERE contact_id = $1 FOR UPDATE",
 						  1, types, args, NULL, false, 0);
 	if (SPI_processed == 0)
@@ -400,7 +400,7 @@ crm_set_stage(PG_FUNCTION_ARGS)
 	else
 		run_move("UPDATE crm.contact SET stage = $2 WHERE contact_id = $1",
 				 2, types, args, reason, false, force);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	PG_RETURN_DATUM(stage);
 }
 
@@ -414,7 +414,7 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 	uint64		n;
 	bool		isnull;
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	if (PG_ARGISNULL(0))
 	{
 		SPI_execute("SELECT coalesce(array_agg(contact_id), '{}') FROM crm.contact", true, 0);
@@ -437,7 +437,7 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 										 "(SELECT * FROM crm.\"order\" WHERE contact_id = ANY($1))",
 										 1, args);
 	}
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) n);
 }
 
@@ -455,7 +455,7 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite time")));
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	n = run_move("UPDATE crm.contact t SET stage = 'churned' FROM crm.policy() p "
 				 " WHERE t.stage IN ('customer', 'evangelist') "
 				 "   AND NOT EXISTS (SELECT 1 FROM crm.\"order\" o WHERE o.contact_id = t.contact_id "
@@ -464,7 +464,7 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 				 "                      AND d.status = 'won' AND d.closed_at > $1 - p.churn_after "
 				 "                      AND d.closed_at <= $1)",
 				 1, types, args, "no purchase within the churn window", true, false);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) n);
 }
 

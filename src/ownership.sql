@@ -8,7 +8,7 @@
 -- the data (tables, their sequences, views) goes to the role that ran
 -- CREATE EXTENSION, which can then load, grant, secure, dump and restore it
 -- like its own tables.  The C units check the types of the columns they
--- read (crm_require_type), since that role may alter its tables.  When a
+-- read (require_column_type), since that role may alter its tables.  When a
 -- superuser installs crm everything stays its own and nothing here runs.
 -- ---------------------------------------------------------------------------
 DO $$

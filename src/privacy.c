@@ -139,14 +139,14 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 
 	tuple = td->tg_trigtuple;
 	/* a dump's rows point at contacts it holds, and nothing merges meanwhile */
-	if (crm_loading_dump)
+	if (loading_dump)
 		return PointerGetDatum(tuple);
 	desc = RelationGetDescr(td->tg_relation);
 	attno = SPI_fnumber(desc, "contact_id");
 	if (attno <= 0)
 		elog(ERROR, "table \"%s\" has no contact_id column", RelationGetRelationName(td->tg_relation));
 	/* the redirect writes an int8 into the row */
-	crm_require_type(TupleDescAttr(desc, attno - 1)->atttypid, INT8OID, "contact_id");
+	require_column_type(TupleDescAttr(desc, attno - 1)->atttypid, INT8OID, "contact_id");
 	id = heap_getattr(tuple, attno, desc, &isnull);
 	if (isnull)
 		return PointerGetDatum(tuple);	/* NOT NULL or the foreign key decides */
@@ -156,11 +156,11 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	if (can_lock && locked_held(DatumGetInt64(id)))
 		return PointerGetDatum(tuple);	/* locked by an earlier row: it is there */
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	if (SPI_execute_plan(can_lock ?
-						 crm_kept_plan(&lock_plan, "SELECT 1 FROM crm.contact c "
+						 kept_plan(&lock_plan, "SELECT 1 FROM crm.contact c "
 									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE", 1, types) :
-						 crm_kept_plan(&look_plan, "SELECT 1 FROM crm.contact c "
+						 kept_plan(&look_plan, "SELECT 1 FROM crm.contact c "
 									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1", 1, types),
 						 &id, NULL, false, 1) < 0)
 		elog(ERROR, "could not look up contact");
@@ -170,7 +170,7 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	{
 		Datum		target;
 
-		if (SPI_execute_plan(crm_kept_plan(&follow_plan, "SELECT crm.merged_into($1)", 1, types),
+		if (SPI_execute_plan(kept_plan(&follow_plan, "SELECT crm.merged_into($1)", 1, types),
 							 &id, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not follow crm.merge_log");
 		target = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -182,6 +182,6 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 				elog(ERROR, "could not redirect the row: %s", SPI_result_code_string(SPI_result));
 		}
 	}
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	return PointerGetDatum(tuple);
 }

@@ -33,7 +33,7 @@
 
 #include "crm.h"
 
-bool		crm_loading_dump = false;
+bool		loading_dump = false;
 
 /* Set while a marker trigger changes the setting */
 static bool marker_active = false;
@@ -52,12 +52,12 @@ check_loading_dump(bool *newval, void **extra, GucSource source)
 
 /* Define crm.loading_dump (called from _PG_init) */
 void
-crm_restore_init(void)
+define_restore_settings(void)
 {
 	DefineCustomBoolVariable("crm.loading_dump",
 							 "Whether this session is loading a dump of crm (its triggers then derive nothing).",
 							 "Turned on and off by the marker rows of a dump; it cannot be turned on by hand.",
-							 &crm_loading_dump, false, PGC_USERSET,
+							 &loading_dump, false, PGC_USERSET,
 							 GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							 check_loading_dump, NULL, NULL);
 }
@@ -77,7 +77,7 @@ drop_builtin_rows(void)
 	uint64		n;
 	char	  **stmts;
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	if (SPI_execute("SELECT pg_catalog.format('DELETE FROM %I.%I WHERE builtin', n.nspname, c.relname) "
 					"  FROM pg_catalog.pg_extension e CROSS JOIN LATERAL pg_catalog.unnest(e.extconfig) x(oid) "
 					"  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.oid "
@@ -94,7 +94,7 @@ drop_builtin_rows(void)
 	for (uint64 i = 0; i < n; i++)
 		if (SPI_execute(stmts[i], false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not run \"%s\"", stmts[i]);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 }
 
 /*

@@ -190,7 +190,7 @@ load_rules(RuleCache *rc)
 	rc->relids[1] = get_relname_relid("scoring_rule", nsp);
 	rc->relids[2] = get_relname_relid("fit_rule", nsp);
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	ret = SPI_execute("SELECT score_group, coalesce(date_part('epoch', half_life) * 1e6, 0), cap "
 					  "FROM crm.score_group ORDER BY score_group", true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -221,7 +221,7 @@ load_rules(RuleCache *rc)
 					  "  FROM crm.fit_rule ORDER BY 1", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read crm.scoring_rule and crm.fit_rule");
-	crm_require_type(SPI_gettypeid(SPI_tuptable->tupdesc, 7), JSONPATHOID, "condition");
+	require_column_type(SPI_gettypeid(SPI_tuptable->tupdesc, 7), JSONPATHOID, "condition");
 	old = MemoryContextSwitchTo(rc->cxt);
 	rc->nrules = SPI_processed;
 	rc->rules = palloc0(sizeof(ScoreRule) * Max(rc->nrules, 1));
@@ -263,7 +263,7 @@ load_rules(RuleCache *rc)
 		}
 	}
 	MemoryContextSwitchTo(old);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	rc->valid = true;
 }
 
@@ -548,7 +548,7 @@ column_number(TupleDesc desc, const char *name, Oid type)
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 		{
-			crm_require_type(att->atttypid, type, name);
+			require_column_type(att->atttypid, type, name);
 			return i + 1;
 		}
 	}
@@ -646,7 +646,7 @@ crm_score_activities(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL)
 		elog(ERROR, "crm.score_activities() must be an AFTER INSERT statement trigger with a NEW TABLE");
 	/* a dump brings its ledger with it (src/restore.c) */
-	if (crm_loading_dump)
+	if (loading_dump)
 		return PointerGetDatum(NULL);
 
 	rc = get_rules();
@@ -669,9 +669,9 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	batch_flush(b, rc);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	MemoryContextDelete(b->cxt);
 	MemoryContextDelete(rowcxt);
 	return PointerGetDatum(NULL);
@@ -808,7 +808,7 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 		td->tg_newtable == NULL)
 		elog(ERROR, "crm.score_contacts() must be a statement trigger with a NEW TABLE");
 	/* a dump brings its ledger with it (src/restore.c) */
-	if (crm_loading_dump)
+	if (loading_dump)
 		return PointerGetDatum(NULL);
 
 	rc = get_rules();
@@ -817,12 +817,12 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	is_company = strcmp(RelationGetRelationName(td->tg_relation), "company") == 0;
 	ids = transition_ids(td->tg_newtable, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	if (is_company)
 		lock_company_contacts(ids);
 	refit_contacts(rc, is_company ? "c.company_id = ANY($1)" : "c.contact_id = ANY($1)",
 				   ids, INT8ARRAYOID);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
 
@@ -869,7 +869,7 @@ contact_plan(SPIPlanPtr *slot, const char *sql)
 {
 	Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
 
-	return crm_kept_plan(slot, sql, 2, types);
+	return kept_plan(slot, sql, 2, types);
 }
 
 /*
@@ -943,7 +943,7 @@ contributions(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 									  "AND occurred_at OPERATOR(pg_catalog.<=) $2"),
 						 args, NULL, true, 0);
 		if (SPI_processed > 0)
-			crm_require_type(SPI_gettypeid(SPI_tuptable->tupdesc, 3), JSONBOID, "properties");
+			require_column_type(SPI_gettypeid(SPI_tuptable->tupdesc, 3), JSONBOID, "properties");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
@@ -1052,9 +1052,9 @@ crm_score(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("score time must be finite")));
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	total = group_total(contributions(rc, contact_id, g, at), g);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	if (rc->groups[g].has_cap && total > rc->groups[g].cap)
 		total = rc->groups[g].cap;
 	PG_RETURN_FLOAT8(total);
@@ -1074,7 +1074,7 @@ crm_explain_score(PG_FUNCTION_ARGS)
 	MemoryContext old;
 
 	InitMaterializedSRF(fcinfo, 0);
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	contribs = contributions(rc, contact_id, -1, at);
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	foreach(lc, contribs)
@@ -1113,7 +1113,7 @@ crm_explain_score(PG_FUNCTION_ARGS)
 		}
 	}
 	MemoryContextSwitchTo(old);
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	return (Datum) 0;
 }
 
@@ -1137,7 +1137,7 @@ crm_rescore(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 
 	args[0] = all ? PointerGetDatum(construct_empty_array(INT8OID)) : ids;
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM crm.score_ledger%s", awhere);
 	SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0);
@@ -1195,7 +1195,7 @@ crm_rescore(PG_FUNCTION_ARGS)
 
 		ncontacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) ncontacts);
 }
 
@@ -1260,7 +1260,7 @@ crm_scores_of(PG_FUNCTION_ARGS)
 		bool		found;
 
 		/* C callers pass arrays built from the contact_id of a crm table */
-		crm_require_type(ARR_ELEMTYPE(arr), INT8OID, "contact_id");
+		require_column_type(ARR_ELEMTYPE(arr), INT8OID, "contact_id");
 		deconstruct_array(arr, INT8OID, 8, true, TYPALIGN_DOUBLE, &elems, &nulls, &n);
 		for (int i = 0; i < n; i++)
 		{
@@ -1282,7 +1282,7 @@ crm_scores_of(PG_FUNCTION_ARGS)
 	args[1] = PointerGetDatum(cstring_to_text(gname));
 	args[2] = TimestampTzGetDatum(at);
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	/* joins with unnest, not "= ANY": the id list may be long */
 	SPI_execute_with_args("SELECT l.contact_id, l.rule_id, l.value, l.as_of, l.half_life_us "
 						  "FROM crm.score_ledger l JOIN unnest($1) u(id) ON l.contact_id = u.id "
@@ -1351,6 +1351,6 @@ crm_scores_of(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 	return (Datum) 0;
 }

@@ -571,7 +571,7 @@ check_shape(AnalyzeContext *cxt, Query *q)
 
 /* Look up one of crm's helper functions */
 static Oid
-crm_function(const char *name, int nargs, Oid *argtypes)
+extension_function(const char *name, int nargs, Oid *argtypes)
 {
 	return LookupFuncName(list_make2(makeString("crm"), makeString(pstrdup(name))),
 						  nargs, argtypes, false);
@@ -595,9 +595,9 @@ check_predicate(AnalyzeContext *cxt, const char *predicate, const char *self)
 	cxt->profile_relid = get_relname_relid("contact_profile", cxt->crm_nsp);
 	if (!OidIsValid(cxt->profile_relid))
 		elog(ERROR, "view crm.contact_profile is missing");
-	cxt->in_segment_fn = crm_function("in_segment", 2, in_segment_args);
-	cxt->activity_count_fn = crm_function("activity_count", 3, count_args);
-	cxt->my_roles_fn = crm_function("my_roles", 0, NULL);
+	cxt->in_segment_fn = extension_function("in_segment", 2, in_segment_args);
+	cxt->activity_count_fn = extension_function("activity_count", 3, count_args);
+	cxt->my_roles_fn = extension_function("my_roles", 0, NULL);
 
 	WITH_PREDICATE_POSITIONS(cxt, 0, lex_tokens(cxt));
 	cxt->sql = psprintf("%s%s%s", PREDICATE_PREFIX, predicate, PREDICATE_SUFFIX);
@@ -729,7 +729,7 @@ crm_segment_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to evaluate segment %lld", (long long) segment_id),
 				 errdetail("Evaluating a segment needs UPDATE on crm.segment, as refreshing it does.")));
 
-	pinned = crm_spi_connect();
+	pinned = spi_connect_pinned();
 	argtype = INT8OID;
 	arg = Int64GetDatum(segment_id);
 	if (SPI_execute_with_args("SELECT name, predicate, owner FROM crm.segment WHERE segment_id = $1",
@@ -791,7 +791,7 @@ crm_segment_evaluate(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(false, as_owner);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	error_context_stack = errcallback.previous;
-	crm_spi_finish(pinned);
+	spi_finish_pinned(pinned);
 
 	values[0] = BoolGetDatum(everyone);
 	values[1] = BoolGetDatum(cxt.time_dependent);

@@ -138,7 +138,7 @@ fi
 sed 's/^/# /' "$out/plant.txt" | grep -E '^# (function|operator|type|relation) '
 
 # every crm SQL or PL/pgSQL function pins its path (or has a body parsed at
-# CREATE time); C functions pin it around their SPI calls (crm_spi_connect)
+# CREATE time); C functions pin it around their SPI calls (spi_connect_pinned)
 unpinned=$(q -c "SELECT string_agg(p.oid::regprocedure::text, ', ')
 	FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
 	WHERE p.pronamespace = 'crm'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
@@ -146,9 +146,9 @@ unpinned=$(q -c "SELECT string_agg(p.oid::regprocedure::text, ', ')
 	  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=pg\_catalog%')")
 spi=$(grep -lE 'SPI_(connect|finish)\(' "$src"/*.c | grep -v '/crm\.c$' | tr '\n' ' ')
 if [ -z "$unpinned" ] && [ -z "$spi" ]; then
-	echo "ok 2 - every crm SQL function pins search_path; C units reach SPI only through crm_spi_connect"
+	echo "ok 2 - every crm SQL function pins search_path; C units reach SPI only through spi_connect_pinned"
 else
-	echo "not ok 2 - every crm SQL function pins search_path; C units reach SPI only through crm_spi_connect"
+	echo "not ok 2 - every crm SQL function pins search_path; C units reach SPI only through spi_connect_pinned"
 	echo "# unpinned: $unpinned"; echo "# bare SPI_connect/SPI_finish in: $spi"
 fi
 
