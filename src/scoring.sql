@@ -1,7 +1,9 @@
 
 -- ---------------------------------------------------------------------------
--- Lead scoring (src/scoring.c): fit and engagement scores kept current by
--- statement-level triggers, with exact exponential decay, explain and grades.
+-- Lead scoring: fit and engagement scores kept current by statement-level
+-- triggers, with exact exponential decay, explain and grades.  The C is in
+-- src/scoring_rules.c (the rule cache), src/scoring_ledger.c (the triggers
+-- that write the ledger, rescore) and src/scoring_read.c (the readers).
 --
 -- State is a ledger per contact and rule: (value, as_of) is the decayed sum
 -- of the rule's points as of as_of, so decay is exact and O(1) per event in
@@ -95,7 +97,7 @@ SELECT pg_catalog.pg_extension_config_dump('crm.fit_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.score_ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.score_event', '');
 
--- Combines two decayed sums inside the ledger upsert (see src/scoring.c).
+-- Combines two decayed sums inside the ledger upsert (see src/scoring.h).
 CREATE FUNCTION crm.decayed_sum(v1 double precision, t1 timestamptz, v2 double precision, t2 timestamptz,
 	half_life_us double precision) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'crm_decayed_sum' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
