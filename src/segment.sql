@@ -542,73 +542,51 @@ COMMENT ON FUNCTION crm.refresh_segments() IS
 -- Statement-level triggers with transition tables: one INSERT per statement,
 -- whatever its size, and nothing at all while no segment needs the marks.
 
-CREATE FUNCTION crm.segment_dirty_new() RETURNS trigger
+CREATE FUNCTION crm.segment_dirty() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
-		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT DISTINCT n.contact_id FROM new_rows n
-		ON CONFLICT DO NOTHING;
+	IF NOT EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+		RETURN NULL;
 	END IF;
-	RETURN NULL;
-END $$;
-COMMENT ON FUNCTION crm.segment_dirty_new() IS 'trigger: mark the contacts of the inserted or updated rows for segment refresh';
-
-CREATE FUNCTION crm.segment_dirty_old() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+	IF TG_NARGS > 0 AND TG_ARGV[0] = 'company' THEN
 		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT DISTINCT o.contact_id FROM old_rows o
+		SELECT DISTINCT c.contact_id FROM crm.contact c JOIN new_rows n USING (company_id)
 		ON CONFLICT DO NOTHING;
-	END IF;
-	RETURN NULL;
-END $$;
-COMMENT ON FUNCTION crm.segment_dirty_old() IS 'trigger: mark the contacts of the deleted rows for segment refresh';
-
-CREATE FUNCTION crm.segment_dirty_both() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
+	ELSIF TG_OP = 'INSERT' THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT DISTINCT n.contact_id FROM new_rows n ON CONFLICT DO NOTHING;
+	ELSIF TG_OP = 'DELETE' THEN
+		INSERT INTO crm.segment_dirty (contact_id)
+		SELECT DISTINCT o.contact_id FROM old_rows o ON CONFLICT DO NOTHING;
+	ELSE
 		INSERT INTO crm.segment_dirty (contact_id)
 		SELECT n.contact_id FROM new_rows n UNION SELECT o.contact_id FROM old_rows o
 		ON CONFLICT DO NOTHING;
 	END IF;
 	RETURN NULL;
 END $$;
-COMMENT ON FUNCTION crm.segment_dirty_both() IS 'trigger: mark the contacts of the updated rows (before and after) for segment refresh';
-
-CREATE FUNCTION crm.segment_dirty_company() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
-		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT DISTINCT c.contact_id FROM crm.contact c JOIN new_rows n USING (company_id)
-		ON CONFLICT DO NOTHING;
-	END IF;
-	RETURN NULL;
-END $$;
-COMMENT ON FUNCTION crm.segment_dirty_company() IS 'trigger: mark the contacts of updated companies for segment refresh';
+COMMENT ON FUNCTION crm.segment_dirty() IS
+	'trigger: mark for segment refresh the contacts of the inserted, deleted or updated rows (before and after), or with the argument company, the contacts of the updated companies';
 
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.contact
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.contact
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_both();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm.contact
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_old();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.company
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_company();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('company');
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.activity
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.activity
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_both();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm.activity
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_old();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm."order"
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm."order"
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_both();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm."order"
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_old();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.consent
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty_new();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();

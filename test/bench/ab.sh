@@ -63,7 +63,7 @@ install_build B
 	echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 	echo "- PostgreSQL: $(pg_config --version)"
 	echo "- builds: A = $a_rev, B = $b_rev; rounds: $rounds, A then B in each"
-	echo "- command: \`bash test/bench/ab.sh -r $rounds $rev ${names[*]}\`$(env | grep -E '^BENCH_' | sed 's/^/ with /' | tr '\n' ' ')"
+	echo "- command: \`bash test/bench/ab.sh -r $rounds $rev ${names[*]}\`$(env | grep -E '^(CLV_)?BENCH_' | sed 's/^/ with /' | tr '\n' ' ')"
 	echo "- settings: shared_buffers=2GB, max_wal_size=8GB, work_mem=64MB; other settings default"
 	echo
 	cat "$body"
