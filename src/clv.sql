@@ -39,71 +39,40 @@ CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, obser
 	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz) IS 'one customer''s transactions to (frequency, recency, T, monetary_value) in days';
 
--- Model types: fixed length (88 bytes), text form name(param=value,...)
-CREATE TYPE crm.bgnbd;
-CREATE FUNCTION crm.bgnbd_in(cstring) RETURNS crm.bgnbd AS 'MODULE_PATHNAME', 'crm_bgnbd_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.bgnbd_out(crm.bgnbd) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_bgnbd_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.bgnbd_recv(internal) RETURNS crm.bgnbd AS 'MODULE_PATHNAME', 'crm_bgnbd_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.bgnbd_send(crm.bgnbd) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_bgnbd_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE TYPE crm.bgnbd (INPUT = crm.bgnbd_in, OUTPUT = crm.bgnbd_out, RECEIVE = crm.bgnbd_recv,
-	SEND = crm.bgnbd_send, INTERNALLENGTH = 88, ALIGNMENT = double);
-COMMENT ON TYPE crm.bgnbd IS 'fitted BG/NBD model (Fader, Hardie & Lee 2005): r, alpha, a, b, log-likelihood, customers, standard errors, converged';
-COMMENT ON FUNCTION crm.bgnbd_in(cstring) IS 'text input of crm.bgnbd';
-COMMENT ON FUNCTION crm.bgnbd_out(crm.bgnbd) IS 'text output of crm.bgnbd';
-COMMENT ON FUNCTION crm.bgnbd_recv(internal) IS 'binary input of crm.bgnbd';
-COMMENT ON FUNCTION crm.bgnbd_send(crm.bgnbd) IS 'binary output of crm.bgnbd';
-
-CREATE TYPE crm.mbgnbd;
-CREATE FUNCTION crm.mbgnbd_in(cstring) RETURNS crm.mbgnbd AS 'MODULE_PATHNAME', 'crm_mbgnbd_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.mbgnbd_out(crm.mbgnbd) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_mbgnbd_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.mbgnbd_recv(internal) RETURNS crm.mbgnbd AS 'MODULE_PATHNAME', 'crm_mbgnbd_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.mbgnbd_send(crm.mbgnbd) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_mbgnbd_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE TYPE crm.mbgnbd (INPUT = crm.mbgnbd_in, OUTPUT = crm.mbgnbd_out, RECEIVE = crm.mbgnbd_recv,
-	SEND = crm.mbgnbd_send, INTERNALLENGTH = 88, ALIGNMENT = double);
-COMMENT ON TYPE crm.mbgnbd IS 'fitted MBG/NBD model (Batislam et al. 2007): r, alpha, a, b, log-likelihood, customers, standard errors, converged';
-COMMENT ON FUNCTION crm.mbgnbd_in(cstring) IS 'text input of crm.mbgnbd';
-COMMENT ON FUNCTION crm.mbgnbd_out(crm.mbgnbd) IS 'text output of crm.mbgnbd';
-COMMENT ON FUNCTION crm.mbgnbd_recv(internal) IS 'binary input of crm.mbgnbd';
-COMMENT ON FUNCTION crm.mbgnbd_send(crm.mbgnbd) IS 'binary output of crm.mbgnbd';
-
-CREATE TYPE crm.paretonbd;
-CREATE FUNCTION crm.paretonbd_in(cstring) RETURNS crm.paretonbd AS 'MODULE_PATHNAME', 'crm_paretonbd_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.paretonbd_out(crm.paretonbd) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_paretonbd_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.paretonbd_recv(internal) RETURNS crm.paretonbd AS 'MODULE_PATHNAME', 'crm_paretonbd_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.paretonbd_send(crm.paretonbd) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_paretonbd_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE TYPE crm.paretonbd (INPUT = crm.paretonbd_in, OUTPUT = crm.paretonbd_out, RECEIVE = crm.paretonbd_recv,
-	SEND = crm.paretonbd_send, INTERNALLENGTH = 88, ALIGNMENT = double);
-COMMENT ON TYPE crm.paretonbd IS 'fitted Pareto/NBD model (Schmittlein, Morrison & Colombo 1987): r, alpha, s, beta, log-likelihood, customers, standard errors, converged';
-COMMENT ON FUNCTION crm.paretonbd_in(cstring) IS 'text input of crm.paretonbd';
-COMMENT ON FUNCTION crm.paretonbd_out(crm.paretonbd) IS 'text output of crm.paretonbd';
-COMMENT ON FUNCTION crm.paretonbd_recv(internal) IS 'binary input of crm.paretonbd';
-COMMENT ON FUNCTION crm.paretonbd_send(crm.paretonbd) IS 'binary output of crm.paretonbd';
-
-CREATE TYPE crm.gammagamma;
-CREATE FUNCTION crm.gammagamma_in(cstring) RETURNS crm.gammagamma AS 'MODULE_PATHNAME', 'crm_gammagamma_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.gammagamma_out(crm.gammagamma) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_gammagamma_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.gammagamma_recv(internal) RETURNS crm.gammagamma AS 'MODULE_PATHNAME', 'crm_gammagamma_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.gammagamma_send(crm.gammagamma) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_gammagamma_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE TYPE crm.gammagamma (INPUT = crm.gammagamma_in, OUTPUT = crm.gammagamma_out, RECEIVE = crm.gammagamma_recv,
-	SEND = crm.gammagamma_send, INTERNALLENGTH = 88, ALIGNMENT = double);
-COMMENT ON TYPE crm.gammagamma IS 'fitted Gamma-Gamma spend model (Fader, Hardie & Lee 2005): p, q, gamma, log-likelihood, customers, standard errors, converged';
-COMMENT ON FUNCTION crm.gammagamma_in(cstring) IS 'text input of crm.gammagamma';
-COMMENT ON FUNCTION crm.gammagamma_out(crm.gammagamma) IS 'text output of crm.gammagamma';
-COMMENT ON FUNCTION crm.gammagamma_recv(internal) IS 'binary input of crm.gammagamma';
-COMMENT ON FUNCTION crm.gammagamma_send(crm.gammagamma) IS 'binary output of crm.gammagamma';
-
-CREATE TYPE crm.bgbb;
-CREATE FUNCTION crm.bgbb_in(cstring) RETURNS crm.bgbb AS 'MODULE_PATHNAME', 'crm_bgbb_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.bgbb_out(crm.bgbb) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_bgbb_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.bgbb_recv(internal) RETURNS crm.bgbb AS 'MODULE_PATHNAME', 'crm_bgbb_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.bgbb_send(crm.bgbb) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_bgbb_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE TYPE crm.bgbb (INPUT = crm.bgbb_in, OUTPUT = crm.bgbb_out, RECEIVE = crm.bgbb_recv,
-	SEND = crm.bgbb_send, INTERNALLENGTH = 88, ALIGNMENT = double);
-COMMENT ON TYPE crm.bgbb IS 'fitted BG/BB model for discrete opportunities (Fader, Hardie & Shang 2010): alpha, beta, gamma, delta, log-likelihood, customers, standard errors, converged';
-COMMENT ON FUNCTION crm.bgbb_in(cstring) IS 'text input of crm.bgbb';
-COMMENT ON FUNCTION crm.bgbb_out(crm.bgbb) IS 'text output of crm.bgbb';
-COMMENT ON FUNCTION crm.bgbb_recv(internal) IS 'binary input of crm.bgbb';
-COMMENT ON FUNCTION crm.bgbb_send(crm.bgbb) IS 'binary output of crm.bgbb';
+-- Model types: fixed length (88 bytes), text form name(param=value,...).
+-- One shape for every model: a shell type, its four I/O functions (C
+-- symbols crm_<model>_in/out/recv/send), the type, and their comments,
+-- made by one loop (schema-qualified: no search_path dependence).
+DO $models$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT * FROM (VALUES
+		('bgnbd', 'fitted BG/NBD model (Fader, Hardie & Lee 2005): r, alpha, a, b, log-likelihood, customers, standard errors, converged'),
+		('mbgnbd', 'fitted MBG/NBD model (Batislam et al. 2007): r, alpha, a, b, log-likelihood, customers, standard errors, converged'),
+		('paretonbd', 'fitted Pareto/NBD model (Schmittlein, Morrison & Colombo 1987): r, alpha, s, beta, log-likelihood, customers, standard errors, converged'),
+		('gammagamma', 'fitted Gamma-Gamma spend model (Fader, Hardie & Lee 2005): p, q, gamma, log-likelihood, customers, standard errors, converged'),
+		('bgbb', 'fitted BG/BB model for discrete opportunities (Fader, Hardie & Shang 2010): alpha, beta, gamma, delta, log-likelihood, customers, standard errors, converged')
+	) AS v(name, about)
+	LOOP
+		-- %1$s: the model's name, a fixed lower-case identifier from the list above
+		EXECUTE pg_catalog.format($sql$
+			CREATE TYPE crm.%1$I;
+			CREATE FUNCTION crm.%1$s_in(cstring) RETURNS crm.%1$I AS 'MODULE_PATHNAME', 'crm_%1$s_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			CREATE FUNCTION crm.%1$s_out(crm.%1$I) RETURNS cstring AS 'MODULE_PATHNAME', 'crm_%1$s_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			CREATE FUNCTION crm.%1$s_recv(internal) RETURNS crm.%1$I AS 'MODULE_PATHNAME', 'crm_%1$s_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			CREATE FUNCTION crm.%1$s_send(crm.%1$I) RETURNS bytea AS 'MODULE_PATHNAME', 'crm_%1$s_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			CREATE TYPE crm.%1$I (INPUT = crm.%1$s_in, OUTPUT = crm.%1$s_out, RECEIVE = crm.%1$s_recv,
+				SEND = crm.%1$s_send, INTERNALLENGTH = 88, ALIGNMENT = double);
+			COMMENT ON TYPE crm.%1$I IS %2$L;
+			COMMENT ON FUNCTION crm.%1$s_in(cstring) IS 'text input of crm.%1$s';
+			COMMENT ON FUNCTION crm.%1$s_out(crm.%1$I) IS 'text output of crm.%1$s';
+			COMMENT ON FUNCTION crm.%1$s_recv(internal) IS 'binary input of crm.%1$s';
+			COMMENT ON FUNCTION crm.%1$s_send(crm.%1$I) IS 'binary output of crm.%1$s';
+			$sql$, m.name, m.about);
+	END LOOP;
+END
+$models$;
 
 -- Accessors, the same C function for every model
 CREATE FUNCTION crm.params(crm.bgnbd) RETURNS jsonb AS 'MODULE_PATHNAME', 'crm_clv_model_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -74,16 +74,30 @@ rows_transition(FunctionCallInfo fcinfo, int family, const double *k, double w)
 	PG_RETURN_POINTER(st);
 }
 
-/* True when any of the first n data arguments (after the state) is NULL */
+/*
+ * The first nkeys data arguments (after the state) into k; false, k
+ * untouched, when any data argument is NULL (the row is skipped)
+ */
 static bool
-any_null(FunctionCallInfo fcinfo)
+read_keys(FunctionCallInfo fcinfo, int nkeys, double *k)
 {
 	int			i;
 
 	for (i = 1; i < PG_NARGS(); i++)
 		if (PG_ARGISNULL(i))
-			return true;
-	return false;
+			return false;
+	for (i = 0; i < nkeys; i++)
+		k[i] = PG_GETARG_FLOAT8(i + 1);
+	return true;
+}
+
+/* The state as it came in, for a skipped row */
+static Datum
+state_unchanged(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_POINTER(PG_GETARG_POINTER(0));
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_rfm_trans);
@@ -93,15 +107,8 @@ crm_clv_rfm_trans(PG_FUNCTION_ARGS)
 {
 	double		k[3];
 
-	if (any_null(fcinfo))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
-	}
-	k[0] = PG_GETARG_FLOAT8(1);
-	k[1] = PG_GETARG_FLOAT8(2);
-	k[2] = PG_GETARG_FLOAT8(3);
+	if (!read_keys(fcinfo, 3, k))
+		return state_unchanged(fcinfo);
 	if (!rfm_plainly_valid(k[0], k[1], k[2]))
 		clv_check_rfm(k[0], k[1], k[2]);
 	return rows_transition(fcinfo, FAMILY_RFM, k, check_weight(fcinfo, 4));
@@ -114,14 +121,8 @@ crm_clv_spend_trans(PG_FUNCTION_ARGS)
 {
 	double		k[3] = {0, 0, 0};
 
-	if (any_null(fcinfo))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
-	}
-	k[0] = PG_GETARG_FLOAT8(1);
-	k[1] = PG_GETARG_FLOAT8(2);
+	if (!read_keys(fcinfo, 2, k))
+		return state_unchanged(fcinfo);
 	if (!is_count(k[0]))
 		BAD_ROW(errmsg("frequency must be a non-negative integer, not %g", k[0]),
 				errdetail("Frequency is the number of repeat purchases."));
@@ -139,15 +140,8 @@ crm_clv_discrete_trans(PG_FUNCTION_ARGS)
 {
 	double		k[3];
 
-	if (any_null(fcinfo))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
-	}
-	k[0] = PG_GETARG_FLOAT8(1);
-	k[1] = PG_GETARG_FLOAT8(2);
-	k[2] = PG_GETARG_FLOAT8(3);
+	if (!read_keys(fcinfo, 3, k))
+		return state_unchanged(fcinfo);
 	clv_check_discrete(k[0], k[1], k[2]);
 	return rows_transition(fcinfo, FAMILY_DISCRETE, k, check_weight(fcinfo, 4));
 }
