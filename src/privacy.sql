@@ -78,13 +78,10 @@ CREATE TABLE crm.privacy_salt (
 COMMENT ON TABLE crm.privacy_salt IS 'the secret salt of erasure_log.email_hash (one row, made by the first crm.forget_contact that keeps a hash)';
 SELECT pg_catalog.pg_extension_config_dump('crm.privacy_salt', '');
 
--- Lifecycle rank used when two stages meet in a merge: the most advanced
--- wins; churned ranks just below customer (it was one), disqualified lowest.
+-- Lifecycle rank used when two stages meet in a merge, read from the stage
+-- facts in src/lifecycle.c (the one place the stage orders are written).
 CREATE FUNCTION crm.stage_rank(crm.stage) RETURNS real
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN CASE $1 WHEN 'disqualified' THEN 0 WHEN 'subscriber' THEN 1 WHEN 'lead' THEN 2
-			   WHEN 'mql' THEN 3 WHEN 'sql' THEN 4 WHEN 'opportunity' THEN 5
-			   WHEN 'churned' THEN 5.5 WHEN 'customer' THEN 6 WHEN 'evangelist' THEN 7 END;
+	AS 'MODULE_PATHNAME', 'crm_stage_rank' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.stage_rank(crm.stage) IS
 	'how advanced a lifecycle stage is, for merges: disqualified 0 < subscriber ... opportunity 5 < churned 5.5 < customer 6 < evangelist 7';
 

@@ -327,3 +327,8 @@ CREATE OR REPLACE TRIGGER segment_dirty_delete AFTER DELETE ON crm."order"
 CREATE OR REPLACE TRIGGER segment_dirty_insert AFTER INSERT ON crm.consent
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
 DROP FUNCTION crm.segment_dirty_new(), crm.segment_dirty_old(), crm.segment_dirty_both(), crm.segment_dirty_company();
+
+-- crm.stage_rank reads the stage facts of src/lifecycle.c instead of
+-- repeating the stage order in SQL (same values).
+CREATE OR REPLACE FUNCTION crm.stage_rank(crm.stage) RETURNS real
+	AS 'MODULE_PATHNAME', 'crm_stage_rank' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(25);
+SELECT plan(27);
 
 SELECT has_table('crm', t, 'table crm.' || t) FROM unnest(ARRAY['score_group', 'scoring_rule', 'fit_rule',
 	'score_ledger', 'score_event', 'lifecycle_policy', 'stage_history']) t;
@@ -29,5 +29,22 @@ SELECT throws_ok($$INSERT INTO crm.scoring_rule (name, condition, points) VALUES
 	'invalid jsonpath rejected when saved');
 SELECT throws_ok($$INSERT INTO crm.lifecycle_policy (mql_min_engagement, sql_min_engagement) VALUES (50, 10)$$, '23514', NULL,
 	'SQL threshold below MQL: 23514');
+-- the stage facts (src/lifecycle.c): both orders, every stage
+SELECT results_eq($$SELECT s::text, crm.stage_rank(s) FROM unnest(enum_range(NULL::crm.stage)) s ORDER BY 2$$,
+	$$VALUES ('disqualified', 0::real), ('subscriber', 1), ('lead', 2), ('mql', 3), ('sql', 4),
+			 ('opportunity', 5), ('churned', 5.5), ('customer', 6), ('evangelist', 7)$$,
+	'merge rank of every stage: churned between opportunity and customer, disqualified lowest');
+SELECT results_eq($$SELECT a::text || '>' || b::text FROM unnest(enum_range(NULL::crm.stage)) a,
+						   unnest(enum_range(NULL::crm.stage)) b
+					WHERE crm.stage_move_is_forward(a, b) ORDER BY a, b$$,
+	$$VALUES ('subscriber>lead'), ('subscriber>mql'), ('subscriber>sql'), ('subscriber>opportunity'),
+			 ('subscriber>customer'), ('subscriber>evangelist'), ('subscriber>disqualified'),
+			 ('lead>mql'), ('lead>sql'), ('lead>opportunity'), ('lead>customer'), ('lead>evangelist'),
+			 ('lead>disqualified'),
+			 ('mql>sql'), ('mql>opportunity'), ('mql>customer'), ('mql>evangelist'), ('mql>disqualified'),
+			 ('sql>opportunity'), ('sql>customer'), ('sql>evangelist'), ('sql>disqualified'),
+			 ('opportunity>customer'), ('opportunity>evangelist'), ('opportunity>disqualified'),
+			 ('customer>evangelist'), ('customer>churned'), ('evangelist>churned')$$,
+	'forward moves by the funnel order: up the funnel, to disqualified before customer, to churned from customer on');
 SELECT * FROM finish();
 ROLLBACK;
