@@ -134,9 +134,9 @@ extern bool clv_usable_start(int n, const double *theta, const ClvFitResult *res
 extern void clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 								double n_obs, ClvFitResult *res);
 
-/* Finish a fit: fill the model, warn when it did not converge */
-extern void clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
-						   double ll, double n);
+/* The model of a finished fit (exp(theta) * scale); warns when it did not converge */
+extern ClvModel *clv_fit_model(int kind, const ClvFitResult *res, const double *theta,
+							   const double *scale, double ll_shift, double n);
 
 /* Conditional expectations, for crm.clv */
 extern double clv_bg_expect(FmgrInfo *flinfo, const double *p, int m, double t, double x, double tx, double T);

@@ -147,17 +147,10 @@ crm_bgbb_final(PG_FUNCTION_ARGS)
 	ClvRows    *st = clv_final_state(fcinfo, "bgbb");
 	ClvData    *d = clv_prepare(st, false);
 	double		theta[4] = {0, 0, 0, 0};
-	double		p[4];
 	ClvFitResult res;
-	ClvModel   *model = palloc0(sizeof(ClvModel));
-	int			i;
 
 	clv_minimise(bgbb_objective, d, 4, theta, true, d->total_w, &res);
-	for (i = 0; i < 4; i++)
-		p[i] = exp(theta[i]);
-	model->kind = CLV_BGBB;
-	clv_finish_fit(model, &res, p, -res.fmin * d->total_w, d->total_w);
-	PG_RETURN_POINTER(model);
+	PG_RETURN_POINTER(clv_fit_model(CLV_BGBB, &res, theta, NULL, 0, d->total_w));
 }
 
 /* The (frequency, recency, n) arguments from position first on, checked */

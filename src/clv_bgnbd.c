@@ -388,10 +388,7 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	ClvRows    *st = clv_final_state(fcinfo, clv_kind_info(kind)->name);
 	BgArgs		ba;
 	double		theta[4] = {0, 0, 0, 0};
-	double		p[4];
 	ClvFitResult res;
-	ClvModel   *model = palloc0(sizeof(ClvModel));
-	int			i;
 
 	bg_args_init(&ba, clv_prepare_indexed(st), m);
 	/* from a fit on a sample, Newton needs two or three passes over all rows, not six to ten */
@@ -409,14 +406,8 @@ bg_fit(FunctionCallInfo fcinfo, int kind, int m)
 	/* without a repeat purchase the likelihood has no interior maximum */
 	if (ba.d->sum_wx == 0)
 		res.converged = false;
-	for (i = 0; i < 4; i++)
-		p[i] = exp(theta[i]);
-	p[1] *= ba.d->scale;
-	model->kind = kind;
-	clv_finish_fit(model, &res, p,
-					   -res.fmin * ba.d->total_w - ba.d->sum_wx * log(ba.d->scale),
-					   ba.d->total_w);
-	return model;
+	return clv_fit_model(kind, &res, theta, (const double[4]) {1, ba.d->scale, 1, 1},
+						 ba.d->sum_wx * log(ba.d->scale), ba.d->total_w);
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_final);

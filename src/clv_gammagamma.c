@@ -72,10 +72,8 @@ crm_gammagamma_final(PG_FUNCTION_ARGS)
 	ClvRows    *st = clv_final_state(fcinfo, "gammagamma");
 	ClvData    *d = clv_prepare(st, false);
 	double		theta[3] = {0, 0, 0};
-	double		p[3];
 	double		mean = 0;
 	ClvFitResult res;
-	ClvModel   *model = palloc0(sizeof(ClvModel));
 	int64		j;
 
 	/* scale spend to mean 1 */
@@ -85,12 +83,8 @@ crm_gammagamma_final(PG_FUNCTION_ARGS)
 	for (j = 0; j < d->n; j++)
 		d->rows[j].k[1] /= mean;
 	clv_minimise(gg_objective, d, 3, theta, true, d->total_w, &res);
-	for (j = 0; j < 3; j++)
-		p[j] = exp(theta[j]);
-	p[2] *= mean;
-	model->kind = CLV_GAMMAGAMMA;
-	clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->total_w * log(mean), d->total_w);
-	PG_RETURN_POINTER(model);
+	PG_RETURN_POINTER(clv_fit_model(CLV_GAMMAGAMMA, &res, theta, (const double[3]) {1, 1, mean},
+									d->total_w * log(mean), d->total_w));
 }
 
 /* Conditional expected mean spend; q <= 1 is an error */

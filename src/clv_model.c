@@ -422,14 +422,29 @@ crm_clv_model_record(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-/* Fill a fitted model and warn when the fit did not converge */
-void
-clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
-			   double ll, double n)
+/*
+ * The model of a finished fit of kind: parameters exp(theta), each times
+ * scale[i] when scale is not NULL (times were fitted in scaled units), and
+ * log-likelihood -fmin * n - ll_shift (the scaling's Jacobian term).  Warns
+ * when the fit did not converge.
+ */
+ClvModel *
+clv_fit_model(int kind, const ClvFitResult *res, const double *theta,
+			  const double *scale, double ll_shift, double n)
 {
-	const ClvKindInfo *ki = clv_kind_info(m->kind);
+	ClvModel   *m = palloc0(sizeof(ClvModel));
+	const ClvKindInfo *ki = clv_kind_info(kind);
+	double		ll = -res->fmin * n - ll_shift;
+	double		params[CLV_MAX_PARAMS];
 	int			i;
 
+	for (i = 0; i < ki->nparams; i++)
+	{
+		params[i] = exp(theta[i]);
+		if (scale)
+			params[i] *= scale[i];
+	}
+	m->kind = kind;
 	m->version = CLV_MODEL_VERSION;
 	m->nparams = ki->nparams;
 	m->ll = ll;
@@ -452,4 +467,5 @@ clv_finish_fit(ClvModel *m, const ClvFitResult *res, const double *params,
 				 errdetail("After %d iterations the log-likelihood is %g; the estimate is at a boundary, a saddle point or not yet optimal, and the model is marked converged=false.",
 						   res->iterations, ll),
 				 errhint("Check the input: too few customers, no repeat purchases, or data the model cannot describe.")));
+	return m;
 }

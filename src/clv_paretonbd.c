@@ -190,11 +190,7 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 	ClvRows    *st = clv_final_state(fcinfo, "paretonbd");
 	ClvData    *d = clv_prepare(st, true);
 	double		theta[4] = {0, 0, 0, 0};
-	double		p[4];
 	ClvFitResult res;
-	ClvModel   *model = palloc0(sizeof(ClvModel));
-	int			i;
-
 	ClvFitResult sres;
 	const ClvFitResult *start = NULL;
 
@@ -219,13 +215,8 @@ crm_paretonbd_final(PG_FUNCTION_ARGS)
 	/* without a repeat purchase the likelihood has no interior maximum */
 	if (d->sum_wx == 0)
 		res.converged = false;
-	for (i = 0; i < 4; i++)
-		p[i] = exp(theta[i]);
-	p[1] *= d->scale;
-	p[3] *= d->scale;
-	model->kind = CLV_PARETONBD;
-	clv_finish_fit(model, &res, p, -res.fmin * d->total_w - d->sum_wx * log(d->scale), d->total_w);
-	PG_RETURN_POINTER(model);
+	PG_RETURN_POINTER(clv_fit_model(CLV_PARETONBD, &res, theta, (const double[4]) {1, d->scale, 1, d->scale},
+									d->sum_wx * log(d->scale), d->total_w));
 }
 
 /*
