@@ -10,7 +10,6 @@
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
@@ -23,6 +22,7 @@
 #include <unicode/utf16.h>
 
 #include "crm.h"
+#include "type_ops.h"
 
 /* RFC 5321 section 4.5.3.1: limits in octets */
 #define EMAIL_MAX_LOCAL		64
@@ -280,17 +280,36 @@ email_from_cstring(const char *input)
 	return cstring_to_text(email_normalize(input));
 }
 
-/* Three-way comparison of two normalised addresses, byte by byte */
+/* Three-way comparison of arguments 0 and 1 (normalised addresses), byte by byte */
 static int
-email_cmp_internal(text *a, text *b)
+email_compare(FunctionCallInfo fcinfo)
 {
+	text	   *a = PG_GETARG_TEXT_PP(0);
+	text	   *b = PG_GETARG_TEXT_PP(1);
 	int			la = VARSIZE_ANY_EXHDR(a);
 	int			lb = VARSIZE_ANY_EXHDR(b);
 	int			c = memcmp(VARDATA_ANY(a), VARDATA_ANY(b), Min(la, lb));
 
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
 	if (c != 0)
 		return c;
 	return (la > lb) - (la < lb);
+}
+
+/* The part of a stored address before or after its "@" */
+static text *
+email_part(text *t, bool domain)
+{
+	char	   *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	char	   *at = memchr(s, '@', len);
+
+	if (at == NULL)
+		elog(ERROR, "stored email value has no \"@\"");
+	if (domain)
+		return cstring_to_text_with_len(at + 1, len - (at - s) - 1);
+	return cstring_to_text_with_len(s, at - s);
 }
 
 PG_FUNCTION_INFO_V1(crm_email_in);
@@ -339,60 +358,22 @@ crm_email_from_text(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(email_from_cstring(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
-#define EMAIL_CMP_FUNC(name, op) \
-PG_FUNCTION_INFO_V1(name); \
-Datum \
-name(PG_FUNCTION_ARGS) \
-{ \
-	text	   *a = PG_GETARG_TEXT_PP(0); \
-	text	   *b = PG_GETARG_TEXT_PP(1); \
-	int			c = email_cmp_internal(a, b); \
-	PG_FREE_IF_COPY(a, 0); \
-	PG_FREE_IF_COPY(b, 1); \
-	PG_RETURN_BOOL(c op 0); \
-}
+/* crm_email_eq, _ne, _lt, _le, _gt, _ge and crm_email_cmp */
+TYPE_OPS_COMPARISON(crm_email, email_compare)
 
-EMAIL_CMP_FUNC(crm_email_eq, ==)
-EMAIL_CMP_FUNC(crm_email_ne, !=)
-EMAIL_CMP_FUNC(crm_email_lt, <)
-EMAIL_CMP_FUNC(crm_email_le, <=)
-EMAIL_CMP_FUNC(crm_email_gt, >)
-EMAIL_CMP_FUNC(crm_email_ge, >=)
-
-PG_FUNCTION_INFO_V1(crm_email_cmp);
-Datum
-crm_email_cmp(PG_FUNCTION_ARGS)
-{
-	text	   *a = PG_GETARG_TEXT_PP(0);
-	text	   *b = PG_GETARG_TEXT_PP(1);
-	int			c = email_cmp_internal(a, b);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_INT32(c);
-}
-
+/* Stored like text and compared byte by byte, so core's varlena hash fits */
 PG_FUNCTION_INFO_V1(crm_email_hash);
 Datum
 crm_email_hash(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	Datum		h = hash_any((unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-
-	PG_FREE_IF_COPY(t, 0);
-	return h;
+	return hashvarlena(fcinfo);
 }
 
 PG_FUNCTION_INFO_V1(crm_email_hash_extended);
 Datum
 crm_email_hash_extended(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	Datum		h = hash_any_extended((unsigned char *) VARDATA_ANY(t),
-									  VARSIZE_ANY_EXHDR(t), PG_GETARG_INT64(1));
-
-	PG_FREE_IF_COPY(t, 0);
-	return h;
+	return hashvarlenaextended(fcinfo);
 }
 
 /* The part after the "@", in its ASCII (punycode) form */
@@ -400,14 +381,7 @@ PG_FUNCTION_INFO_V1(crm_email_domain);
 Datum
 crm_email_domain(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	char	   *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
-	char	   *at = memchr(s, '@', len);
-
-	if (at == NULL)
-		elog(ERROR, "stored email value has no \"@\"");
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(at + 1, len - (at - s) - 1));
+	PG_RETURN_TEXT_P(email_part(PG_GETARG_TEXT_PP(0), true));
 }
 
 /* The part before the "@", case-folded */
@@ -415,12 +389,5 @@ PG_FUNCTION_INFO_V1(crm_email_local);
 Datum
 crm_email_local(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	char	   *s = VARDATA_ANY(t);
-	int			len = VARSIZE_ANY_EXHDR(t);
-	char	   *at = memchr(s, '@', len);
-
-	if (at == NULL)
-		elog(ERROR, "stored email value has no \"@\"");
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(s, at - s));
+	PG_RETURN_TEXT_P(email_part(PG_GETARG_TEXT_PP(0), false));
 }

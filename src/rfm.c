@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 
 #include "crm.h"
+#include "type_ops.h"
 
 /* Packed cell: 0x00RRFFMM */
 #define RFM_PACK(r, f, m)	((uint32) (((r) << 16) | ((f) << 8) | (m)))
@@ -171,26 +172,18 @@ crm_rfm_make(PG_FUNCTION_ARGS)
 	PG_RETURN_RFM(rfm_make(PG_GETARG_INT32(0), PG_GETARG_INT32(1), PG_GETARG_INT32(2)));
 }
 
-PG_FUNCTION_INFO_V1(crm_rfm_r);
-Datum
-crm_rfm_r(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(RFM_R(PG_GETARG_RFM(0)));
+/* crm.rfm_r, crm.rfm_f, crm.rfm_m: one score of a cell */
+#define RFM_SCORE_FUNC(name, score) \
+PG_FUNCTION_INFO_V1(name); \
+Datum \
+name(PG_FUNCTION_ARGS) \
+{ \
+	PG_RETURN_INT32(score(PG_GETARG_RFM(0))); \
 }
 
-PG_FUNCTION_INFO_V1(crm_rfm_f);
-Datum
-crm_rfm_f(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(RFM_F(PG_GETARG_RFM(0)));
-}
-
-PG_FUNCTION_INFO_V1(crm_rfm_m);
-Datum
-crm_rfm_m(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(RFM_M(PG_GETARG_RFM(0)));
-}
+RFM_SCORE_FUNC(crm_rfm_r, RFM_R)
+RFM_SCORE_FUNC(crm_rfm_f, RFM_F)
+RFM_SCORE_FUNC(crm_rfm_m, RFM_M)
 
 PG_FUNCTION_INFO_V1(crm_rfm_segment);
 Datum
@@ -199,31 +192,18 @@ crm_rfm_segment(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(rfm_segment_name(PG_GETARG_RFM(0))));
 }
 
-/* Comparison operators: the packed integers order cells by r, f, m */
-#define RFM_CMP_FUNC(name, op) \
-PG_FUNCTION_INFO_V1(name); \
-Datum \
-name(PG_FUNCTION_ARGS) \
-{ \
-	PG_RETURN_BOOL(PG_GETARG_RFM(0) op PG_GETARG_RFM(1)); \
-}
-
-RFM_CMP_FUNC(crm_rfm_eq, ==)
-RFM_CMP_FUNC(crm_rfm_ne, !=)
-RFM_CMP_FUNC(crm_rfm_lt, <)
-RFM_CMP_FUNC(crm_rfm_le, <=)
-RFM_CMP_FUNC(crm_rfm_gt, >)
-RFM_CMP_FUNC(crm_rfm_ge, >=)
-
-PG_FUNCTION_INFO_V1(crm_rfm_cmp);
-Datum
-crm_rfm_cmp(PG_FUNCTION_ARGS)
+/* Three-way comparison of arguments 0 and 1: the packed integers order cells by r, f, m */
+static int
+rfm_compare(FunctionCallInfo fcinfo)
 {
 	uint32		a = PG_GETARG_RFM(0);
 	uint32		b = PG_GETARG_RFM(1);
 
-	PG_RETURN_INT32(a < b ? -1 : (a > b ? 1 : 0));
+	return a < b ? -1 : (a > b ? 1 : 0);
 }
+
+/* crm_rfm_eq, _ne, _lt, _le, _gt, _ge and crm_rfm_cmp */
+TYPE_OPS_COMPARISON(crm_rfm, rfm_compare)
 
 PG_FUNCTION_INFO_V1(crm_rfm_hash);
 Datum

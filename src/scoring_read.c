@@ -105,16 +105,17 @@ contribution_for(List **list, RuleCache *rc, int64 rule_id, int group)
 	return c;
 }
 
+/* Adds one row of SPI_tuptable to its contact, one the read asked for */
+typedef void (*RowAdder) (ScoreRead *rd, ContactScore *cs, int64 rule_id,
+						  HeapTuple tup, TupleDesc desc);
+
 /*
- * Add the rows of a ledger query in SPI_tuptable: (contact_id, rule_id,
- * score_group or NULL when the query kept only the read's group, hits,
- * raw_points, value, as_of, half_life_us).  A row of an activity rule that
- * is newer than "at" marks its contact for a replay instead.
+ * Hand add_row each row of the query in SPI_tuptable, (contact_id, rule_id,
+ * ...), whose contact the read asked for
  */
 static void
-read_ledger_rows(ScoreRead *rd)
+read_rows(ScoreRead *rd, RowAdder add_row)
 {
-	RuleCache  *rc = rd->rc;
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -122,94 +123,98 @@ read_ledger_rows(ScoreRead *rd)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
 		ContactScore *cs = read_contact(rd, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
-		int64		rule_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		char	   *gname;
-		int			g = rd->group;
-		int			ri;
-		TimestampTz as_of;
-		double		value;
 
-		if (cs == NULL)
-			continue;
-		gname = SPI_getvalue(tup, desc, 3);
-		if (gname != NULL)
-			g = scoring_find_group(rc, gname);
-		if (g < 0 || (rd->group >= 0 && g != rd->group))
-			continue;
-		ri = scoring_find_rule(rc, rule_id);
-		as_of = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull));
-		if (as_of > rd->at && !(ri >= 0 && rc->rules[ri].is_fit))
-		{
-			cs->replay = true;
-			continue;
-		}
-		value = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
-		if (as_of <= rd->at)
-			value *= score_decay(DatumGetFloat8(SPI_getbinval(tup, desc, 8, &isnull)),
-								 (double) (rd->at - as_of));
-		if (rd->per_rule)
-		{
-			Contribution *c = contribution_for(&cs->rules, rc, rule_id, g);
-
-			c->matches = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-			c->raw = DatumGetFloat8(SPI_getbinval(tup, desc, 5, &isnull));
-			c->value = value;
-		}
-		else
-			cs->total += value;
+		if (cs != NULL)
+			add_row(rd, cs, DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)), tup, desc);
 	}
 }
 
 /*
- * Add the rows of a windowed-match query in SPI_tuptable: (contact_id,
- * rule_id, occurred_at, points), occurred_at up to "at", ordered by contact,
- * rule and newest first.  A match counts inside (at - window, at]; of a
- * "once" rule only the latest one does.
+ * Add a row of a ledger query: (contact_id, rule_id, score_group or NULL
+ * when the query kept only the read's group, hits, raw_points, value, as_of,
+ * half_life_us).  A row of an activity rule that is newer than "at" marks
+ * its contact for a replay instead.
  */
 static void
-read_event_rows(ScoreRead *rd)
+add_ledger_row(ScoreRead *rd, ContactScore *cs, int64 rule_id, HeapTuple tup, TupleDesc desc)
 {
 	RuleCache  *rc = rd->rc;
-	TupleDesc	desc = SPI_tuptable->tupdesc;
+	bool		isnull;
+	char	   *gname = SPI_getvalue(tup, desc, 3);
+	int			g = rd->group;
+	int			ri;
+	TimestampTz as_of;
+	double		value;
 
-	for (uint64 i = 0; i < SPI_processed; i++)
+	if (gname != NULL)
+		g = scoring_find_group(rc, gname);
+	if (g < 0 || (rd->group >= 0 && g != rd->group))
+		return;
+	ri = scoring_find_rule(rc, rule_id);
+	as_of = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull));
+	if (as_of > rd->at && !(ri >= 0 && rc->rules[ri].is_fit))
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-		ContactScore *cs = read_contact(rd, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
-		int64		rule_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		TimestampTz t = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		double		p = DatumGetFloat8(SPI_getbinval(tup, desc, 4, &isnull));
-		int			ri = scoring_find_rule(rc, rule_id);
-		ScoreRule  *r;
-		Contribution *c = NULL;
-		double		value;
-
-		if (cs == NULL || ri < 0)
-			continue;
-		r = &rc->rules[ri];
-		if ((rd->group >= 0 && r->group != rd->group) || t <= rd->at - r->window_us)
-			continue;
-		if (rd->per_rule)
-		{
-			c = contribution_for(&cs->rules, rc, rule_id, r->group);
-			c->matches++;
-		}
-		if (r->once)
-		{
-			if (cs->last_once_rule == rule_id)
-				continue;
-			cs->last_once_rule = rule_id;
-		}
-		value = p * score_decay(rc->groups[r->group].half_life_us, (double) (rd->at - t));
-		if (c != NULL)
-		{
-			c->raw += p;
-			c->value += value;
-		}
-		else
-			cs->total += value;
+		cs->replay = true;
+		return;
 	}
+	value = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
+	if (as_of <= rd->at)
+		value *= score_decay(DatumGetFloat8(SPI_getbinval(tup, desc, 8, &isnull)),
+							 (double) (rd->at - as_of));
+	if (rd->per_rule)
+	{
+		Contribution *c = contribution_for(&cs->rules, rc, rule_id, g);
+
+		c->matches = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		c->raw = DatumGetFloat8(SPI_getbinval(tup, desc, 5, &isnull));
+		c->value = value;
+	}
+	else
+		cs->total += value;
+}
+
+/*
+ * Add a row of a windowed-match query: (contact_id, rule_id, occurred_at,
+ * points), occurred_at up to "at", the rows ordered by contact, rule and
+ * newest first.  A match counts inside (at - window, at]; of a "once" rule
+ * only the latest one does.
+ */
+static void
+add_event_row(ScoreRead *rd, ContactScore *cs, int64 rule_id, HeapTuple tup, TupleDesc desc)
+{
+	RuleCache  *rc = rd->rc;
+	bool		isnull;
+	TimestampTz t = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+	double		p = DatumGetFloat8(SPI_getbinval(tup, desc, 4, &isnull));
+	int			ri = scoring_find_rule(rc, rule_id);
+	ScoreRule  *r;
+	Contribution *c = NULL;
+	double		value;
+
+	if (ri < 0)
+		return;
+	r = &rc->rules[ri];
+	if ((rd->group >= 0 && r->group != rd->group) || t <= rd->at - r->window_us)
+		return;
+	if (rd->per_rule)
+	{
+		c = contribution_for(&cs->rules, rc, rule_id, r->group);
+		c->matches++;
+	}
+	if (r->once)
+	{
+		if (cs->last_once_rule == rule_id)
+			return;
+		cs->last_once_rule = rule_id;
+	}
+	value = p * score_decay(rc->groups[r->group].half_life_us, (double) (rd->at - t));
+	if (c != NULL)
+	{
+		c->raw += p;
+		c->value += value;
+	}
+	else
+		cs->total += value;
 }
 
 /* The per-contact look-ups of read_contact_rules(), prepared once per backend */
@@ -300,14 +305,14 @@ read_contact_rules(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 					 "SELECT contact_id, rule_id, score_group, hits, raw_points, value, as_of, half_life_us "
 					 "FROM crm.score_ledger WHERE contact_id OPERATOR(pg_catalog.=) $1 "
 					 "ORDER BY rule_id", args);
-	read_ledger_rows(&rd);
+	read_rows(&rd, add_ledger_row);
 	if (cs.replay)
 		replay_history(&rd, &cs, args);
 	run_contact_plan(&event_plan,
 					 "SELECT contact_id, rule_id, occurred_at, points FROM crm.score_event "
 					 "WHERE contact_id OPERATOR(pg_catalog.=) $1 "
 					 "AND occurred_at OPERATOR(pg_catalog.<=) $2 ORDER BY rule_id, occurred_at DESC", args);
-	read_event_rows(&rd);
+	read_rows(&rd, add_event_row);
 	return cs.rules;
 }
 
@@ -350,13 +355,13 @@ read_contact_totals(ScoreRead *rd, Datum ids, const char *gname)
 						  "FROM crm.score_ledger l JOIN unnest($1) u(id) ON l.contact_id = u.id "
 						  "WHERE l.score_group = $2",
 						  2, types, args, NULL, true, 0);
-	read_ledger_rows(rd);
+	read_rows(rd, add_ledger_row);
 	SPI_execute_with_args("SELECT e.contact_id, e.rule_id, e.occurred_at, e.points "
 						  "FROM crm.score_event e JOIN unnest($1) u(id) ON e.contact_id = u.id "
 						  "WHERE e.score_group = $2 AND e.occurred_at <= $3 "
 						  "ORDER BY e.contact_id, e.rule_id, e.occurred_at DESC",
 						  3, types, args, NULL, true, 0);
-	read_event_rows(rd);
+	read_rows(rd, add_event_row);
 
 	contacts_start_iterate(rd->contacts, &it);
 	while ((cs = contacts_iterate(rd->contacts, &it)) != NULL)
