@@ -40,34 +40,18 @@ void
 clv_value_set_init(ValueSet *vs, MemoryContext cxt)
 {
 	vs->cxt = cxt;
-	vs->size = 256;
+	vs->tb = valueset_create(cxt, 128, NULL);
+	vs->cap = 128;
 	vs->n = 0;
-	vs->slot = MemoryContextAlloc(cxt, sizeof(int32) * vs->size);
-	memset(vs->slot, -1, sizeof(int32) * vs->size);
-	vs->vals = MemoryContextAlloc(cxt, sizeof(ValueSeen) * vs->size / 2);
+	vs->vals = MemoryContextAlloc(cxt, sizeof(ValueSeen) * vs->cap);
 }
 
-/* Double the table of a value set */
+/* Double the room for values by number */
 void
 clv_value_set_grow(ValueSet *vs)
 {
-	int64		nsize = vs->size * 2;
-	int32	   *ns = MemoryContextAllocHuge(vs->cxt, sizeof(int32) * nsize);
-	int64		j;
-
-	memset(ns, -1, sizeof(int32) * nsize);
-	for (j = 0; j < vs->n; j++)
-	{
-		uint64		i = mix64(double_bits(vs->vals[j].v)) & (nsize - 1);
-
-		while (ns[i] >= 0)
-			i = (i + 1) & (nsize - 1);
-		ns[i] = (int32) j;
-	}
-	pfree(vs->slot);
-	vs->slot = ns;
-	vs->size = nsize;
-	vs->vals = repalloc_huge(vs->vals, sizeof(ValueSeen) * nsize / 2);
+	vs->cap *= 2;
+	vs->vals = repalloc_huge(vs->vals, sizeof(ValueSeen) * vs->cap);
 }
 
 /*
@@ -100,7 +84,7 @@ clv_value_set_ranks(ValueSet *vs, double **sorted)
 void
 clv_value_set_free(ValueSet *vs)
 {
-	pfree(vs->slot);
+	valueset_destroy(vs->tb);
 	pfree(vs->vals);
 }
 
@@ -115,55 +99,22 @@ clv_rows_new(MemoryContext cxt, int kind)
 	return st;
 }
 
-/* Insert a row into the table (no growth check) */
+/* Add weight w to the row with keys k of the wide table */
 static inline void
-rows_put(ClvRow *slots, uint64 mask, uint64 h, const double *k, double w, int64 *used)
+wide_add(wide_hash *tb, const RowKey *k, uint32 h, double w)
 {
-	uint64		i = h & mask;
+	bool		found;
+	WideSlot   *s = wide_insert_hash(tb, *k, h, &found);
 
-	for (;;)
-	{
-		ClvRow	   *s = &slots[i];
-
-		if (s->w == 0)
-		{
-			memcpy(s->k, k, sizeof(s->k));
-			s->w = w;
-			(*used)++;
-			return;
-		}
-		if (s->k[0] == k[0] && s->k[1] == k[1] && s->k[2] == k[2])
-		{
-			s->w += w;
-			return;
-		}
-		i = (i + 1) & mask;
-	}
+	s->w = found ? s->w + w : w;
 }
 
-/* Make room for extra more distinct rows (the table stays at most 70% full) */
-static void
-rows_reserve(ClvRows *st, int64 extra)
-{
-	int64		nsize = Max(st->size, 256);
-	ClvRow	   *ns;
-	int64		used = 0;
-	int64		j;
-
-	while ((st->used + extra) * 10 > nsize * 7)
-		nsize *= 2;
-	if (nsize == st->size)
-		return;
-	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * nsize);
-	memset(ns, 0, sizeof(ClvRow) * nsize);
-	for (j = 0; j < st->size; j++)
-		if (st->slots[j].w != 0)
-			rows_put(ns, nsize - 1, row_hash(st->slots[j].k), st->slots[j].k, st->slots[j].w, &used);
-	if (st->slots)
-		pfree(st->slots);
-	st->slots = ns;
-	st->size = nsize;
-}
+/* Make room for extra more rows in a hash, so a batch's slots can be prefetched */
+#define HASH_RESERVE(prefix, tb, extra) \
+	do { \
+		while ((tb)->members + (extra) >= (tb)->grow_threshold) \
+			prefix##_grow((tb), (tb)->size * 2); \
+	} while (0)
 
 /*
  * Bits of one column's number in a packed key.  A column with more than
@@ -174,54 +125,14 @@ rows_reserve(ClvRows *st, int64 extra)
 #define PACK_MASK		((UINT64CONST(1) << PACK_BITS) - 1)
 #define PACK_MAX_VALUES	65536
 
-/* Insert a packed row into the packed table (no growth check) */
+/* Add weight w to the packed row key */
 static inline void
-packed_put(ClvPacked *slots, uint64 mask, uint64 key, double w, int64 *used)
+packed_add(packed_hash *tb, uint64 key, uint32 h, double w)
 {
-	uint64		i = mix64(key) & mask;
+	bool		found;
+	PackedSlot *s = packed_insert_hash(tb, key, h, &found);
 
-	for (;;)
-	{
-		ClvPacked  *s = &slots[i];
-
-		if (s->w == 0)
-		{
-			s->key = key;
-			s->w = w;
-			(*used)++;
-			return;
-		}
-		if (s->key == key)
-		{
-			s->w += w;
-			return;
-		}
-		i = (i + 1) & mask;
-	}
-}
-
-/* Make room for extra more distinct packed rows (at most 70% full) */
-static void
-packed_reserve(ClvRows *st, int64 extra)
-{
-	int64		nsize = Max(st->psize, 256);
-	ClvPacked  *ns;
-	int64		used = 0;
-	int64		j;
-
-	while ((st->pused + extra) * 10 > nsize * 7)
-		nsize *= 2;
-	if (nsize == st->psize)
-		return;
-	ns = MemoryContextAllocHuge(st->cxt, sizeof(ClvPacked) * nsize);
-	memset(ns, 0, sizeof(ClvPacked) * nsize);
-	for (j = 0; j < st->psize; j++)
-		if (st->pslots[j].w != 0)
-			packed_put(ns, nsize - 1, st->pslots[j].key, st->pslots[j].w, &used);
-	if (st->pslots)
-		pfree(st->pslots);
-	st->pslots = ns;
-	st->psize = nsize;
+	s->w = found ? s->w + w : w;
 }
 
 /* The keys of a packed row */
@@ -271,19 +182,17 @@ void
 clv_zero_fold(ClvRows *st)
 {
 	uint64		z;
-	int64		t,
-				n = 0;
+	int64		t;
 
 	if (st->zero_w == NULL)
 		return;
-	for (t = 0; t < st->nzero; t++)
-		n += (st->zero_w[t] != 0);
-	packed_reserve(st, n);
+	if (st->packed == NULL)
+		st->packed = packed_create(st->cxt, 256, NULL);
 	z = (uint64) value_set_index(st->dict[0], 0.0) << (2 * PACK_BITS)
 		| (uint64) value_set_index(st->dict[1], 0.0) << PACK_BITS;
 	for (t = 0; t < st->nzero; t++)
 		if (st->zero_w[t] != 0)
-			packed_put(st->pslots, st->psize - 1, z | (uint64) t, st->zero_w[t], &st->pused);
+			packed_add(st->packed, z | (uint64) t, (uint32) mix64(z | (uint64) t), st->zero_w[t]);
 	pfree(st->zero_w);
 	st->zero_w = NULL;
 	st->nzero = 0;
@@ -293,22 +202,26 @@ clv_zero_fold(ClvRows *st)
 static void
 rows_go_wide(ClvRows *st)
 {
-	int64		j;
-
 	clv_zero_fold(st);
-	rows_reserve(st, st->pused);
-	for (j = 0; j < st->psize; j++)
-		if (st->pslots[j].w != 0)
-		{
-			double		k[3];
+	if (st->rows == NULL)
+		st->rows = wide_create(st->cxt, Max(HASH_MEMBERS(st->packed), 256), NULL);
+	if (st->packed)
+	{
+		uint64		j;
 
-			packed_keys(st, st->pslots[j].key, k);
-			rows_put(st->slots, st->size - 1, row_hash(k), k, st->pslots[j].w, &st->used);
+		for (j = 0; j < st->packed->size; j++)
+		{
+			PackedSlot *p = &st->packed->data[j];
+			RowKey		k;
+
+			if (p->status != packed_SH_IN_USE)
+				continue;
+			packed_keys(st, p->key, k.k);
+			wide_add(st->rows, &k, (uint32) row_hash(k.k), p->w);
 		}
-	if (st->pslots)
-		pfree(st->pslots);
-	st->pslots = NULL;
-	st->psize = st->pused = 0;
+		packed_destroy(st->packed);
+		st->packed = NULL;
+	}
 	st->wide = true;
 }
 
@@ -316,21 +229,21 @@ rows_go_wide(ClvRows *st)
 static void
 rows_flush_wide(ClvRows *st, int from)
 {
-	uint64		h[CLV_PENDING];
-	uint64		mask;
+	uint32		h[CLV_PENDING];
 	int			i;
 
-	rows_reserve(st, st->npend - from);
-	mask = st->size - 1;
+	if (st->rows == NULL)
+		st->rows = wide_create(st->cxt, 256, NULL);
+	HASH_RESERVE(wide, st->rows, st->npend - from);
 	for (i = from; i < st->npend; i++)
 	{
-		h[i] = row_hash(st->pend[i].k);
+		h[i] = (uint32) row_hash(st->pend[i].k);
 #ifdef __GNUC__
-		__builtin_prefetch(&st->slots[h[i] & mask], 1);
+		__builtin_prefetch(&st->rows->data[h[i] & st->rows->sizemask], 1);
 #endif
 	}
 	for (i = from; i < st->npend; i++)
-		rows_put(st->slots, mask, h[i], st->pend[i].k, st->pend[i].w, &st->used);
+		wide_add(st->rows, (const RowKey *) st->pend[i].k, h[i], st->pend[i].w);
 }
 
 /*
@@ -346,8 +259,8 @@ void
 clv_rows_flush(ClvRows *st)
 {
 	uint64		key[CLV_PENDING];
+	uint32		h[CLV_PENDING];
 	double		kw[CLV_PENDING];
-	uint64		mask;
 	int			i,
 				from = 0,
 				n = 0;
@@ -380,14 +293,18 @@ clv_rows_flush(ClvRows *st)
 				break;
 			kw[n++] = r->w;
 		}
-		packed_reserve(st, n);
-		mask = st->psize - 1;
+		if (st->packed == NULL)
+			st->packed = packed_create(st->cxt, 256, NULL);
+		HASH_RESERVE(packed, st->packed, n);
+		for (i = 0; i < n; i++)
+		{
+			h[i] = (uint32) mix64(key[i]);
 #ifdef __GNUC__
-		for (i = 0; i < n; i++)
-			__builtin_prefetch(&st->pslots[mix64(key[i]) & mask], 1);
+			__builtin_prefetch(&st->packed->data[h[i] & st->packed->sizemask], 1);
 #endif
+		}
 		for (i = 0; i < n; i++)
-			packed_put(st->pslots, mask, key[i], kw[i], &st->pused);
+			packed_add(st->packed, key[i], h[i], kw[i]);
 		if (from < st->npend)
 			rows_go_wide(st);
 	}
@@ -470,51 +387,20 @@ clv_frac_cmp(const void *x, const void *y)
 static void
 frac_add(ClvRows *st, const double *k, double w)
 {
-	uint64		s[3],
-				mask,
-				i;
+	uint64		s[3];
+	FracSlot   *f;
+	bool		found;
 
-	if ((st->fused + 1) * 10 > st->fsize * 7)
-	{
-		int64		nsize = Max(st->fsize * 2, 64),
-					j;
-		ClvFrac    *ns = MemoryContextAllocZero(st->cxt, sizeof(ClvFrac) * nsize);
-
-		for (j = 0; j < st->fsize; j++)
-			if (st->fslots[j].used)
-			{
-				i = row_hash(st->fslots[j].k) & (nsize - 1);
-				while (ns[i].used)
-					i = (i + 1) & (nsize - 1);
-				ns[i] = st->fslots[j];
-			}
-		if (st->fslots)
-			pfree(st->fslots);
-		st->fslots = ns;
-		st->fsize = nsize;
-	}
 	exact_set(s, w);
 	if ((s[0] | s[1] | s[2]) == 0)
 		return;					/* below 2^-112: nothing on the grid */
-	mask = st->fsize - 1;
-	for (i = row_hash(k) & mask;; i = (i + 1) & mask)
-	{
-		ClvFrac    *f = &st->fslots[i];
-
-		if (!f->used)
-		{
-			memcpy(f->k, k, sizeof(f->k));
-			memcpy(f->s, s, sizeof(f->s));
-			f->used = true;
-			st->fused++;
-			return;
-		}
-		if (f->k[0] == k[0] && f->k[1] == k[1] && f->k[2] == k[2])
-		{
-			exact_add(f->s, s);
-			return;
-		}
-	}
+	if (st->fracs == NULL)
+		st->fracs = frac_create(st->cxt, 64, NULL);
+	f = frac_insert(st->fracs, *(const RowKey *) k, &found);
+	if (found)
+		exact_add(f->s, s);
+	else
+		memcpy(f->s, s, sizeof(f->s));
 }
 
 /*
@@ -557,21 +443,26 @@ static void
 frac_consolidate(ClvRows *st)
 {
 	ClvFrac    *rows;
-	int64		j,
-				m = 0;
+	uint64		j;
+	int64		m = 0;
 
-	if (st->fused == 0)
+	if (HASH_MEMBERS(st->fracs) == 0)
 		return;
-	rows = palloc_extended(sizeof(ClvFrac) * st->fused, MCXT_ALLOC_HUGE);
-	for (j = 0; j < st->fsize; j++)
-		if (st->fslots[j].used)
-			rows[m++] = st->fslots[j];
+	rows = palloc_extended(sizeof(ClvFrac) * st->fracs->members, MCXT_ALLOC_HUGE);
+	for (j = 0; j < st->fracs->size; j++)
+	{
+		FracSlot   *f = &st->fracs->data[j];
+
+		if (f->status != frac_SH_IN_USE)
+			continue;
+		memcpy(rows[m].k, f->key.k, sizeof(rows[m].k));
+		memcpy(rows[m++].s, f->s, sizeof(f->s));
+	}
 	qsort(rows, m, sizeof(ClvFrac), clv_frac_cmp);
 	clv_frac_merge_in(st, rows, m);
 	pfree(rows);
-	pfree(st->fslots);
-	st->fslots = NULL;
-	st->fsize = st->fused = 0;
+	frac_destroy(st->fracs);
+	st->fracs = NULL;
 }
 
 /* Add weight w to the row with keys k */
@@ -598,8 +489,8 @@ clv_rows_add(ClvRows *st, const double *k, double w)
 bool
 clv_rows_empty(ClvRows *st)
 {
-	return st->used == 0 && st->pused == 0 && st->npend == 0 && st->nrun == 0
-		&& st->zero_w == NULL && st->fused == 0 && st->nfrun == 0;
+	return HASH_MEMBERS(st->rows) == 0 && HASH_MEMBERS(st->packed) == 0 && st->npend == 0
+		&& st->nrun == 0 && st->zero_w == NULL && HASH_MEMBERS(st->fracs) == 0 && st->nfrun == 0;
 }
 
 /*
@@ -770,7 +661,8 @@ clv_packed_rank_sorted(ClvRows *st, double **vals, int *bits, int64 *m)
 	int			c,
 				keybits = 0,
 				shift;
-	int64		j;
+	int64		j,
+				np = HASH_MEMBERS(st->packed);
 	ClvPacked  *a,
 			   *b;
 
@@ -783,18 +675,18 @@ clv_packed_rank_sorted(ClvRows *st, double **vals, int *bits, int64 *m)
 		return NULL;
 	for (c = 0; c < 3; c++)
 		rank[c] = clv_value_set_ranks(st->dict[c], &vals[c]);
-	a = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
-	b = palloc_extended(sizeof(ClvPacked) * Max(st->pused, 1), MCXT_ALLOC_HUGE);
+	a = palloc_extended(sizeof(ClvPacked) * Max(np, 1), MCXT_ALLOC_HUGE);
+	b = palloc_extended(sizeof(ClvPacked) * Max(np, 1), MCXT_ALLOC_HUGE);
 	*m = 0;
-	for (j = 0; j < st->psize; j++)
-		if (st->pslots[j].w != 0)
+	for (j = 0; np > 0 && j < st->packed->size; j++)
+		if (st->packed->data[j].status == packed_SH_IN_USE)
 		{
-			uint64		key = st->pslots[j].key;
+			uint64		key = st->packed->data[j].key;
 
 			a[*m].key = (uint64) rank[0][key >> (2 * PACK_BITS)] << (bits[1] + bits[2])
 				| (uint64) rank[1][(key >> PACK_BITS) & PACK_MASK] << bits[2]
 				| (uint64) rank[2][key & PACK_MASK];
-			a[(*m)++].w = st->pslots[j].w;
+			a[(*m)++].w = st->packed->data[j].w;
 		}
 	/* LSD radix sort on the key bits, RADIX_BITS at a time (stable) */
 	for (shift = 0; shift < keybits; shift += RADIX_BITS)
@@ -879,45 +771,47 @@ run_merge_in(ClvRows *st, ClvRow *rows, int64 m)
 static void
 rows_consolidate(ClvRows *st)
 {
-	int64		m = 0,
-				j;
+	int64		m = 0;
+	uint64		j;
 
 	clv_rows_flush(st);
 	clv_zero_fold(st);
-	if (st->pused > 0)
+	if (HASH_MEMBERS(st->packed) > 0)
 	{
 		ClvRow	   *rows = packed_sorted(st);
 
-		m = st->pused;
+		m = st->packed->members;
 		if (rows == NULL)
 		{
-			rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->pused);
+			rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * m);
 			m = 0;
-			for (j = 0; j < st->psize; j++)
-				if (st->pslots[j].w != 0)
+			for (j = 0; j < st->packed->size; j++)
+				if (st->packed->data[j].status == packed_SH_IN_USE)
 				{
-					packed_keys(st, st->pslots[j].key, rows[m].k);
-					rows[m++].w = st->pslots[j].w;
+					packed_keys(st, st->packed->data[j].key, rows[m].k);
+					rows[m++].w = st->packed->data[j].w;
 				}
 			if (!sort_rows_by_rank(rows, m))
 				sort_rows(rows, m);
 		}
-		pfree(st->pslots);
-		st->pslots = NULL;
-		st->psize = st->pused = 0;
+		packed_destroy(st->packed);
+		st->packed = NULL;
 		run_merge_in(st, rows, m);
 	}
-	if (st->used > 0)
+	if (HASH_MEMBERS(st->rows) > 0)
 	{
-		ClvRow	   *rows = st->slots;
+		ClvRow	   *rows = MemoryContextAllocHuge(st->cxt, sizeof(ClvRow) * st->rows->members);
 
 		m = 0;
-		for (j = 0; j < st->size; j++)
-			if (rows[j].w != 0)
-				rows[m++] = rows[j];
-		st->slots = NULL;
-		st->size = st->used = 0;
-		rows = repalloc_huge(rows, sizeof(ClvRow) * Max(m, 1));
+
+		for (j = 0; j < st->rows->size; j++)
+			if (st->rows->data[j].status == wide_SH_IN_USE)
+			{
+				memcpy(rows[m].k, st->rows->data[j].key.k, sizeof(rows[m].k));
+				rows[m++].w = st->rows->data[j].w;
+			}
+		wide_destroy(st->rows);
+		st->rows = NULL;
 		if (!sort_rows_by_rank(rows, m))
 			sort_rows(rows, m);
 		run_merge_in(st, rows, m);

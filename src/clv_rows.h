@@ -75,13 +75,32 @@ typedef struct ValueSeen
 	int32		seen;
 } ValueSeen;
 
-/* Open-addressing set of doubles, each numbered by first sight */
+/* A slot of a value set's hash: the value and its number */
+typedef struct ValueSlot
+{
+	double		v;
+	int32		num;
+	char		status;
+} ValueSlot;
+
+#define SH_PREFIX valueset
+#define SH_ELEMENT_TYPE ValueSlot
+#define SH_KEY_TYPE double
+#define SH_KEY v
+#define SH_HASH_KEY(tb, key) ((uint32) mix64(double_bits(key)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* A set of doubles (simplehash), each numbered by first sight */
 typedef struct ValueSet
 {
 	MemoryContext cxt;
-	int64		size;			/* power of two */
-	int32	   *slot;			/* -1: empty, else index into vals */
-	ValueSeen  *vals;			/* room for size / 2 */
+	valueset_hash *tb;
+	ValueSeen  *vals;			/* by number; room for cap */
+	int64		cap;
 	int64		n;
 } ValueSet;
 
@@ -91,26 +110,18 @@ extern void clv_value_set_grow(ValueSet *vs);
 static inline int32
 value_set_index(ValueSet *vs, double v)
 {
-	uint64		i;
+	bool		found;
+	ValueSlot  *s = valueset_insert(vs->tb, v, &found);
 
-	if (vs->n * 2 >= vs->size)
-		clv_value_set_grow(vs);
-	i = mix64(double_bits(v)) & (vs->size - 1);
-	for (;;)
+	if (!found)
 	{
-		int32		s = vs->slot[i];
-
-		if (s < 0)
-		{
-			vs->vals[vs->n].v = v;
-			vs->vals[vs->n].seen = (int32) vs->n;
-			vs->slot[i] = (int32) vs->n;
-			return (int32) vs->n++;
-		}
-		if (vs->vals[s].v == v)
-			return s;
-		i = (i + 1) & (vs->size - 1);
+		if (vs->n == vs->cap)
+			clv_value_set_grow(vs);
+		vs->vals[vs->n].v = v;
+		vs->vals[vs->n].seen = (int32) vs->n;
+		s->num = (int32) vs->n++;
 	}
+	return s->num;
 }
 
 /*
@@ -134,8 +145,53 @@ typedef struct ClvFrac
 {
 	double		k[3];
 	uint64		s[3];			/* the sum, times 2^FRAC_BITS */
-	bool		used;			/* hash slots only */
 } ClvFrac;
+
+/* The keys of a row, as one value (simplehash keys are assigned) */
+typedef struct RowKey
+{
+	double		k[3];
+} RowKey;
+
+#define ROW_KEY_EQ(a, b) ((a).k[0] == (b).k[0] && (a).k[1] == (b).k[1] && (a).k[2] == (b).k[2])
+
+/* A slot of the hash of fractional rows */
+typedef struct FracSlot
+{
+	RowKey		key;
+	uint64		s[3];
+	char		status;
+} FracSlot;
+
+#define SH_PREFIX frac
+#define SH_ELEMENT_TYPE FracSlot
+#define SH_KEY_TYPE RowKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) ((uint32) row_hash((key).k))
+#define SH_EQUAL(tb, a, b) ROW_KEY_EQ(a, b)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* A slot of the wide hash: a row and its summed weight */
+typedef struct WideSlot
+{
+	RowKey		key;
+	double		w;
+	char		status;
+} WideSlot;
+
+#define SH_PREFIX wide
+#define SH_ELEMENT_TYPE WideSlot
+#define SH_KEY_TYPE RowKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) ((uint32) row_hash((key).k))
+#define SH_EQUAL(tb, a, b) ROW_KEY_EQ(a, b)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /* Is w a weight the double sums keep exact? */
 static inline bool
@@ -162,12 +218,35 @@ is_count(double v)
 typedef struct ClvPacked
 {
 	uint64		key;			/* 21 bits a column: numbers of k[0], k[1], k[2] */
-	double		w;				/* 0 marks an empty slot */
+	double		w;
 } ClvPacked;
+
+/*
+ * A slot of the packed hash: the status shares the key's word (the key
+ * takes 63 bits), so a slot stays 16 bytes, the memory traffic that made
+ * the packed table pay.
+ */
+typedef struct PackedSlot
+{
+	uint64		key:63;
+	uint64		status:1;
+	double		w;
+} PackedSlot;
+
+#define SH_PREFIX packed
+#define SH_ELEMENT_TYPE PackedSlot
+#define SH_KEY_TYPE uint64
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) ((uint32) mix64(key))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 
 /*
- * Aggregate state: open-addressing hashes of distinct rows, plus one
+ * Aggregate state: hashes (simplehash) of distinct rows, plus one
  * sorted run of distinct rows merged in by the combine function.  Rows go
  * into the packed hash (16 bytes a row: half the memory traffic) while
  * every key column has fewer than 2^21 distinct values, else, for good,
@@ -179,12 +258,8 @@ struct ClvRows
 	MemoryContext cxt;			/* where the hashes and the run live */
 	ValueSet   *dict[3];		/* per key column: value -> number */
 	bool		wide;			/* the packed hash is no longer used */
-	int64		pused;
-	int64		psize;			/* power of two, 0 before the first insert */
-	ClvPacked  *pslots;
-	int64		used;
-	int64		size;			/* power of two, 0 before the first insert */
-	ClvRow	   *slots;			/* w == 0 marks an empty slot */
+	packed_hash *packed;		/* NULL before the first insert */
+	wide_hash  *rows;			/* NULL before the first insert */
 	double	   *zero_w;			/* packed mode: weight of (0, 0, v) by v's number */
 	int64		nzero;			/* room in zero_w */
 	ClvRow	   *run;			/* sorted by key, keys distinct */
@@ -193,13 +268,14 @@ struct ClvRows
 	ClvRow		pend[CLV_PENDING];
 	int64		rows_in;
 	/* rows whose weight is not a whole number: exact sums (see ClvFrac) */
-	ClvFrac    *fslots;			/* hash, NULL until the first */
-	int64		fsize;
-	int64		fused;
+	frac_hash  *fracs;			/* NULL until the first */
 	ClvFrac    *frun;			/* sorted by key, keys distinct */
 	int64		nfrun;
 	ClvRow	   *folded;			/* run plus frun, for the final functions */
 };
+
+/* The number of rows in a hash that may not exist yet */
+#define HASH_MEMBERS(tb) ((tb) ? (int64) (tb)->members : 0)
 
 /* clv_rows.c: the value sets */
 extern void clv_value_set_init(ValueSet *vs, MemoryContext cxt);

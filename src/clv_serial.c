@@ -144,7 +144,8 @@ serialize_packed(StringInfo buf, ClvRows *st)
 
 	clv_rows_flush(st);
 	clv_zero_fold(st);
-	if (st->wide || st->used > 0 || st->nrun > 0 || st->fused > 0 || st->nfrun > 0 || st->pused == 0)
+	if (st->wide || HASH_MEMBERS(st->rows) > 0 || st->nrun > 0 || HASH_MEMBERS(st->fracs) > 0 || st->nfrun > 0
+		|| HASH_MEMBERS(st->packed) == 0)
 		return false;
 	a = clv_packed_rank_sorted(st, vals, bits, &m);
 	if (a == NULL)
@@ -395,7 +396,6 @@ deserialize_frac(StringInfo buf, ClvRows *st)
 			f->k[i] = pq_getmsgfloat8(buf);
 		for (i = 0; i < 3; i++)
 			f->s[i] = (uint64) pq_getmsgint64(buf);
-		f->used = false;
 		if (isnan(f->k[0]) || isnan(f->k[1]) || isnan(f->k[2]) || (f->s[0] | f->s[1] | f->s[2]) == 0
 			|| (f->s[2] >> 62) || (j > 0 && clv_frac_cmp(&st->frun[j - 1], f) >= 0))
 			elog(ERROR, "corrupt CLV state at fractional row %lld", (long long) j);

@@ -167,6 +167,21 @@ echo "The SQL + PL/pgSQL alternative would need about as many evaluations as on 
 sqlll_sim=$(ms "SELECT sql_bgnbd_ll(0.25, 4, 0.8, 2.5, 'sim')")
 echo "one evaluation over the $N customers takes $sqlll_sim ms, so a fit would take about $(awk "BEGIN {printf \"%.0f\", $sqlll_sim * ${sqlfit##*, } / 1000}") s (evaluations on CDNOW x time of one); it was not run."
 echo
+echo "## BG/NBD fit on $N customers with continuous times"
+echo
+echo "The same customers with times to the second (a jitter below one day added to t_x and T), so the time columns have more than 65,536 distinct values and the state keeps 32-byte rows (the wide table) instead of numbered keys."
+echo
+psql -X -q -v ON_ERROR_STOP=1 -c "CREATE TABLE simc AS SELECT id, frequency, CASE WHEN frequency > 0 THEN recency + (id % 86399) / 86400.0 / 7 ELSE 0 END AS recency, t + (id % 86399) / 86400.0 / 7 AS t FROM sim" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -c "VACUUM ANALYZE simc" >/dev/null
+read -r cfloor cfit cfloorm cfitm < <(best_median_pair 5 "SET max_parallel_workers_per_gather = 0;" "SELECT sum(frequency + recency + t) FROM simc;" "SELECT crm.bgnbd_fit(frequency, recency, t) IS NULL FROM simc;")
+distinct_c=$(psql -X -At -c "SELECT count(*) FROM (SELECT DISTINCT frequency, recency, t FROM simc) s")
+echo "| query, no parallel workers | ms, best of 5 | ms, median of 5 |"
+echo "|---|---|---|"
+echo "| floor: \`SELECT sum(frequency + recency + t) FROM simc\` | $cfloor | $cfloorm |"
+echo "| \`SELECT crm.bgnbd_fit(frequency, recency, t) FROM simc\` | $cfit | $cfitm |"
+echo
+echo "Distinct rows: $distinct_c. Ratio fit / floor (best): $(ratio "$cfit" "$cfloor")."
+echo
 echo "## Predictions for $N customers in one query"
 echo
 psql -X -q -c "CREATE TABLE models AS SELECT 'bgnbd(r=0.25,alpha=4,a=0.8,b=2.5)'::crm.bgnbd AS b, 'gammagamma(p=6.25,q=3.74,gamma=15.44)'::crm.gammagamma AS g" >/dev/null
