@@ -174,24 +174,6 @@ typedef struct FracSlot
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
-/* A slot of the wide hash: a row and its summed weight */
-typedef struct WideSlot
-{
-	RowKey		key;
-	double		w;
-	char		status;
-} WideSlot;
-
-#define SH_PREFIX wide
-#define SH_ELEMENT_TYPE WideSlot
-#define SH_KEY_TYPE RowKey
-#define SH_KEY key
-#define SH_HASH_KEY(tb, key) ((uint32) row_hash((key).k))
-#define SH_EQUAL(tb, a, b) ROW_KEY_EQ(a, b)
-#define SH_SCOPE static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
 
 /* Is w a weight the double sums keep exact? */
 static inline bool
@@ -246,7 +228,7 @@ typedef struct PackedSlot
 
 
 /*
- * Aggregate state: hashes (simplehash) of distinct rows, plus one
+ * Aggregate state: hashes of distinct rows, plus one
  * sorted run of distinct rows merged in by the combine function.  Rows go
  * into the packed hash (16 bytes a row: half the memory traffic) while
  * every key column has fewer than 2^21 distinct values, else, for good,
@@ -259,7 +241,10 @@ struct ClvRows
 	ValueSet   *dict[3];		/* per key column: value -> number */
 	bool		wide;			/* the packed hash is no longer used */
 	packed_hash *packed;		/* NULL before the first insert */
-	wide_hash  *rows;			/* NULL before the first insert */
+	/* the wide table: hand-written, see rows_put() in clv_rows.c */
+	int64		used;
+	int64		size;			/* power of two, 0 before the first insert */
+	ClvRow	   *slots;			/* w == 0 marks an empty slot */
 	double	   *zero_w;			/* packed mode: weight of (0, 0, v) by v's number */
 	int64		nzero;			/* room in zero_w */
 	ClvRow	   *run;			/* sorted by key, keys distinct */

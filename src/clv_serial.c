@@ -144,7 +144,7 @@ serialize_packed(StringInfo buf, ClvRows *st)
 
 	clv_rows_flush(st);
 	clv_zero_fold(st);
-	if (st->wide || HASH_MEMBERS(st->rows) > 0 || st->nrun > 0 || HASH_MEMBERS(st->fracs) > 0 || st->nfrun > 0
+	if (st->wide || st->used > 0 || st->nrun > 0 || HASH_MEMBERS(st->fracs) > 0 || st->nfrun > 0
 		|| HASH_MEMBERS(st->packed) == 0)
 		return false;
 	a = clv_packed_rank_sorted(st, vals, bits, &m);

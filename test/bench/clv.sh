@@ -160,7 +160,7 @@ echo
 echo "Floor and fit run alternately in one session, $REPS times each, so a burst of load from elsewhere on the machine hits both alike."
 echo
 echo "Ratio fit / floor, best times: $(ratio "$fit" "$floor") (parallel), $(ratio "$fit1" "$floor1") (serial); median times: $(ratio "$fitm" "$floorm") (parallel), $(ratio "$fit1m" "$floor1m") (serial). Target: at most 2. Met (best times): $(awk "BEGIN {print ($fit / $floor <= 2 && $fit1 / $floor1 <= 2) ? \"yes\" : \"no\"}")."
-echo "Distinct (x, t_x, T) rows kept in the aggregate state: $distinct_sim (16 bytes each in a hash table at most 70% full, keys numbered per column; customers without repeat purchases in an array by T; about 3 bytes each when a worker sends its state to the leader). The state does not grow with customers beyond the distinct rows."
+echo "Distinct (x, t_x, T) rows kept in the aggregate state: $distinct_sim (16 bytes each in a simplehash table at most 90% full, keys numbered per column; customers without repeat purchases in an array by T; about 3 bytes each when a worker sends its state to the leader). The state does not grow with customers beyond the distinct rows."
 echo "Fitted: \`$simmodel\` (true: r=0.25, alpha=4, a=0.8, b=2.5)."
 echo
 echo "The SQL + PL/pgSQL alternative would need about as many evaluations as on CDNOW, each a full scan with a per-row subquery:"
