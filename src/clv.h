@@ -94,6 +94,27 @@ extern void clv_index_times(ClvData *d);
 extern ClvData *clv_prepare_indexed(ClvRows *st);
 extern ClvData *clv_sample(const ClvData *d, int64 target);
 
+/* One customer of a continuous-time model: frequency, recency and T */
+typedef struct ClvRfm
+{
+	double		x;
+	double		tx;
+	double		T;
+} ClvRfm;
+
+/*
+ * The customer in arguments first to first + 2, checked: the per-customer
+ * functions of the continuous-time models
+ */
+static inline ClvRfm
+clv_rfm_arg(FunctionCallInfo fcinfo, int first)
+{
+	ClvRfm		c = {PG_GETARG_FLOAT8(first), PG_GETARG_FLOAT8(first + 1), PG_GETARG_FLOAT8(first + 2)};
+
+	clv_check_rfm(c.x, c.tx, c.T);
+	return c;
+}
+
 /*
  * Above this many distinct rows a fit starts from a fit on a sample of
  * about CLV_SAMPLE_ROWS of them (see clv_sample)

@@ -153,6 +153,13 @@ crm_bgbb_final(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(clv_fit_model(CLV_BGBB, &res, theta, NULL, 0, d->total_w));
 }
 
+/* The parameters of the model in argument 0: all an entry point needs of it */
+static const double *
+bgbb_params(FunctionCallInfo fcinfo)
+{
+	return clv_model_arg(fcinfo, 0, CLV_BGBB)->p;
+}
+
 /* The (frequency, recency, n) arguments from position first on, checked */
 static void
 bgbb_args(FunctionCallInfo fcinfo, int first, double *x, double *tx, double *n)
@@ -163,21 +170,35 @@ bgbb_args(FunctionCallInfo fcinfo, int first, double *x, double *tx, double *n)
 	clv_check_discrete(*x, *tx, *n);
 }
 
-PG_FUNCTION_INFO_V1(crm_bgbb_p_alive);
-/* crm.p_alive(bgbb, frequency, recency, n): alive at opportunity n + 1 */
-Datum
-crm_bgbb_p_alive(PG_FUNCTION_ARGS)
+/* P(alive at opportunity n + 1 | x, t_x, n) */
+static double
+bgbb_palive(const double *p, double x, double tx, double n)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
-	const double *p = m->p;
+	return exp(clv_lbeta(p[0] + x, p[1] + n - x) - clv_lbeta(p[0], p[1])
+			   + clv_lbeta(p[2], p[3] + n + 1) - clv_lbeta(p[2], p[3])
+			   - bgbb_loglik1(p, x, tx, n));
+}
+
+/* A function of one customer's (frequency, recency, n), arguments 1 to 3 */
+static Datum
+bgbb_customer(FunctionCallInfo fcinfo,
+			  double (*fn) (const double *p, double x, double tx, double n))
+{
+	const double *p = bgbb_params(fcinfo);
 	double		x,
 				tx,
 				n;
 
 	bgbb_args(fcinfo, 1, &x, &tx, &n);
-	PG_RETURN_FLOAT8(exp(clv_lbeta(p[0] + x, p[1] + n - x) - clv_lbeta(p[0], p[1])
-						 + clv_lbeta(p[2], p[3] + n + 1) - clv_lbeta(p[2], p[3])
-						 - bgbb_loglik1(p, x, tx, n)));
+	PG_RETURN_FLOAT8(fn(p, x, tx, n));
+}
+
+PG_FUNCTION_INFO_V1(crm_bgbb_p_alive);
+/* crm.p_alive(bgbb, frequency, recency, n): alive at opportunity n + 1 */
+Datum
+crm_bgbb_p_alive(PG_FUNCTION_ARGS)
+{
+	return bgbb_customer(fcinfo, bgbb_palive);
 }
 
 /* delta/(gamma-1) [G(1+de+n)/G(ga+de+n) - G(1+de+n+k)/G(ga+de+n+k)] G(ga+de)/G(1+de) */
@@ -212,8 +233,7 @@ PG_FUNCTION_INFO_V1(crm_bgbb_expected_conditional);
 Datum
 crm_bgbb_expected_conditional(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
-	const double *p = m->p;
+	const double *p = bgbb_params(fcinfo);
 	double		k = check_periods(PG_GETARG_FLOAT8(1));
 	double		x,
 				tx,
@@ -230,8 +250,7 @@ PG_FUNCTION_INFO_V1(crm_bgbb_expected_unconditional);
 Datum
 crm_bgbb_expected_unconditional(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
-	const double *p = m->p;
+	const double *p = bgbb_params(fcinfo);
 	double		n = check_periods(PG_GETARG_FLOAT8(1));
 
 	PG_RETURN_FLOAT8(p[0] / (p[0] + p[1]) * bgbb_future(p[2], p[3], 0, n));
@@ -270,11 +289,11 @@ PG_FUNCTION_INFO_V1(crm_bgbb_prob_purchases);
 Datum
 crm_bgbb_prob_purchases(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
+	const double *p = bgbb_params(fcinfo);
 	double		x = clv_check_count(PG_GETARG_FLOAT8(1), "number of transactions", 100000);
 	double		n = clv_check_count(PG_GETARG_FLOAT8(2), "number of opportunities", 100000);
 
-	PG_RETURN_FLOAT8(bgbb_prob(m->p, x, n));
+	PG_RETURN_FLOAT8(bgbb_prob(p, x, n));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgbb_loglik);
@@ -282,11 +301,5 @@ PG_FUNCTION_INFO_V1(crm_bgbb_loglik);
 Datum
 crm_bgbb_loglik(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_BGBB);
-	double		x,
-				tx,
-				n;
-
-	bgbb_args(fcinfo, 1, &x, &tx, &n);
-	PG_RETURN_FLOAT8(bgbb_loglik1(m->p, x, tx, n));
+	return bgbb_customer(fcinfo, bgbb_loglik1);
 }

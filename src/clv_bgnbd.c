@@ -636,12 +636,9 @@ crm_bgnbd_expected_conditional(PG_FUNCTION_ARGS)
 	int			m;
 	ClvModel   *model = bg_model(fcinfo, &m);
 	double		t = clv_check_horizon(PG_GETARG_FLOAT8(1));
-	double		x = PG_GETARG_FLOAT8(2),
-				tx = PG_GETARG_FLOAT8(3),
-				T = PG_GETARG_FLOAT8(4);
+	ClvRfm		c = clv_rfm_arg(fcinfo, 2);
 
-	clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(bg_conditional(fcinfo->flinfo, model->p, m, t, x, tx, T));
+	PG_RETURN_FLOAT8(bg_conditional(fcinfo->flinfo, model->p, m, t, c.x, c.tx, c.T));
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_expected_unconditional);
@@ -656,19 +653,24 @@ crm_bgnbd_expected_unconditional(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(bg_unconditional(model->p, m, t));
 }
 
+/* A function of one customer's (frequency, recency, T), arguments 1 to 3 */
+static Datum
+bg_customer(FunctionCallInfo fcinfo,
+			double (*fn) (const double *p, int m, double x, double tx, double T))
+{
+	int			m;
+	ClvModel   *model = bg_model(fcinfo, &m);
+	ClvRfm		c = clv_rfm_arg(fcinfo, 1);
+
+	PG_RETURN_FLOAT8(fn(model->p, m, c.x, c.tx, c.T));
+}
+
 PG_FUNCTION_INFO_V1(crm_bgnbd_p_alive);
 /* crm.p_alive(bgnbd|mbgnbd, frequency, recency, T) */
 Datum
 crm_bgnbd_p_alive(PG_FUNCTION_ARGS)
 {
-	int			m;
-	ClvModel   *model = bg_model(fcinfo, &m);
-	double		x = PG_GETARG_FLOAT8(1),
-				tx = PG_GETARG_FLOAT8(2),
-				T = PG_GETARG_FLOAT8(3);
-
-	clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(bg_palive(model->p, m, x, tx, T));
+	return bg_customer(fcinfo, bg_palive);
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_prob_purchases);
@@ -689,14 +691,7 @@ PG_FUNCTION_INFO_V1(crm_bgnbd_loglik);
 Datum
 crm_bgnbd_loglik(PG_FUNCTION_ARGS)
 {
-	int			m;
-	ClvModel   *model = bg_model(fcinfo, &m);
-	double		x = PG_GETARG_FLOAT8(1),
-				tx = PG_GETARG_FLOAT8(2),
-				T = PG_GETARG_FLOAT8(3);
-
-	clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(bg_loglik1(model->p, m, x, tx, T));
+	return bg_customer(fcinfo, bg_loglik1);
 }
 
 /* E[Y(t)] for crm.clv: conditional expectation of a BG/NBD (m = 0) or MBG/NBD (m = 1) model */

@@ -100,18 +100,30 @@ state_unchanged(FunctionCallInfo fcinfo)
 	PG_RETURN_POINTER(PG_GETARG_POINTER(0));
 }
 
-PG_FUNCTION_INFO_V1(crm_clv_rfm_trans);
-/* Transition: (frequency, recency, T [, weight]) for the continuous-time models */
-Datum
-crm_clv_rfm_trans(PG_FUNCTION_ARGS)
+/*
+ * Transition of the three-key families: (frequency, recency, T or n
+ * [, weight]), checked as the family's rows must be
+ */
+static Datum
+history_transition(FunctionCallInfo fcinfo, int family)
 {
 	double		k[3];
 
 	if (!read_keys(fcinfo, 3, k))
 		return state_unchanged(fcinfo);
-	if (!rfm_plainly_valid(k[0], k[1], k[2]))
+	if (family == FAMILY_DISCRETE)
+		clv_check_discrete(k[0], k[1], k[2]);
+	else if (!rfm_plainly_valid(k[0], k[1], k[2]))
 		clv_check_rfm(k[0], k[1], k[2]);
-	return rows_transition(fcinfo, FAMILY_RFM, k, check_weight(fcinfo, 4));
+	return rows_transition(fcinfo, family, k, check_weight(fcinfo, 4));
+}
+
+PG_FUNCTION_INFO_V1(crm_clv_rfm_trans);
+/* Transition: (frequency, recency, T [, weight]) for the continuous-time models */
+Datum
+crm_clv_rfm_trans(PG_FUNCTION_ARGS)
+{
+	return history_transition(fcinfo, FAMILY_RFM);
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_spend_trans);
@@ -138,12 +150,7 @@ PG_FUNCTION_INFO_V1(crm_clv_discrete_trans);
 Datum
 crm_clv_discrete_trans(PG_FUNCTION_ARGS)
 {
-	double		k[3];
-
-	if (!read_keys(fcinfo, 3, k))
-		return state_unchanged(fcinfo);
-	clv_check_discrete(k[0], k[1], k[2]);
-	return rows_transition(fcinfo, FAMILY_DISCRETE, k, check_weight(fcinfo, 4));
+	return history_transition(fcinfo, FAMILY_DISCRETE);
 }
 
 PG_FUNCTION_INFO_V1(crm_clv_rows_combine);

@@ -267,6 +267,64 @@ step_lowers(double fn, double fx, double t, double gd)
 	return isfinite(fn) && fn <= fx + 1e-4 * t * gd && fn < fx;
 }
 
+/* The slope g'd of f along d */
+static double
+dot(int n, const double *g, const double *d)
+{
+	double		s = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		s += g[i] * d[i];
+	return s;
+}
+
+/*
+ * The value at a trial point, with the gradient g when it comes in the
+ * same pass (analytic) and the Hessian when hess is not NULL (Newton)
+ */
+static double
+eval_trial(OptCtx *o, const double *x, double *g, double *hess)
+{
+	if (hess != NULL)
+	{
+		o->evals++;
+		return o->f(x, g, hess, o->arg);
+	}
+	return o->analytic ? eval_fg(o, x, g) : eval_f(o, x);
+}
+
+/*
+ * Backtracking line search from theta along d (slope gd): the first step
+ * moves no log-parameter by more than MAX_STEP, and is halved until the
+ * point xn lowers fx enough.  Its value in *fn, its gradient and Hessian
+ * as eval_trial gives them.  False when 60 halvings do not.
+ */
+static bool
+line_search(OptCtx *o, const double *theta, const double *d, double fx, double gd,
+			double *xn, double *fn, double *gn, double *hess)
+{
+	double		dmax = 0,
+				t = 1.0;
+	int			i,
+				ls;
+
+	for (i = 0; i < o->n; i++)
+		dmax = Max(dmax, fabs(d[i]));
+	if (dmax > MAX_STEP)
+		t = MAX_STEP / dmax;
+	for (ls = 0; ls < 60; ls++)
+	{
+		for (i = 0; i < o->n; i++)
+			xn[i] = theta[i] + t * d[i];
+		*fn = eval_trial(o, xn, gn, hess);
+		if (step_lowers(*fn, fx, t, gd))
+			return true;
+		t *= 0.5;
+	}
+	return false;
+}
+
 /*
  * Can a fit on a sample serve as the start of the full fit?  Only a start:
  * a sample fit that failed or wandered far leaves the default start.
@@ -331,11 +389,7 @@ clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
 	{
 		double		gd = 0,
 					gmax = 0,
-					dmax = 0,
-					t = 1.0,
 					sy = 0;
-		bool		ok = false;
-		int			ls;
 
 		for (i = 0; i < n; i++)
 			gmax = Max(gmax, fabs(g[i]));
@@ -360,28 +414,10 @@ clv_minimise_warm(ClvObjective f, void *arg, int n, double *theta,
 					Hi[i][j] = (i == j) ? 1.0 : 0.0;
 				d[i] = -g[i];
 			}
-			gd = 0;
-			for (i = 0; i < n; i++)
-				gd += g[i] * d[i];
+			gd = dot(n, g, d);
 		}
-		for (i = 0; i < n; i++)
-			dmax = Max(dmax, fabs(d[i]));
-		if (dmax > MAX_STEP)
-			t = MAX_STEP / dmax;
-		for (ls = 0; ls < 60; ls++)
-		{
-			for (i = 0; i < n; i++)
-				xn[i] = theta[i] + t * d[i];
-			/* with an analytic gradient, value and gradient come in one pass */
-			fn = o.analytic ? eval_fg(&o, xn, gn) : eval_f(&o, xn);
-			if (step_lowers(fn, fx, t, gd))
-			{
-				ok = true;
-				break;
-			}
-			t *= 0.5;
-		}
-		if (!ok)
+		/* with an analytic gradient, value and gradient come in one pass */
+		if (!line_search(&o, theta, d, fx, gd, xn, &fn, gn, NULL))
 		{
 			/* no decrease possible: accept when the gradient is nearly zero */
 			conv = (gmax < 1e-5);
@@ -460,27 +496,23 @@ clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 				gn[CLV_MAX_PARAMS],
 				d[CLV_MAX_PARAMS],
 				xn[CLV_MAX_PARAMS];
+	OptCtx		o = {f, arg, n, true, 0};
 	double		fx,
 				fn = 0;
-	int			evals = 1,
-				iter,
+	int			iter,
 				i;
 	bool		conv = false;
 
 	res->have_hinv = false;
-	fx = f(theta, g, &H[0][0], arg);
+	fx = eval_trial(&o, theta, g, &H[0][0]);
 	check_start(fx);
 	for (iter = 0; iter < NEWTON_MAX_ITER; iter++)
 	{
 		double		gmax = 0,
-					dmax = 0,
-					gd = 0,
-					t = 1.0,
+					gd,
 					shift = 0,
 					hmax = 0;
 		double		mg[CLV_MAX_PARAMS];
-		bool		ok = false;
-		int			ls;
 
 		for (i = 0; i < n; i++)
 		{
@@ -495,11 +527,7 @@ clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 			cholesky_solve(n, L, mg, d);
 		else
 			memcpy(d, mg, sizeof(double) * n);
-		for (i = 0; i < n; i++)
-		{
-			gd += g[i] * d[i];
-			dmax = Max(dmax, fabs(d[i]));
-		}
+		gd = dot(n, g, d);
 
 		/*
 		 * Converged when the gradient is small and the full Newton step
@@ -518,27 +546,9 @@ clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 		if (!(gd < 0))
 		{
 			memcpy(d, mg, sizeof(double) * n);
-			gd = 0;
-			for (i = 0; i < n; i++)
-				gd += g[i] * d[i];
-			dmax = gmax;
+			gd = dot(n, g, d);
 		}
-		if (dmax > MAX_STEP)
-			t = MAX_STEP / dmax;
-		for (ls = 0; ls < 60; ls++)
-		{
-			for (i = 0; i < n; i++)
-				xn[i] = theta[i] + t * d[i];
-			evals++;
-			fn = f(xn, gn, &Hn[0][0], arg);
-			if (step_lowers(fn, fx, t, gd))
-			{
-				ok = true;
-				break;
-			}
-			t *= 0.5;
-		}
-		if (!ok)
+		if (!line_search(&o, theta, d, fx, gd, xn, &fn, gn, &Hn[0][0]))
 		{
 			/* no decrease possible: accept when the gradient is nearly zero */
 			conv = (gmax < 1e-5);
@@ -552,7 +562,7 @@ clv_minimise_newton(ClvObjective f, void *arg, int n, double *theta,
 	}
 	res->fmin = fx;
 	res->iterations = iter;
-	res->evaluations = evals;
+	res->evaluations = o.evals;
 	for (i = 0; i < n; i++)
 		res->se[i] = NAN;
 	if (at_boundary(n, theta))

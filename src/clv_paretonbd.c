@@ -336,12 +336,9 @@ crm_paretonbd_expected_conditional(PG_FUNCTION_ARGS)
 {
 	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
 	double		t = clv_check_horizon(PG_GETARG_FLOAT8(1));
-	double		x = PG_GETARG_FLOAT8(2),
-				tx = PG_GETARG_FLOAT8(3),
-				T = PG_GETARG_FLOAT8(4);
+	ClvRfm		c = clv_rfm_arg(fcinfo, 2);
 
-	clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(pnbd_conditional(m->p, t, x, tx, T));
+	PG_RETURN_FLOAT8(pnbd_conditional(m->p, t, c.x, c.tx, c.T));
 }
 
 PG_FUNCTION_INFO_V1(crm_paretonbd_expected_unconditional);
@@ -370,18 +367,23 @@ crm_paretonbd_prob_purchases(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(pnbd_prob(m->p, n, t));
 }
 
+/* A function of one customer's (frequency, recency, T), arguments 1 to 3 */
+static Datum
+pnbd_customer(FunctionCallInfo fcinfo,
+			  double (*fn) (const double *p, double x, double tx, double T))
+{
+	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
+	ClvRfm		c = clv_rfm_arg(fcinfo, 1);
+
+	PG_RETURN_FLOAT8(fn(m->p, c.x, c.tx, c.T));
+}
+
 PG_FUNCTION_INFO_V1(crm_paretonbd_p_alive);
 /* crm.p_alive(paretonbd, frequency, recency, T) */
 Datum
 crm_paretonbd_p_alive(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		x = PG_GETARG_FLOAT8(1),
-				tx = PG_GETARG_FLOAT8(2),
-				T = PG_GETARG_FLOAT8(3);
-
-	clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(pnbd_palive(m->p, x, tx, T));
+	return pnbd_customer(fcinfo, pnbd_palive);
 }
 
 PG_FUNCTION_INFO_V1(crm_paretonbd_loglik);
@@ -389,13 +391,7 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_loglik);
 Datum
 crm_paretonbd_loglik(PG_FUNCTION_ARGS)
 {
-	ClvModel   *m = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		x = PG_GETARG_FLOAT8(1),
-				tx = PG_GETARG_FLOAT8(2),
-				T = PG_GETARG_FLOAT8(3);
-
-	clv_check_rfm(x, tx, T);
-	PG_RETURN_FLOAT8(pnbd_loglik1(m->p, x, tx, T));
+	return pnbd_customer(fcinfo, pnbd_loglik1);
 }
 
 /* E[Y(t)] for crm.clv: conditional expectation of a Pareto/NBD model */

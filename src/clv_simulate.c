@@ -165,24 +165,71 @@ sim_result(FunctionCallInfo fcinfo, double x, double tx, double T)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/*
+ * The model of a simulator (argument 0, checked) and its generator,
+ * seeded from argument 2
+ */
+static ClvModel *
+sim_start(FunctionCallInfo fcinfo, int kind, Rng *g)
+{
+	ClvModel   *model = clv_model_arg(fcinfo, 0, kind);
+
+	check_model(model);
+	rng_seed(g, PG_GETARG_INT64(2));
+	return model;
+}
+
+/* T and step (arguments 1 and 3; no step, 0, when absent), checked */
+static void
+time_args(FunctionCallInfo fcinfo, double *T, double *step)
+{
+	*T = PG_GETARG_FLOAT8(1);
+	*step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
+	check_time(*T, *step);
+}
+
+/*
+ * Argument 1 of a count-driven simulator (opportunities, frequency): a
+ * whole number between 1 and max; zero_detail, when given, says why 0 is
+ * refused
+ */
+static double
+count_arg(FunctionCallInfo fcinfo, const char *what, double max, const char *zero_detail)
+{
+	double		v = PG_GETARG_FLOAT8(1);
+
+	if (!(isfinite(v) && v >= 1 && v <= max && v == floor(v)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a whole number between 1 and %.0f, not %g", what, max, v),
+				 v == 0 && zero_detail ? errdetail("%s", zero_detail) : 0));
+	return v;
+}
+
+/* A continuous-time customer's row: x purchases, the last at tx, times on the grid */
+static Datum
+time_result(FunctionCallInfo fcinfo, int x, double tx, double T, double step)
+{
+	return sim_result(fcinfo, (double) x,
+					  x > 0 ? Min(on_grid(tx, step), on_grid(T, step)) : 0.0,
+					  on_grid(T, step));
+}
+
 /* One BG/NBD (m = 0) or MBG/NBD (m = 1) customer */
 static Datum
 bg_simulate(FunctionCallInfo fcinfo, int kind, int m)
 {
-	ClvModel   *model = clv_model_arg(fcinfo, 0, kind);
-	double		T = PG_GETARG_FLOAT8(1);
-	int64		seed = PG_GETARG_INT64(2);
-	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
 	Rng			g;
-	double		lambda,
+	ClvModel   *model = sim_start(fcinfo, kind, &g);
+	double		T,
+				step,
+				lambda,
 				p,
 				t = 0,
 				tx = 0;
 	int			x = 0;
 
-	check_model(model);
-	check_time(T, step);
-	rng_seed(&g, seed);
+	time_args(fcinfo, &T, &step);
 	lambda = rng_gamma(&g, model->p[0]) / model->p[1];
 	p = rng_beta(&g, model->p[2], model->p[3]);
 	/* MBG/NBD: the customer may drop out at time 0, before any purchase */
@@ -199,9 +246,7 @@ bg_simulate(FunctionCallInfo fcinfo, int kind, int m)
 				break;
 		}
 	}
-	return sim_result(fcinfo, (double) x,
-					  x > 0 ? Min(on_grid(tx, step), on_grid(T, step)) : 0.0,
-					  on_grid(T, step));
+	return time_result(fcinfo, x, tx, T, step);
 }
 
 PG_FUNCTION_INFO_V1(crm_bgnbd_simulate);
@@ -225,12 +270,11 @@ PG_FUNCTION_INFO_V1(crm_paretonbd_simulate);
 Datum
 crm_paretonbd_simulate(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_PARETONBD);
-	double		T = PG_GETARG_FLOAT8(1);
-	int64		seed = PG_GETARG_INT64(2);
-	double		step = PG_NARGS() > 3 ? PG_GETARG_FLOAT8(3) : 0;
 	Rng			g;
-	double		lambda,
+	ClvModel   *model = sim_start(fcinfo, CLV_PARETONBD, &g);
+	double		T,
+				step,
+				lambda,
 				mu,
 				tau,
 				end,
@@ -238,9 +282,7 @@ crm_paretonbd_simulate(PG_FUNCTION_ARGS)
 				tx = 0;
 	int			x = 0;
 
-	check_model(model);
-	check_time(T, step);
-	rng_seed(&g, seed);
+	time_args(fcinfo, &T, &step);
 	lambda = rng_gamma(&g, model->p[0]) / model->p[1];
 	mu = rng_gamma(&g, model->p[2]) / model->p[3];
 	tau = -log(rng_unif(&g)) / mu;	/* +Inf when mu underflows: never dies */
@@ -253,9 +295,7 @@ crm_paretonbd_simulate(PG_FUNCTION_ARGS)
 		x++;
 		tx = t;
 	}
-	return sim_result(fcinfo, (double) x,
-					  x > 0 ? Min(on_grid(tx, step), on_grid(T, step)) : 0.0,
-					  on_grid(T, step));
+	return time_result(fcinfo, x, tx, T, step);
 }
 
 PG_FUNCTION_INFO_V1(crm_bgbb_simulate);
@@ -263,24 +303,15 @@ PG_FUNCTION_INFO_V1(crm_bgbb_simulate);
 Datum
 crm_bgbb_simulate(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_BGBB);
-	double		nd = PG_GETARG_FLOAT8(1);
-	int64		seed = PG_GETARG_INT64(2);
 	Rng			g;
+	ClvModel   *model = sim_start(fcinfo, CLV_BGBB, &g);
+	int			n = (int) count_arg(fcinfo, "opportunities", 100000, NULL);
 	double		p,
 				theta;
-	int			n,
-				i,
+	int			i,
 				x = 0,
 				tx = 0;
 
-	check_model(model);
-	if (!(isfinite(nd) && nd >= 1 && nd <= 100000 && nd == floor(nd)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("opportunities must be a whole number between 1 and 100000, not %g", nd)));
-	n = (int) nd;
-	rng_seed(&g, seed);
 	p = rng_beta(&g, model->p[0], model->p[1]);
 	theta = rng_beta(&g, model->p[2], model->p[3]);
 	for (i = 1; i <= n; i++)
@@ -302,24 +333,17 @@ PG_FUNCTION_INFO_V1(crm_gammagamma_simulate);
 Datum
 crm_gammagamma_simulate(PG_FUNCTION_ARGS)
 {
-	ClvModel   *model = clv_model_arg(fcinfo, 0, CLV_GAMMAGAMMA);
-	double		x = PG_GETARG_FLOAT8(1);
-	int64		seed = PG_GETARG_INT64(2);
 	Rng			g;
+	ClvModel   *model = sim_start(fcinfo, CLV_GAMMAGAMMA, &g);
+	double		x = count_arg(fcinfo, "frequency", 1e6,
+							  "Gamma-Gamma describes the mean value of the repeat purchases; there is none at frequency 0.");
 	double		nu,
 				sum;
 
-	check_model(model);
-	if (!(isfinite(x) && x >= 1 && x <= 1e6 && x == floor(x)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("frequency must be a whole number between 1 and 1000000, not %g", x),
-				 x == 0 ? errdetail("Gamma-Gamma describes the mean value of the repeat purchases; there is none at frequency 0.") : 0));
 	if (!isfinite(model->p[0] * x))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("p * frequency overflows: p = %g, frequency %g", model->p[0], x)));
-	rng_seed(&g, seed);
 	nu = rng_gamma(&g, model->p[1]) / model->p[2];
 	sum = rng_gamma(&g, model->p[0] * x) / nu;
 	/* keep the value a valid spend when a draw under- or overflows */
