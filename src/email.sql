@@ -2,49 +2,28 @@
 -- ---------------------------------------------------------------------------
 -- crm.email: an e-mail address normalised with ICU (src/email.c)
 -- ---------------------------------------------------------------------------
-CREATE TYPE crm.email;
 
-CREATE FUNCTION crm.email_in(cstring) RETURNS crm.email
-	AS 'MODULE_PATHNAME', 'crm_email_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.email_out(crm.email) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'crm_email_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.email_recv(internal) RETURNS crm.email
-	AS 'MODULE_PATHNAME', 'crm_email_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.email_send(crm.email) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'crm_email_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-
-CREATE TYPE crm.email (
-	INPUT = crm.email_in,
-	OUTPUT = crm.email_out,
-	RECEIVE = crm.email_recv,
-	SEND = crm.email_send,
-	INTERNALLENGTH = VARIABLE,
-	STORAGE = extended,
-	CATEGORY = 'S',
-	COLLATABLE = false
-);
-COMMENT ON TYPE crm.email IS
-	'e-mail address: trimmed, NFC, local part case-folded, domain in lower-case IDNA ASCII form';
-COMMENT ON FUNCTION crm.email_in(cstring) IS
-	'text input of crm.email: normalises the address, 22P02 with a detail saying what is wrong';
-COMMENT ON FUNCTION crm.email_out(crm.email) IS
-	'text output of crm.email: the normalised address, which reads back as itself';
-COMMENT ON FUNCTION crm.email_recv(internal) IS
-	'binary input of crm.email: validates and normalises again, as the text input does';
-COMMENT ON FUNCTION crm.email_send(crm.email) IS
-	'binary output of crm.email: the normalised address as text bytes';
-
-CREATE FUNCTION crm.email(text) RETURNS crm.email
-	AS 'MODULE_PATHNAME', 'crm_email_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.email(text) IS 'normalise and validate text as an e-mail address';
-
--- Both casts apply on assignment, so plain INSERTs with text parameters work
--- and an email can be stored in a text column.  Neither is implicit: with an
--- implicit email -> text cast, "email = 'Ann@X.com'" typed by a user whose
--- search_path lacks crm would silently compare raw text and miss the row;
--- without it, that query fails loudly instead.
-CREATE CAST (text AS crm.email) WITH FUNCTION crm.email(text) AS ASSIGNMENT;
-CREATE CAST (crm.email AS text) WITHOUT FUNCTION AS ASSIGNMENT;
+-- The shell type and the four I/O functions of a C base type (C symbols
+-- crm_<type>_in, _out, _recv, _send), the same for crm.email and crm.rfm;
+-- the type itself, with its own storage, follows in each file.  Like the
+-- next one, a procedure of this session only (pg_temp, dropped at the end of
+-- src/rfm.sql), not part of the installed extension.
+CREATE PROCEDURE pg_temp.crm_declare_io(type_name text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $proc$
+BEGIN
+	EXECUTE pg_catalog.format($sql$
+		CREATE TYPE crm.%1$I;
+		CREATE FUNCTION crm.%1$s_in(cstring) RETURNS crm.%1$I
+			AS 'MODULE_PATHNAME', 'crm_%1$s_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		CREATE FUNCTION crm.%1$s_out(crm.%1$I) RETURNS cstring
+			AS 'MODULE_PATHNAME', 'crm_%1$s_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		CREATE FUNCTION crm.%1$s_recv(internal) RETURNS crm.%1$I
+			AS 'MODULE_PATHNAME', 'crm_%1$s_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		CREATE FUNCTION crm.%1$s_send(crm.%1$I) RETURNS bytea
+			AS 'MODULE_PATHNAME', 'crm_%1$s_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		$sql$, type_name);
+END
+$proc$;
 
 -- Comparison support of a C base type, the same for crm.email and crm.rfm:
 -- the six comparison functions (C symbols crm_<type>_eq ... crm_<type>_ge,
@@ -100,6 +79,41 @@ BEGIN
 		$sql$, type_name, cmp_about, 'hash support for ' || type_name, 'extended hash support for ' || type_name);
 END
 $proc$;
+
+CALL pg_temp.crm_declare_io('email');
+
+CREATE TYPE crm.email (
+	INPUT = crm.email_in,
+	OUTPUT = crm.email_out,
+	RECEIVE = crm.email_recv,
+	SEND = crm.email_send,
+	INTERNALLENGTH = VARIABLE,
+	STORAGE = extended,
+	CATEGORY = 'S',
+	COLLATABLE = false
+);
+COMMENT ON TYPE crm.email IS
+	'e-mail address: trimmed, NFC, local part case-folded, domain in lower-case IDNA ASCII form';
+COMMENT ON FUNCTION crm.email_in(cstring) IS
+	'text input of crm.email: normalises the address, 22P02 with a detail saying what is wrong';
+COMMENT ON FUNCTION crm.email_out(crm.email) IS
+	'text output of crm.email: the normalised address, which reads back as itself';
+COMMENT ON FUNCTION crm.email_recv(internal) IS
+	'binary input of crm.email: validates and normalises again, as the text input does';
+COMMENT ON FUNCTION crm.email_send(crm.email) IS
+	'binary output of crm.email: the normalised address as text bytes';
+
+CREATE FUNCTION crm.email(text) RETURNS crm.email
+	AS 'MODULE_PATHNAME', 'crm_email_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.email(text) IS 'normalise and validate text as an e-mail address';
+
+-- Both casts apply on assignment, so plain INSERTs with text parameters work
+-- and an email can be stored in a text column.  Neither is implicit: with an
+-- implicit email -> text cast, "email = 'Ann@X.com'" typed by a user whose
+-- search_path lacks crm would silently compare raw text and miss the row;
+-- without it, that query fails loudly instead.
+CREATE CAST (text AS crm.email) WITH FUNCTION crm.email(text) AS ASSIGNMENT;
+CREATE CAST (crm.email AS text) WITHOUT FUNCTION AS ASSIGNMENT;
 
 CALL pg_temp.crm_declare_ordering('email', 'btree support: byte order of the normalised addresses');
 

@@ -3,16 +3,7 @@
 -- crm.rfm: one RFM cell, recency / frequency / monetary quintile scores 1..5
 -- (src/rfm.c), its named segments, and crm.rfm_scores over the order history.
 -- ---------------------------------------------------------------------------
-CREATE TYPE crm.rfm;
-
-CREATE FUNCTION crm.rfm_in(cstring) RETURNS crm.rfm
-	AS 'MODULE_PATHNAME', 'crm_rfm_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.rfm_out(crm.rfm) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'crm_rfm_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.rfm_recv(internal) RETURNS crm.rfm
-	AS 'MODULE_PATHNAME', 'crm_rfm_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.rfm_send(crm.rfm) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'crm_rfm_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CALL pg_temp.crm_declare_io('rfm');
 
 CREATE TYPE crm.rfm (
 	INPUT = crm.rfm_in,
@@ -55,7 +46,7 @@ COMMENT ON FUNCTION crm.rfm_segment(crm.rfm) IS
 
 -- Comparison functions, operators and operator classes (see src/email.sql)
 CALL pg_temp.crm_declare_ordering('rfm', 'btree support: cells ordered by r, then f, then m');
-DROP PROCEDURE pg_temp.crm_declare_ordering(text, text);
+DROP PROCEDURE pg_temp.crm_declare_io(text), pg_temp.crm_declare_ordering(text, text);
 
 -- RFM per customer.  Quintile scores are rank based, 1 + floor(5 (rank - 1) / n)
 -- over the n customers, so customers with equal values always share a score
