@@ -136,114 +136,99 @@ CREATE FUNCTION crm.clv_rows_deserialize(bytea, internal)
 RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rows_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.clv_rows_deserialize(bytea, internal) IS 'deserialisation of the CLV fit state';
 
-CREATE FUNCTION crm.bgnbd_final(internal) RETURNS crm.bgnbd
-AS 'MODULE_PATHNAME', 'crm_bgnbd_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.bgnbd_final(internal) IS 'final function of crm.bgnbd_fit: maximum likelihood (not STRICT: an empty input is an error)';
-CREATE AGGREGATE crm.bgnbd_fit(frequency float8, recency float8, t float8) (
-	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.bgnbd_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.bgnbd_fit(float8, float8, float8) IS 'fit a BG/NBD model to customers (frequency, recency, T) by maximum likelihood';
-CREATE AGGREGATE crm.bgnbd_fit(frequency float8, recency float8, t float8, weight float8) (
-	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.bgnbd_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.bgnbd_fit(float8, float8, float8, float8) IS 'fit a BG/NBD model to weighted rows (frequency, recency, T, number of customers)';
+-- Fitting: one final function and two aggregates (unweighted, and with a
+-- weight: the number of customers a row stands for) per model, the same
+-- shape for all five, made by one loop (schema-qualified like the types).
+DO $fits$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT * FROM (VALUES
+		('bgnbd', 'clv_rfm_trans', 'frequency float8, recency float8, t float8',
+		 'fit a BG/NBD model to customers (frequency, recency, T) by maximum likelihood',
+		 'fit a BG/NBD model to weighted rows (frequency, recency, T, number of customers)'),
+		('mbgnbd', 'clv_rfm_trans', 'frequency float8, recency float8, t float8',
+		 'fit an MBG/NBD model to customers (frequency, recency, T) by maximum likelihood',
+		 'fit an MBG/NBD model to weighted rows (frequency, recency, T, number of customers)'),
+		('paretonbd', 'clv_rfm_trans', 'frequency float8, recency float8, t float8',
+		 'fit a Pareto/NBD model to customers (frequency, recency, T) by maximum likelihood',
+		 'fit a Pareto/NBD model to weighted rows (frequency, recency, T, number of customers)'),
+		('gammagamma', 'clv_spend_trans', 'frequency float8, monetary_value float8',
+		 'fit a Gamma-Gamma spend model to customers (frequency, mean repeat spend); rows with frequency 0 are ignored',
+		 'fit a Gamma-Gamma spend model to weighted rows; rows with frequency 0 are ignored'),
+		('bgbb', 'clv_discrete_trans', 'frequency float8, recency float8, n float8',
+		 'fit a BG/BB model to customers (frequency, recency, n opportunities)',
+		 'fit a BG/BB model to weighted rows (frequency, recency, n, number of customers)')
+	) AS v(name, trans, args, about, weighted_about)
+	LOOP
+		-- %1$s model, %2$s transition function, %3$s the aggregate's arguments
+		EXECUTE pg_catalog.format($sql$
+			CREATE FUNCTION crm.%1$s_final(internal) RETURNS crm.%1$I
+				AS 'MODULE_PATHNAME', 'crm_%1$s_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.%1$s_final(internal) IS
+				'final function of crm.%1$s_fit: maximum likelihood (not STRICT: an empty input is an error)';
+			CREATE AGGREGATE crm.%1$s_fit(%3$s) (
+				SFUNC = crm.%2$s, STYPE = internal, FINALFUNC = crm.%1$s_final,
+				COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+				DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+			COMMENT ON AGGREGATE crm.%1$s_fit(%3$s) IS %4$L;
+			CREATE AGGREGATE crm.%1$s_fit(%3$s, weight float8) (
+				SFUNC = crm.%2$s, STYPE = internal, FINALFUNC = crm.%1$s_final,
+				COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
+				DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+			COMMENT ON AGGREGATE crm.%1$s_fit(%3$s, weight float8) IS %5$L;
+			$sql$, m.name, m.trans, m.args, m.about, m.weighted_about);
+	END LOOP;
+END
+$fits$;
 
-CREATE FUNCTION crm.mbgnbd_final(internal) RETURNS crm.mbgnbd
-AS 'MODULE_PATHNAME', 'crm_mbgnbd_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.mbgnbd_final(internal) IS 'final function of crm.mbgnbd_fit: maximum likelihood (not STRICT: an empty input is an error)';
-CREATE AGGREGATE crm.mbgnbd_fit(frequency float8, recency float8, t float8) (
-	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.mbgnbd_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.mbgnbd_fit(float8, float8, float8) IS 'fit an MBG/NBD model to customers (frequency, recency, T) by maximum likelihood';
-CREATE AGGREGATE crm.mbgnbd_fit(frequency float8, recency float8, t float8, weight float8) (
-	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.mbgnbd_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.mbgnbd_fit(float8, float8, float8, float8) IS 'fit an MBG/NBD model to weighted rows (frequency, recency, T, number of customers)';
-
--- BG/NBD and MBG/NBD predictions
-CREATE FUNCTION crm.expected_purchases(model crm.bgnbd, t float8, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.expected_purchases(crm.bgnbd, float8, float8, float8, float8) IS 'BG/NBD: expected purchases in the next t units of a customer with (frequency, recency, T)';
-CREATE FUNCTION crm.expected_purchases(model crm.bgnbd, t float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.expected_purchases(crm.bgnbd, float8) IS 'BG/NBD: expected repeat purchases in the first t units of a new customer';
-CREATE FUNCTION crm.p_alive(model crm.bgnbd, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.p_alive(crm.bgnbd, float8, float8, float8) IS 'BG/NBD: probability that a customer with (frequency, recency, T) is still active';
-CREATE FUNCTION crm.prob_purchases(model crm.bgnbd, n float8, t float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.prob_purchases(crm.bgnbd, float8, float8) IS 'BG/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
-CREATE FUNCTION crm.prob_purchases(model crm.mbgnbd, n float8, t float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.prob_purchases(crm.mbgnbd, float8, float8) IS 'MBG/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
-CREATE FUNCTION crm.prob_purchases(model crm.paretonbd, n float8, t float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.prob_purchases(crm.paretonbd, float8, float8) IS 'Pareto/NBD: probability of exactly n repeat purchases in the first t units of a new customer';
-CREATE FUNCTION crm.prob_purchases(model crm.bgbb, x float8, n float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.prob_purchases(crm.bgbb, float8, float8) IS 'BG/BB: probability of exactly x transactions in the first n opportunities of a new customer';
-CREATE FUNCTION crm.log_likelihood(model crm.bgnbd, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.log_likelihood(crm.bgnbd, float8, float8, float8) IS 'BG/NBD: log-likelihood of one customer';
-
-CREATE FUNCTION crm.expected_purchases(model crm.mbgnbd, t float8, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.expected_purchases(crm.mbgnbd, float8, float8, float8, float8) IS 'MBG/NBD: expected purchases in the next t units of a customer with (frequency, recency, T)';
-CREATE FUNCTION crm.expected_purchases(model crm.mbgnbd, t float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.expected_purchases(crm.mbgnbd, float8) IS 'MBG/NBD: expected repeat purchases in the first t units of a new customer';
-CREATE FUNCTION crm.p_alive(model crm.mbgnbd, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.p_alive(crm.mbgnbd, float8, float8, float8) IS 'MBG/NBD: probability that a customer with (frequency, recency, T) is still active';
-CREATE FUNCTION crm.log_likelihood(model crm.mbgnbd, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgnbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.log_likelihood(crm.mbgnbd, float8, float8, float8) IS 'MBG/NBD: log-likelihood of one customer';
-
--- Pareto/NBD
-CREATE FUNCTION crm.paretonbd_final(internal) RETURNS crm.paretonbd
-AS 'MODULE_PATHNAME', 'crm_paretonbd_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.paretonbd_final(internal) IS 'final function of crm.paretonbd_fit: maximum likelihood (not STRICT: an empty input is an error)';
-CREATE AGGREGATE crm.paretonbd_fit(frequency float8, recency float8, t float8) (
-	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.paretonbd_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.paretonbd_fit(float8, float8, float8) IS 'fit a Pareto/NBD model to customers (frequency, recency, T) by maximum likelihood';
-CREATE AGGREGATE crm.paretonbd_fit(frequency float8, recency float8, t float8, weight float8) (
-	SFUNC = crm.clv_rfm_trans, STYPE = internal, FINALFUNC = crm.paretonbd_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.paretonbd_fit(float8, float8, float8, float8) IS 'fit a Pareto/NBD model to weighted rows (frequency, recency, T, number of customers)';
-CREATE FUNCTION crm.expected_purchases(model crm.paretonbd, t float8, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.expected_purchases(crm.paretonbd, float8, float8, float8, float8) IS 'Pareto/NBD: expected purchases in the next t units of a customer with (frequency, recency, T)';
-CREATE FUNCTION crm.expected_purchases(model crm.paretonbd, t float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.expected_purchases(crm.paretonbd, float8) IS 'Pareto/NBD: expected repeat purchases in the first t units of a new customer';
-CREATE FUNCTION crm.p_alive(model crm.paretonbd, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.p_alive(crm.paretonbd, float8, float8, float8) IS 'Pareto/NBD: probability that a customer with (frequency, recency, T) is still active';
-CREATE FUNCTION crm.log_likelihood(model crm.paretonbd, frequency float8, recency float8, "T" float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_paretonbd_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.log_likelihood(crm.paretonbd, float8, float8, float8) IS 'Pareto/NBD: log-likelihood of one customer';
+-- Predictions of the three continuous-time models (BG/NBD, MBG/NBD,
+-- Pareto/NBD): the same functions and comments for each, and their
+-- discounted CLV with a Gamma-Gamma spend model.  MBG/NBD shares BG/NBD's C
+-- functions (c below).
+DO $predictions$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT * FROM (VALUES
+		('bgnbd', 'bgnbd', 'BG/NBD'),
+		('mbgnbd', 'bgnbd', 'MBG/NBD'),
+		('paretonbd', 'paretonbd', 'Pareto/NBD')
+	) AS v(name, c, label)
+	LOOP
+		-- %1$s model, %2$s prefix of its C symbols, %3$s its label (in comments)
+		EXECUTE pg_catalog.format($sql$
+			CREATE FUNCTION crm.expected_purchases(model crm.%1$I, t float8, frequency float8, recency float8, "T" float8)
+			RETURNS float8 AS 'MODULE_PATHNAME', 'crm_%2$s_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.expected_purchases(crm.%1$I, float8, float8, float8, float8) IS
+				'%3$s: expected purchases in the next t units of a customer with (frequency, recency, T)';
+			CREATE FUNCTION crm.expected_purchases(model crm.%1$I, t float8)
+			RETURNS float8 AS 'MODULE_PATHNAME', 'crm_%2$s_expected_unconditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.expected_purchases(crm.%1$I, float8) IS
+				'%3$s: expected repeat purchases in the first t units of a new customer';
+			CREATE FUNCTION crm.p_alive(model crm.%1$I, frequency float8, recency float8, "T" float8)
+			RETURNS float8 AS 'MODULE_PATHNAME', 'crm_%2$s_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.p_alive(crm.%1$I, float8, float8, float8) IS
+				'%3$s: probability that a customer with (frequency, recency, T) is still active';
+			CREATE FUNCTION crm.prob_purchases(model crm.%1$I, n float8, t float8)
+			RETURNS float8 AS 'MODULE_PATHNAME', 'crm_%2$s_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.prob_purchases(crm.%1$I, float8, float8) IS
+				'%3$s: probability of exactly n repeat purchases in the first t units of a new customer';
+			CREATE FUNCTION crm.log_likelihood(model crm.%1$I, frequency float8, recency float8, "T" float8)
+			RETURNS float8 AS 'MODULE_PATHNAME', 'crm_%2$s_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.log_likelihood(crm.%1$I, float8, float8, float8) IS
+				'%3$s: log-likelihood of one customer';
+			CREATE FUNCTION crm.clv(transaction_model crm.%1$I, spend_model crm.gammagamma, frequency float8, recency float8,
+				"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
+			RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.clv(crm.%1$I, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS
+				'discounted CLV over horizon periods of unit model-time each, discount_rate per period (%3$s x Gamma-Gamma)';
+			$sql$, m.name, m.c, m.label);
+	END LOOP;
+END
+$predictions$;
 
 -- Gamma-Gamma spend
-CREATE FUNCTION crm.gammagamma_final(internal) RETURNS crm.gammagamma
-AS 'MODULE_PATHNAME', 'crm_gammagamma_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.gammagamma_final(internal) IS 'final function of crm.gammagamma_fit: maximum likelihood (not STRICT: an empty input is an error)';
-CREATE AGGREGATE crm.gammagamma_fit(frequency float8, monetary_value float8) (
-	SFUNC = crm.clv_spend_trans, STYPE = internal, FINALFUNC = crm.gammagamma_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.gammagamma_fit(float8, float8) IS 'fit a Gamma-Gamma spend model to customers (frequency, mean repeat spend); rows with frequency 0 are ignored';
-CREATE AGGREGATE crm.gammagamma_fit(frequency float8, monetary_value float8, weight float8) (
-	SFUNC = crm.clv_spend_trans, STYPE = internal, FINALFUNC = crm.gammagamma_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.gammagamma_fit(float8, float8, float8) IS 'fit a Gamma-Gamma spend model to weighted rows; rows with frequency 0 are ignored';
 CREATE FUNCTION crm.expected_spend(model crm.gammagamma, frequency float8, monetary_value float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'crm_gammagamma_expected_spend' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.expected_spend(crm.gammagamma, float8, float8) IS 'Gamma-Gamma: conditional expected mean spend per transaction (population mean when frequency is 0); needs q > 1';
@@ -252,19 +237,9 @@ RETURNS float8 AS 'MODULE_PATHNAME', 'crm_gammagamma_loglik' LANGUAGE C IMMUTABL
 COMMENT ON FUNCTION crm.log_likelihood(crm.gammagamma, float8, float8) IS 'Gamma-Gamma: log-likelihood of one customer with repeat purchases';
 
 -- BG/BB
-CREATE FUNCTION crm.bgbb_final(internal) RETURNS crm.bgbb
-AS 'MODULE_PATHNAME', 'crm_bgbb_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.bgbb_final(internal) IS 'final function of crm.bgbb_fit: maximum likelihood (not STRICT: an empty input is an error)';
-CREATE AGGREGATE crm.bgbb_fit(frequency float8, recency float8, n float8) (
-	SFUNC = crm.clv_discrete_trans, STYPE = internal, FINALFUNC = crm.bgbb_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.bgbb_fit(float8, float8, float8) IS 'fit a BG/BB model to customers (frequency, recency, n opportunities)';
-CREATE AGGREGATE crm.bgbb_fit(frequency float8, recency float8, n float8, weight float8) (
-	SFUNC = crm.clv_discrete_trans, STYPE = internal, FINALFUNC = crm.bgbb_final,
-	COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-	DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
-COMMENT ON AGGREGATE crm.bgbb_fit(float8, float8, float8, float8) IS 'fit a BG/BB model to weighted rows (frequency, recency, n, number of customers)';
+CREATE FUNCTION crm.prob_purchases(model crm.bgbb, x float8, n float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_prob_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.prob_purchases(crm.bgbb, float8, float8) IS 'BG/BB: probability of exactly x transactions in the first n opportunities of a new customer';
 CREATE FUNCTION crm.expected_purchases(model crm.bgbb, periods float8, frequency float8, recency float8, n float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_expected_conditional' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.expected_purchases(crm.bgbb, float8, float8, float8, float8) IS 'BG/BB: expected transactions in the next periods opportunities of a customer with (frequency, recency, n)';
@@ -277,20 +252,6 @@ COMMENT ON FUNCTION crm.p_alive(crm.bgbb, float8, float8, float8) IS 'BG/BB: pro
 CREATE FUNCTION crm.log_likelihood(model crm.bgbb, frequency float8, recency float8, n float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'crm_bgbb_loglik' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.log_likelihood(crm.bgbb, float8, float8, float8) IS 'BG/BB: log-likelihood of one customer';
-
--- Discounted CLV: transaction model x spend model
-CREATE FUNCTION crm.clv(transaction_model crm.bgnbd, spend_model crm.gammagamma, frequency float8, recency float8,
-	"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv(crm.bgnbd, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS 'discounted CLV over horizon periods of unit model-time each, discount_rate per period (BG/NBD x Gamma-Gamma)';
-CREATE FUNCTION crm.clv(transaction_model crm.mbgnbd, spend_model crm.gammagamma, frequency float8, recency float8,
-	"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv(crm.mbgnbd, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS 'discounted CLV over horizon periods of unit model-time each, discount_rate per period (MBG/NBD x Gamma-Gamma)';
-CREATE FUNCTION crm.clv(transaction_model crm.paretonbd, spend_model crm.gammagamma, frequency float8, recency float8,
-	"T" float8, monetary_value float8, horizon float8, discount_rate float8, unit float8)
-RETURNS float8 AS 'MODULE_PATHNAME', 'crm_clv_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv(crm.paretonbd, crm.gammagamma, float8, float8, float8, float8, float8, float8, float8) IS 'discounted CLV over horizon periods of unit model-time each, discount_rate per period (Pareto/NBD x Gamma-Gamma)';
 
 -- Deterministic simulator (recovery tests, benchmarks)
 CREATE FUNCTION crm.bgnbd_simulate(model crm.bgnbd, "T" float8, seed bigint, step float8 DEFAULT 0,

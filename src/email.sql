@@ -2,16 +2,85 @@
 -- ---------------------------------------------------------------------------
 -- crm.email: an e-mail address normalised with ICU (src/email.c)
 -- ---------------------------------------------------------------------------
-CREATE TYPE crm.email;
 
-CREATE FUNCTION crm.email_in(cstring) RETURNS crm.email
-	AS 'MODULE_PATHNAME', 'crm_email_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.email_out(crm.email) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'crm_email_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.email_recv(internal) RETURNS crm.email
-	AS 'MODULE_PATHNAME', 'crm_email_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.email_send(crm.email) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'crm_email_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- The shell type and the four I/O functions of a C base type (C symbols
+-- crm_<type>_in, _out, _recv, _send), the same for crm.email and crm.rfm;
+-- the type itself, with its own storage, follows in each file.  Like the
+-- next one, a procedure of this session only (pg_temp, dropped at the end of
+-- src/rfm.sql), not part of the installed extension.
+CREATE PROCEDURE pg_temp.crm_declare_io(type_name text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $proc$
+BEGIN
+	EXECUTE pg_catalog.format($sql$
+		CREATE TYPE crm.%1$I;
+		CREATE FUNCTION crm.%1$s_in(cstring) RETURNS crm.%1$I
+			AS 'MODULE_PATHNAME', 'crm_%1$s_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		CREATE FUNCTION crm.%1$s_out(crm.%1$I) RETURNS cstring
+			AS 'MODULE_PATHNAME', 'crm_%1$s_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		CREATE FUNCTION crm.%1$s_recv(internal) RETURNS crm.%1$I
+			AS 'MODULE_PATHNAME', 'crm_%1$s_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		CREATE FUNCTION crm.%1$s_send(crm.%1$I) RETURNS bytea
+			AS 'MODULE_PATHNAME', 'crm_%1$s_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+		$sql$, type_name);
+END
+$proc$;
+
+-- Comparison support of a C base type, the same for crm.email and crm.rfm:
+-- the six comparison functions (C symbols crm_<type>_eq ... crm_<type>_ge,
+-- LEAKPROOF), the btree comparison and the two hash functions, their
+-- comments, the operators = <> < <= > >= in crm, and the default btree and
+-- hash operator classes.  A procedure of this session only (pg_temp, dropped
+-- at the end of src/rfm.sql): it is not part of the installed extension.
+-- Every name is schema-qualified; type_name is a fixed lower-case identifier.
+CREATE PROCEDURE pg_temp.crm_declare_ordering(type_name text, cmp_about text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $proc$
+DECLARE
+	op record;
+BEGIN
+	FOR op IN SELECT * FROM (VALUES
+		('eq', '=', '=', '<>', 'eqsel', 'eqjoinsel', ', HASHES, MERGES'),
+		('ne', '<>', '<>', '=', 'neqsel', 'neqjoinsel', ''),
+		('lt', '<', '>', '>=', 'scalarltsel', 'scalarltjoinsel', ''),
+		('le', '<=', '>=', '>', 'scalarlesel', 'scalarlejoinsel', ''),
+		('gt', '>', '<', '<=', 'scalargtsel', 'scalargtjoinsel', ''),
+		('ge', '>=', '<=', '<', 'scalargesel', 'scalargejoinsel', '')
+	) AS v(fn, oper, commutator, negator, rest, j, flags)
+	LOOP
+		-- %1$s type, %2$s function suffix, %3$s..%5$s operator, its
+		-- commutator and negator, %6$s %7$s estimators, %8$s HASHES, MERGES
+		EXECUTE pg_catalog.format($sql$
+			CREATE FUNCTION crm.%1$s_%2$s(crm.%1$I, crm.%1$I) RETURNS boolean
+				AS 'MODULE_PATHNAME', 'crm_%1$s_%2$s' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+			COMMENT ON FUNCTION crm.%1$s_%2$s(crm.%1$I, crm.%1$I) IS %9$L;
+			CREATE OPERATOR crm.%3$s (
+				LEFTARG = crm.%1$I, RIGHTARG = crm.%1$I, FUNCTION = crm.%1$s_%2$s,
+				COMMUTATOR = OPERATOR(crm.%4$s), NEGATOR = OPERATOR(crm.%5$s),
+				RESTRICT = pg_catalog.%6$s, JOIN = pg_catalog.%7$s%8$s);
+			$sql$, type_name, op.fn, op.oper, op.commutator, op.negator, op.rest, op.j, op.flags,
+			'implementation of ' || op.oper || ' for ' || type_name);
+	END LOOP;
+	EXECUTE pg_catalog.format($sql$
+		CREATE FUNCTION crm.%1$s_cmp(crm.%1$I, crm.%1$I) RETURNS integer
+			AS 'MODULE_PATHNAME', 'crm_%1$s_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+		CREATE FUNCTION crm.%1$s_hash(crm.%1$I) RETURNS integer
+			AS 'MODULE_PATHNAME', 'crm_%1$s_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+		CREATE FUNCTION crm.%1$s_hash_extended(crm.%1$I, bigint) RETURNS bigint
+			AS 'MODULE_PATHNAME', 'crm_%1$s_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+		COMMENT ON FUNCTION crm.%1$s_cmp(crm.%1$I, crm.%1$I) IS %2$L;
+		COMMENT ON FUNCTION crm.%1$s_hash(crm.%1$I) IS %3$L;
+		COMMENT ON FUNCTION crm.%1$s_hash_extended(crm.%1$I, bigint) IS %4$L;
+		CREATE OPERATOR CLASS crm.%1$s_ops DEFAULT FOR TYPE crm.%1$I USING btree AS
+			OPERATOR 1 crm.<, OPERATOR 2 crm.<=, OPERATOR 3 crm.=, OPERATOR 4 crm.>=, OPERATOR 5 crm.>,
+			FUNCTION 1 crm.%1$s_cmp(crm.%1$I, crm.%1$I);
+		CREATE OPERATOR CLASS crm.%1$s_hash_ops DEFAULT FOR TYPE crm.%1$I USING hash AS
+			OPERATOR 1 crm.=,
+			FUNCTION 1 crm.%1$s_hash(crm.%1$I),
+			FUNCTION 2 crm.%1$s_hash_extended(crm.%1$I, bigint);
+		$sql$, type_name, cmp_about, 'hash support for ' || type_name, 'extended hash support for ' || type_name);
+END
+$proc$;
+
+CALL pg_temp.crm_declare_io('email');
 
 CREATE TYPE crm.email (
 	INPUT = crm.email_in,
@@ -46,76 +115,7 @@ COMMENT ON FUNCTION crm.email(text) IS 'normalise and validate text as an e-mail
 CREATE CAST (text AS crm.email) WITH FUNCTION crm.email(text) AS ASSIGNMENT;
 CREATE CAST (crm.email AS text) WITHOUT FUNCTION AS ASSIGNMENT;
 
-CREATE FUNCTION crm.email_eq(crm.email, crm.email) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_email_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_ne(crm.email, crm.email) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_email_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_lt(crm.email, crm.email) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_email_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_le(crm.email, crm.email) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_email_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_gt(crm.email, crm.email) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_email_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_ge(crm.email, crm.email) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_email_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_cmp(crm.email, crm.email) RETURNS integer
-	AS 'MODULE_PATHNAME', 'crm_email_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_hash(crm.email) RETURNS integer
-	AS 'MODULE_PATHNAME', 'crm_email_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.email_hash_extended(crm.email, bigint) RETURNS bigint
-	AS 'MODULE_PATHNAME', 'crm_email_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-COMMENT ON FUNCTION crm.email_eq(crm.email, crm.email) IS 'implementation of = for email';
-COMMENT ON FUNCTION crm.email_ne(crm.email, crm.email) IS 'implementation of <> for email';
-COMMENT ON FUNCTION crm.email_lt(crm.email, crm.email) IS 'implementation of < for email';
-COMMENT ON FUNCTION crm.email_le(crm.email, crm.email) IS 'implementation of <= for email';
-COMMENT ON FUNCTION crm.email_gt(crm.email, crm.email) IS 'implementation of > for email';
-COMMENT ON FUNCTION crm.email_ge(crm.email, crm.email) IS 'implementation of >= for email';
-COMMENT ON FUNCTION crm.email_cmp(crm.email, crm.email) IS 'btree support: byte order of the normalised addresses';
-COMMENT ON FUNCTION crm.email_hash(crm.email) IS 'hash support for email';
-COMMENT ON FUNCTION crm.email_hash_extended(crm.email, bigint) IS 'extended hash support for email';
-
-CREATE OPERATOR crm.= (
-	LEFTARG = crm.email, RIGHTARG = crm.email,
-	FUNCTION = crm.email_eq,
-	COMMUTATOR = OPERATOR(crm.=), NEGATOR = OPERATOR(crm.<>),
-	RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
-CREATE OPERATOR crm.<> (
-	LEFTARG = crm.email, RIGHTARG = crm.email,
-	FUNCTION = crm.email_ne,
-	COMMUTATOR = OPERATOR(crm.<>), NEGATOR = OPERATOR(crm.=),
-	RESTRICT = neqsel, JOIN = neqjoinsel);
-CREATE OPERATOR crm.< (
-	LEFTARG = crm.email, RIGHTARG = crm.email,
-	FUNCTION = crm.email_lt,
-	COMMUTATOR = OPERATOR(crm.>), NEGATOR = OPERATOR(crm.>=),
-	RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-CREATE OPERATOR crm.<= (
-	LEFTARG = crm.email, RIGHTARG = crm.email,
-	FUNCTION = crm.email_le,
-	COMMUTATOR = OPERATOR(crm.>=), NEGATOR = OPERATOR(crm.>),
-	RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-CREATE OPERATOR crm.> (
-	LEFTARG = crm.email, RIGHTARG = crm.email,
-	FUNCTION = crm.email_gt,
-	COMMUTATOR = OPERATOR(crm.<), NEGATOR = OPERATOR(crm.<=),
-	RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-CREATE OPERATOR crm.>= (
-	LEFTARG = crm.email, RIGHTARG = crm.email,
-	FUNCTION = crm.email_ge,
-	COMMUTATOR = OPERATOR(crm.<=), NEGATOR = OPERATOR(crm.<),
-	RESTRICT = scalargesel, JOIN = scalargejoinsel);
-
-CREATE OPERATOR CLASS crm.email_ops DEFAULT FOR TYPE crm.email USING btree AS
-	OPERATOR 1 crm.<,
-	OPERATOR 2 crm.<=,
-	OPERATOR 3 crm.=,
-	OPERATOR 4 crm.>=,
-	OPERATOR 5 crm.>,
-	FUNCTION 1 crm.email_cmp(crm.email, crm.email);
-CREATE OPERATOR CLASS crm.email_hash_ops DEFAULT FOR TYPE crm.email USING hash AS
-	OPERATOR 1 crm.=,
-	FUNCTION 1 crm.email_hash(crm.email),
-	FUNCTION 2 crm.email_hash_extended(crm.email, bigint);
+CALL pg_temp.crm_declare_ordering('email', 'btree support: byte order of the normalised addresses');
 
 CREATE FUNCTION crm.email_domain(crm.email) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_email_domain' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

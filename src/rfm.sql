@@ -3,16 +3,7 @@
 -- crm.rfm: one RFM cell, recency / frequency / monetary quintile scores 1..5
 -- (src/rfm.c), its named segments, and crm.rfm_scores over the order history.
 -- ---------------------------------------------------------------------------
-CREATE TYPE crm.rfm;
-
-CREATE FUNCTION crm.rfm_in(cstring) RETURNS crm.rfm
-	AS 'MODULE_PATHNAME', 'crm_rfm_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.rfm_out(crm.rfm) RETURNS cstring
-	AS 'MODULE_PATHNAME', 'crm_rfm_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.rfm_recv(internal) RETURNS crm.rfm
-	AS 'MODULE_PATHNAME', 'crm_rfm_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION crm.rfm_send(crm.rfm) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'crm_rfm_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CALL pg_temp.crm_declare_io('rfm');
 
 CREATE TYPE crm.rfm (
 	INPUT = crm.rfm_in,
@@ -53,70 +44,9 @@ CREATE FUNCTION crm.rfm_segment(crm.rfm) RETURNS text
 COMMENT ON FUNCTION crm.rfm_segment(crm.rfm) IS
 	'named segment of an RFM cell (Champions, Loyal, ... Lost) from R and the rounded mean of F and M; see README';
 
-CREATE FUNCTION crm.rfm_eq(crm.rfm, crm.rfm) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_rfm_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_ne(crm.rfm, crm.rfm) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_rfm_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_lt(crm.rfm, crm.rfm) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_rfm_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_le(crm.rfm, crm.rfm) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_rfm_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_gt(crm.rfm, crm.rfm) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_rfm_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_ge(crm.rfm, crm.rfm) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_rfm_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_cmp(crm.rfm, crm.rfm) RETURNS integer
-	AS 'MODULE_PATHNAME', 'crm_rfm_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_hash(crm.rfm) RETURNS integer
-	AS 'MODULE_PATHNAME', 'crm_rfm_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-CREATE FUNCTION crm.rfm_hash_extended(crm.rfm, bigint) RETURNS bigint
-	AS 'MODULE_PATHNAME', 'crm_rfm_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
-COMMENT ON FUNCTION crm.rfm_eq(crm.rfm, crm.rfm) IS 'implementation of = for rfm';
-COMMENT ON FUNCTION crm.rfm_ne(crm.rfm, crm.rfm) IS 'implementation of <> for rfm';
-COMMENT ON FUNCTION crm.rfm_lt(crm.rfm, crm.rfm) IS 'implementation of < for rfm';
-COMMENT ON FUNCTION crm.rfm_le(crm.rfm, crm.rfm) IS 'implementation of <= for rfm';
-COMMENT ON FUNCTION crm.rfm_gt(crm.rfm, crm.rfm) IS 'implementation of > for rfm';
-COMMENT ON FUNCTION crm.rfm_ge(crm.rfm, crm.rfm) IS 'implementation of >= for rfm';
-COMMENT ON FUNCTION crm.rfm_cmp(crm.rfm, crm.rfm) IS 'btree support: cells ordered by r, then f, then m';
-COMMENT ON FUNCTION crm.rfm_hash(crm.rfm) IS 'hash support for rfm';
-COMMENT ON FUNCTION crm.rfm_hash_extended(crm.rfm, bigint) IS 'extended hash support for rfm';
-
-CREATE OPERATOR crm.= (
-	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_eq,
-	COMMUTATOR = OPERATOR(crm.=), NEGATOR = OPERATOR(crm.<>),
-	RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
-CREATE OPERATOR crm.<> (
-	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_ne,
-	COMMUTATOR = OPERATOR(crm.<>), NEGATOR = OPERATOR(crm.=),
-	RESTRICT = neqsel, JOIN = neqjoinsel);
-CREATE OPERATOR crm.< (
-	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_lt,
-	COMMUTATOR = OPERATOR(crm.>), NEGATOR = OPERATOR(crm.>=),
-	RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
-CREATE OPERATOR crm.<= (
-	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_le,
-	COMMUTATOR = OPERATOR(crm.>=), NEGATOR = OPERATOR(crm.>),
-	RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
-CREATE OPERATOR crm.> (
-	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_gt,
-	COMMUTATOR = OPERATOR(crm.<), NEGATOR = OPERATOR(crm.<=),
-	RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
-CREATE OPERATOR crm.>= (
-	LEFTARG = crm.rfm, RIGHTARG = crm.rfm, FUNCTION = crm.rfm_ge,
-	COMMUTATOR = OPERATOR(crm.<=), NEGATOR = OPERATOR(crm.<),
-	RESTRICT = scalargesel, JOIN = scalargejoinsel);
-
-CREATE OPERATOR CLASS crm.rfm_ops DEFAULT FOR TYPE crm.rfm USING btree AS
-	OPERATOR 1 crm.<,
-	OPERATOR 2 crm.<=,
-	OPERATOR 3 crm.=,
-	OPERATOR 4 crm.>=,
-	OPERATOR 5 crm.>,
-	FUNCTION 1 crm.rfm_cmp(crm.rfm, crm.rfm);
-CREATE OPERATOR CLASS crm.rfm_hash_ops DEFAULT FOR TYPE crm.rfm USING hash AS
-	OPERATOR 1 crm.=,
-	FUNCTION 1 crm.rfm_hash(crm.rfm),
-	FUNCTION 2 crm.rfm_hash_extended(crm.rfm, bigint);
+-- Comparison functions, operators and operator classes (see src/email.sql)
+CALL pg_temp.crm_declare_ordering('rfm', 'btree support: cells ordered by r, then f, then m');
+DROP PROCEDURE pg_temp.crm_declare_io(text), pg_temp.crm_declare_ordering(text, text);
 
 -- RFM per customer.  Quintile scores are rank based, 1 + floor(5 (rank - 1) / n)
 -- over the n customers, so customers with equal values always share a score

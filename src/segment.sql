@@ -321,6 +321,22 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION crm.segment_lock(text) IS 'the named segment''s row, locked against concurrent refreshes and changes (42704 when missing)';
 
+-- The same for a static segment (a list), or fail with 42809: only lists
+-- take members by hand.
+CREATE FUNCTION crm.static_segment_lock(segment_name text) RETURNS crm.segment
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+BEGIN
+	s := crm.segment_lock(segment_name);
+	IF s.kind <> 'static' THEN
+		RAISE EXCEPTION 'segment "%" is dynamic', segment_name
+			USING ERRCODE = 'wrong_object_type', HINT = 'Its members follow its predicate; change it with crm.alter_segment.';
+	END IF;
+	RETURN s;
+END $$;
+COMMENT ON FUNCTION crm.static_segment_lock(text) IS 'the named static segment''s row, locked as by crm.segment_lock (42704 when missing, 42809 when dynamic)';
+
 CREATE FUNCTION crm.alter_segment(name text, predicate text) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, crm, pg_temp AS $$
 DECLARE
@@ -396,11 +412,7 @@ DECLARE
 	s crm.segment;
 	entering bigint[];
 BEGIN
-	s := crm.segment_lock(name);
-	IF s.kind <> 'static' THEN
-		RAISE EXCEPTION 'segment "%" is dynamic', name
-			USING ERRCODE = 'wrong_object_type', HINT = 'Its members follow its predicate; change it with crm.alter_segment.';
-	END IF;
+	s := crm.static_segment_lock(name);
 	entering := ARRAY(SELECT DISTINCT c.contact_id FROM crm.contact c
 					   WHERE c.contact_id = ANY (contact_ids)
 						 AND NOT EXISTS (SELECT 1 FROM crm.segment_member m
@@ -417,11 +429,7 @@ DECLARE
 	s crm.segment;
 	exiting bigint[];
 BEGIN
-	s := crm.segment_lock(name);
-	IF s.kind <> 'static' THEN
-		RAISE EXCEPTION 'segment "%" is dynamic', name
-			USING ERRCODE = 'wrong_object_type', HINT = 'Its members follow its predicate; change it with crm.alter_segment.';
-	END IF;
+	s := crm.static_segment_lock(name);
 	exiting := ARRAY(SELECT m.contact_id FROM crm.segment_member m
 					  WHERE m.segment_id = s.segment_id AND m.contact_id = ANY (contact_ids));
 	PERFORM crm.segment_apply(s.segment_id, '{}', exiting);

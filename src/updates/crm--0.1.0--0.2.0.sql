@@ -332,3 +332,46 @@ DROP FUNCTION crm.segment_dirty_new(), crm.segment_dirty_old(), crm.segment_dirt
 -- repeating the stage order in SQL (same values).
 CREATE OR REPLACE FUNCTION crm.stage_rank(crm.stage) RETURNS real
 	AS 'MODULE_PATHNAME', 'crm_stage_rank' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- crm.add_to_segment and crm.remove_from_segment find and lock their static
+-- segment through one helper, crm.static_segment_lock, instead of two copies
+-- of the check (src/segment.sql); same errors, SQLSTATEs and hints
+CREATE FUNCTION crm.static_segment_lock(segment_name text) RETURNS crm.segment
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+BEGIN
+	s := crm.segment_lock(segment_name);
+	IF s.kind <> 'static' THEN
+		RAISE EXCEPTION 'segment "%" is dynamic', segment_name
+			USING ERRCODE = 'wrong_object_type', HINT = 'Its members follow its predicate; change it with crm.alter_segment.';
+	END IF;
+	RETURN s;
+END $$;
+COMMENT ON FUNCTION crm.static_segment_lock(text) IS 'the named static segment''s row, locked as by crm.segment_lock (42704 when missing, 42809 when dynamic)';
+CREATE OR REPLACE FUNCTION crm.add_to_segment(name text, contact_ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	entering bigint[];
+BEGIN
+	s := crm.static_segment_lock(name);
+	entering := ARRAY(SELECT DISTINCT c.contact_id FROM crm.contact c
+					   WHERE c.contact_id = ANY (contact_ids)
+						 AND NOT EXISTS (SELECT 1 FROM crm.segment_member m
+										  WHERE m.segment_id = s.segment_id AND m.contact_id = c.contact_id));
+	PERFORM crm.segment_apply(s.segment_id, entering, '{}');
+	RETURN cardinality(entering);
+END $$;
+CREATE OR REPLACE FUNCTION crm.remove_from_segment(name text, contact_ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s crm.segment;
+	exiting bigint[];
+BEGIN
+	s := crm.static_segment_lock(name);
+	exiting := ARRAY(SELECT m.contact_id FROM crm.segment_member m
+					  WHERE m.segment_id = s.segment_id AND m.contact_id = ANY (contact_ids));
+	PERFORM crm.segment_apply(s.segment_id, '{}', exiting);
+	RETURN cardinality(exiting);
+END $$;

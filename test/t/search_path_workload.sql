@@ -88,6 +88,7 @@ SELECT crm.create_segment('plant active', $$crm.activity_count(contact_id, 'page
 	AND crm.bought_between(contact_id, '2020-01-01', '2030-01-01') IS NOT NULL
 	AND crm.in_segment(contact_id, 'plant de') IS NOT NULL$$) AS created_time;
 SELECT crm.create_static_segment('plant list', 'hand-picked') AS created_static;
+SELECT (crm.static_segment_lock('plant list')).kind AS static_kind;
 SELECT crm.add_to_segment('plant list', '{990001,990003}') AS added;
 SELECT crm.remove_from_segment('plant list', '{990003}') AS removed;
 UPDATE crm.contact SET country = 'FR' WHERE contact_id OPERATOR(pg_catalog.=) 990002;
