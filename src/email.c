@@ -153,27 +153,36 @@ idna_error_text(uint32 errors)
 	return "is not a valid internationalised domain name";
 }
 
+/* Raise 22P02 with the detail or, when quiet, return 0 (false, NULL) */
+#define EMAIL_FAIL(...) \
+	do { \
+		if (quiet) \
+			return 0; \
+		EMAIL_ERROR(input, __VA_ARGS__); \
+	} while (0)
+
 /* Check the local part's characters and dots (RFC 5322 dot-atom, unquoted) */
-static void
-check_local_part(const char *input, const char *local, int32 len)
+static bool
+check_local_part(const char *input, const char *local, int32 len, bool quiet)
 {
 	if (len > EMAIL_MAX_LOCAL)
-		EMAIL_ERROR(input, "The local part is %d octets long; at most %d are allowed.",
+		EMAIL_FAIL("The local part is %d octets long; at most %d are allowed.",
 					len, EMAIL_MAX_LOCAL);
 	if (local[0] == '.' || local[len - 1] == '.' || strstr(local, "..") != NULL)
-		EMAIL_ERROR(input, "The local part may not start or end with a dot or contain two dots in a row.");
+		EMAIL_FAIL("The local part may not start or end with a dot or contain two dots in a row.");
 	for (int i = 0; i < len; i++)
 		if (strchr("\"(),:;<>[\\]", local[i]) != NULL)
-			EMAIL_ERROR(input, "The local part contains \"%c\"; quoted local parts are not supported.",
-						local[i]);
+			EMAIL_FAIL("The local part contains \"%c\"; quoted local parts are not supported.",
+					   local[i]);
+	return true;
 }
 
 /*
  * Normalise an address given in the server encoding; return it, in the
- * server encoding, or raise 22P02 naming what is wrong.
+ * server encoding, or raise 22P02 naming what is wrong (quiet: NULL).
  */
 static char *
-email_normalize(const char *input)
+email_normalize(const char *input, bool quiet)
 {
 	const char *start = input;
 	const char *end;
@@ -204,9 +213,9 @@ email_normalize(const char *input)
 	while (end > start && isspace((unsigned char) end[-1]))
 		end--;
 	if (end == start)
-		EMAIL_ERROR(input, "The address is empty.");
+		EMAIL_FAIL("The address is empty.");
 	if (end - start > EMAIL_MAX_INPUT)
-		EMAIL_ERROR(input, "The address is %d octets long; at most %d are allowed.",
+		EMAIL_FAIL("The address is %d octets long; at most %d are allowed.",
 					(int) (end - start), EMAIL_MAX_ADDRESS);
 
 	utf8 = server_to_utf8(start, end - start, &len);
@@ -225,7 +234,7 @@ email_normalize(const char *input)
 		U16_NEXT(norm, i, nlen, c);
 		if ((u_isUWhiteSpace(c) || u_iscntrl(c)) &&
 			!(nat > 0 && (c == 0x200C || c == 0x200D)))
-			EMAIL_ERROR(input, "The address contains U+%04X, which is white space, a control character or an invisible format character.",
+			EMAIL_FAIL("The address contains U+%04X, which is white space, a control character or an invisible format character.",
 						(unsigned) c);
 		if (c == '@')
 		{
@@ -234,18 +243,19 @@ email_normalize(const char *input)
 		}
 	}
 	if (nat == 0)
-		EMAIL_ERROR(input, "The address has no \"@\".");
+		EMAIL_FAIL("The address has no \"@\".");
 	if (nat > 1)
-		EMAIL_ERROR(input, "The address has more than one \"@\".");
+		EMAIL_FAIL("The address has more than one \"@\".");
 	if (at == 0)
-		EMAIL_ERROR(input, "The local part (before \"@\") is empty.");
+		EMAIL_FAIL("The local part (before \"@\") is empty.");
 	if (at == nlen - 1)
-		EMAIL_ERROR(input, "The domain (after \"@\") is empty.");
+		EMAIL_FAIL("The domain (after \"@\") is empty.");
 
 	/* local part: case-folded, NFC */
 	local = normalize_uchar(norm, at, true, &locallen);
 	local8 = uchar_to_utf8(local, locallen, &local8len);
-	check_local_part(input, local8, local8len);
+	if (!check_local_part(input, local8, local8len, quiet))
+		return NULL;
 
 	/* domain: UTS #46 maps to lower case and converts to A-labels */
 	domain8 = uchar_to_utf8(norm + at + 1, nlen - at - 1, &domain8len);
@@ -254,19 +264,19 @@ email_normalize(const char *input)
 									  ascii, EMAIL_MAX_INPUT * 4 - 1,
 									  &info, &status);
 	if (U_FAILURE(status) || info.errors != 0)
-		EMAIL_ERROR(input, "The domain \"%s\" %s.",
+		EMAIL_FAIL("The domain \"%s\" %s.",
 					pnstrdup(domain8, domain8len), idna_error_text(info.errors));
 	ascii[asciilen] = '\0';
 	/* after the mapping, which turns U+3002, U+FF0E and U+FF61 into "." */
 	if (asciilen == 0)
-		EMAIL_ERROR(input, "The domain (after \"@\") is empty.");
+		EMAIL_FAIL("The domain (after \"@\") is empty.");
 	if (ascii[asciilen - 1] == '.')
-		EMAIL_ERROR(input, "The domain may not end with a dot.");
+		EMAIL_FAIL("The domain may not end with a dot.");
 	if (asciilen > EMAIL_MAX_DOMAIN)
-		EMAIL_ERROR(input, "The domain is %d octets long; at most %d are allowed.",
+		EMAIL_FAIL("The domain is %d octets long; at most %d are allowed.",
 					asciilen, EMAIL_MAX_DOMAIN);
 	if (local8len + 1 + asciilen > EMAIL_MAX_ADDRESS)
-		EMAIL_ERROR(input, "The address is %d octets long; at most %d are allowed.",
+		EMAIL_FAIL("The address is %d octets long; at most %d are allowed.",
 					local8len + 1 + asciilen, EMAIL_MAX_ADDRESS);
 
 	result = psprintf("%s@%s", local8, ascii);
@@ -277,7 +287,7 @@ email_normalize(const char *input)
 static text *
 email_from_cstring(const char *input)
 {
-	return cstring_to_text(email_normalize(input));
+	return cstring_to_text(email_normalize(input, false));
 }
 
 /* Three-way comparison of arguments 0 and 1 (normalised addresses), byte by byte */
@@ -356,6 +366,21 @@ Datum
 crm_email_from_text(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(email_from_cstring(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/*
+ * Text to an address, NULL when it is not one: the right side of
+ * "email = text", so a partial address in a filter matches nothing
+ */
+PG_FUNCTION_INFO_V1(crm_email_or_null);
+Datum
+crm_email_or_null(PG_FUNCTION_ARGS)
+{
+	char	   *norm = email_normalize(text_to_cstring(PG_GETARG_TEXT_PP(0)), true);
+
+	if (norm == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(norm));
 }
 
 /* crm_email_eq, _ne, _lt, _le, _gt, _ge and crm_email_cmp */
