@@ -48,6 +48,24 @@ COMMENT ON FUNCTION crm.rfm_segment(crm.rfm) IS
 CALL pg_temp.crm_declare_ordering('rfm', 'btree support: cells ordered by r, then f, then m');
 DROP PROCEDURE pg_temp.crm_declare_io(text), pg_temp.crm_declare_ordering(text, text);
 
+-- rfm = text, as a driver binds a string parameter: the text read as a cell
+-- ('5-4-3'; 22P02 when it is not one), inlined so "rfm = $1" stays a
+-- comparison of cells
+CREATE FUNCTION crm.rfm_eq_text(crm.rfm, text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.=) $2::crm.rfm;
+CREATE FUNCTION crm.rfm_ne_text(crm.rfm, text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.<>) $2::crm.rfm;
+COMMENT ON FUNCTION crm.rfm_eq_text(crm.rfm, text) IS 'implementation of rfm = text: the text read as an RFM cell';
+COMMENT ON FUNCTION crm.rfm_ne_text(crm.rfm, text) IS 'implementation of rfm <> text: the text read as an RFM cell';
+CREATE OPERATOR pg_catalog.= (
+	LEFTARG = crm.rfm, RIGHTARG = text, FUNCTION = crm.rfm_eq_text,
+	NEGATOR = OPERATOR(pg_catalog.<>), RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel);
+CREATE OPERATOR pg_catalog.<> (
+	LEFTARG = crm.rfm, RIGHTARG = text, FUNCTION = crm.rfm_ne_text,
+	NEGATOR = OPERATOR(pg_catalog.=), RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel);
+
 -- RFM per customer.  Quintile scores are rank based, 1 + floor(5 (rank - 1) / n)
 -- over the n customers, so customers with equal values always share a score
 -- (ntile would split a tie across two quintiles by chance); without ties the

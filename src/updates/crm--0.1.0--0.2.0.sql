@@ -375,3 +375,106 @@ BEGIN
 	PERFORM crm.segment_apply(s.segment_id, '{}', exiting);
 	RETURN cardinality(exiting);
 END $$;
+
+-- BI tools (issue 14): the comparison operators of crm.email and crm.rfm
+-- move to pg_catalog, so they resolve whatever the search_path; e-mails
+-- become text implicitly (LIKE, lower, length, min); email, rfm and stage
+-- compare with text parameters.
+ALTER OPERATOR crm.= (crm.email, crm.email) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.<> (crm.email, crm.email) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.< (crm.email, crm.email) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.<= (crm.email, crm.email) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.> (crm.email, crm.email) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.>= (crm.email, crm.email) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.= (crm.rfm, crm.rfm) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.<> (crm.rfm, crm.rfm) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.< (crm.rfm, crm.rfm) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.<= (crm.rfm, crm.rfm) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.> (crm.rfm, crm.rfm) SET SCHEMA pg_catalog;
+ALTER OPERATOR crm.>= (crm.rfm, crm.rfm) SET SCHEMA pg_catalog;
+DROP CAST (crm.email AS text);
+CREATE CAST (crm.email AS text) WITHOUT FUNCTION AS IMPLICIT;
+
+-- email = text, as a driver binds a string parameter (character varying)
+-- or a user writes email = 'x'::text: the text is normalised as an address,
+-- and text that is not one (a partial address) matches nothing instead of
+-- raising 22P02.  The SQL bodies are inlined by the planner, so
+-- "email = $1" becomes "email = crm.email_or_null($1)", which the unique
+-- index on crm.contact.email serves.
+CREATE FUNCTION crm.email_or_null(text) RETURNS crm.email
+	AS 'MODULE_PATHNAME', 'crm_email_or_null' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
+COMMENT ON FUNCTION crm.email_or_null(text) IS
+	'text as a normalised e-mail address, NULL when it is not one (no error): the text side of email = text';
+CREATE FUNCTION crm.email_eq_text(crm.email, text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.=) crm.email_or_null($2);
+CREATE FUNCTION crm.text_eq_email(text, crm.email) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN crm.email_or_null($1) OPERATOR(pg_catalog.=) $2;
+CREATE FUNCTION crm.email_ne_text(crm.email, text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN crm.email_or_null($2) IS NULL OR $1 OPERATOR(pg_catalog.<>) crm.email_or_null($2);
+CREATE FUNCTION crm.text_ne_email(text, crm.email) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN crm.email_or_null($1) IS NULL OR crm.email_or_null($1) OPERATOR(pg_catalog.<>) $2;
+COMMENT ON FUNCTION crm.email_eq_text(crm.email, text) IS
+	'implementation of email = text: the text normalised as an address; false when it is not one';
+COMMENT ON FUNCTION crm.text_eq_email(text, crm.email) IS
+	'implementation of text = email: the text normalised as an address; false when it is not one';
+COMMENT ON FUNCTION crm.email_ne_text(crm.email, text) IS
+	'implementation of email <> text: true when the text is not an address or another one';
+COMMENT ON FUNCTION crm.text_ne_email(text, crm.email) IS
+	'implementation of text <> email: true when the text is not an address or another one';
+CREATE OPERATOR pg_catalog.= (
+	LEFTARG = crm.email, RIGHTARG = text, FUNCTION = crm.email_eq_text,
+	COMMUTATOR = OPERATOR(pg_catalog.=), NEGATOR = OPERATOR(pg_catalog.<>),
+	RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel);
+CREATE OPERATOR pg_catalog.= (
+	LEFTARG = text, RIGHTARG = crm.email, FUNCTION = crm.text_eq_email,
+	COMMUTATOR = OPERATOR(pg_catalog.=), NEGATOR = OPERATOR(pg_catalog.<>),
+	RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel);
+CREATE OPERATOR pg_catalog.<> (
+	LEFTARG = crm.email, RIGHTARG = text, FUNCTION = crm.email_ne_text,
+	COMMUTATOR = OPERATOR(pg_catalog.<>), NEGATOR = OPERATOR(pg_catalog.=),
+	RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel);
+CREATE OPERATOR pg_catalog.<> (
+	LEFTARG = text, RIGHTARG = crm.email, FUNCTION = crm.text_ne_email,
+	COMMUTATOR = OPERATOR(pg_catalog.<>), NEGATOR = OPERATOR(pg_catalog.=),
+	RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel);
+
+-- rfm = text, as a driver binds a string parameter: the text read as a cell
+-- ('5-4-3'; 22P02 when it is not one), inlined so "rfm = $1" stays a
+-- comparison of cells
+CREATE FUNCTION crm.rfm_eq_text(crm.rfm, text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.=) $2::crm.rfm;
+CREATE FUNCTION crm.rfm_ne_text(crm.rfm, text) RETURNS boolean
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.<>) $2::crm.rfm;
+COMMENT ON FUNCTION crm.rfm_eq_text(crm.rfm, text) IS 'implementation of rfm = text: the text read as an RFM cell';
+COMMENT ON FUNCTION crm.rfm_ne_text(crm.rfm, text) IS 'implementation of rfm <> text: the text read as an RFM cell';
+CREATE OPERATOR pg_catalog.= (
+	LEFTARG = crm.rfm, RIGHTARG = text, FUNCTION = crm.rfm_eq_text,
+	NEGATOR = OPERATOR(pg_catalog.<>), RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel);
+CREATE OPERATOR pg_catalog.<> (
+	LEFTARG = crm.rfm, RIGHTARG = text, FUNCTION = crm.rfm_ne_text,
+	NEGATOR = OPERATOR(pg_catalog.=), RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel);
+
+-- stage = text, as a driver binds a string parameter (character varying):
+-- the text read as a stage (22P02 when it is not one).  Inlined, so
+-- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage
+-- serves; a literal (stage = 'lead') resolves here too and means the same.
+CREATE FUNCTION crm.stage_eq_text(crm.stage, text) RETURNS boolean
+	LANGUAGE sql STABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.=) $2::crm.stage;
+CREATE FUNCTION crm.stage_ne_text(crm.stage, text) RETURNS boolean
+	LANGUAGE sql STABLE STRICT PARALLEL SAFE
+	RETURN $1 OPERATOR(pg_catalog.<>) $2::crm.stage;
+COMMENT ON FUNCTION crm.stage_eq_text(crm.stage, text) IS 'implementation of stage = text: the text read as a stage';
+COMMENT ON FUNCTION crm.stage_ne_text(crm.stage, text) IS 'implementation of stage <> text: the text read as a stage';
+CREATE OPERATOR pg_catalog.= (
+	LEFTARG = crm.stage, RIGHTARG = text, FUNCTION = crm.stage_eq_text,
+	NEGATOR = OPERATOR(pg_catalog.<>), RESTRICT = pg_catalog.eqsel, JOIN = pg_catalog.eqjoinsel);
+CREATE OPERATOR pg_catalog.<> (
+	LEFTARG = crm.stage, RIGHTARG = text, FUNCTION = crm.stage_ne_text,
+	NEGATOR = OPERATOR(pg_catalog.=), RESTRICT = pg_catalog.neqsel, JOIN = pg_catalog.neqjoinsel);

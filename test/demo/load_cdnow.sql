@@ -30,7 +30,7 @@ SELECT 'cdnow-' || c.cust || '@cdnow.example', 'import', 'US',
 INSERT INTO crm."order" (contact_id, ordered_at, status, total, items, external_ref)
 SELECT k.contact_id, r.day, 'paid', r.dollars, nullif(r.cds, 0), 'cdnow'
   FROM cdnow r
-  JOIN crm.contact k ON k.email OPERATOR(crm.=) ('cdnow-' || r.cust || '@cdnow.example')::crm.email
+  JOIN crm.contact k ON k.email = ('cdnow-' || r.cust || '@cdnow.example')::crm.email
  ORDER BY k.contact_id, r.day;
 COMMIT;
 ANALYZE crm.contact, crm."order";
