@@ -10,11 +10,15 @@ SELECT 'a@EXAMPLE.com'::crm.email = 'A@example.COM'::crm.email AS case_equal;
 SELECT 'a@bücher.de'::crm.email = 'a@xn--bcher-kva.de'::crm.email AS idna_equal;
 SELECT 'a@x.de'::crm.email < 'b@x.de'::crm.email AS lt, 'a@x.de'::crm.email <> 'b@x.de'::crm.email AS ne;
 SELECT crm.email_domain('Ann@Bücher.de'), crm.email_local('Ann@Bücher.de');
--- text functions apply after an explicit cast; there is no implicit one,
--- so without crm in search_path a comparison fails instead of comparing raw text
+-- text functions apply through the implicit cast to text; comparisons
+-- stay comparisons of addresses (operators in pg_catalog), whatever the
+-- search_path, with a literal or with text
 SELECT 'ann@example.com'::crm.email::text LIKE '%@example.com' AS like_works;
 SET search_path = public;
-SELECT 'ann@example.com'::crm.email = 'Ann@Example.com';
+SELECT 'ann@example.com'::crm.email LIKE '%@example.com' AS like_without_cast;
+SELECT 'ann@example.com'::crm.email = 'Ann@Example.com' AS equal_without_search_path;
+SELECT 'ann@example.com'::crm.email = 'Ann@Example.com'::text AS equal_to_text;
+SELECT 'ann@example.com'::crm.email = 'Ann@'::text AS partial_is_not_equal;
 SET search_path = crm, public;
 SELECT 'ann@example.com'::crm.email = 'Ann@Example.com' AS equal_with_search_path;
 SELECT 'ann@example.com'::email = 'Ann@Example.com'::text::email AS text_cast;

@@ -418,9 +418,9 @@ CREATE FUNCTION crm.text_ne_email(text, crm.email) RETURNS boolean
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 	RETURN crm.email_or_null($1) IS NULL OR crm.email_or_null($1) OPERATOR(pg_catalog.<>) $2;
 COMMENT ON FUNCTION crm.email_eq_text(crm.email, text) IS
-	'implementation of email = text: the text normalised as an address; false when it is not one';
+	'implementation of email = text: the text normalised as an address; NULL (no match) when it is not one';
 COMMENT ON FUNCTION crm.text_eq_email(text, crm.email) IS
-	'implementation of text = email: the text normalised as an address; false when it is not one';
+	'implementation of text = email: the text normalised as an address; NULL (no match) when it is not one';
 COMMENT ON FUNCTION crm.email_ne_text(crm.email, text) IS
 	'implementation of email <> text: true when the text is not an address or another one';
 COMMENT ON FUNCTION crm.text_ne_email(text, crm.email) IS

@@ -33,8 +33,8 @@ SELECT lives_ok($$INSERT INTO crm.consent (contact_id, channel, status)
 SELECT throws_ok($$UPDATE crm.consent SET status = 'granted'$$, '55000', NULL, 'consent update refused');
 SELECT throws_ok($$DELETE FROM crm.consent$$, '55000', NULL, 'consent delete refused');
 SELECT set_config('search_path', 'public', true) IS NOT NULL AS crm_not_in_path \gset
-SELECT throws_ok($$SELECT count(*) FROM crm.contact WHERE email = 'TAP@example.org'$$,
-	'42883', NULL, 'without crm in search_path, email = text fails instead of comparing raw text');
+SELECT is((SELECT count(*)::int FROM crm.contact WHERE email = 'TAP@example.org'::text), 1,
+	'without crm in search_path, email = text compares addresses, not raw text');
 SELECT set_config('search_path', 'public, crm', true) IS NOT NULL AS crm_in_path \gset
 SELECT throws_ok($$SELECT crm.can_contact(1, 'carrier_pigeon')$$, '22023', 'unknown channel "carrier_pigeon"', 'unknown channel: 22023');
 
