@@ -156,7 +156,7 @@ SELECT pg_catalog.count(*) AS summary FROM (
 	  FROM crm."order" GROUP BY contact_id) s;
 
 -- e-mail and identity functions, duplicates, merge, erasure
-SELECT crm.email('Z@Plant.Test') IS NOT NULL, crm.email_domain('z@plant.test') IS NOT NULL,
+SELECT crm.email('Z@Plant.Test') IS NOT NULL, crm.email_domain('z@plant.test') IS NOT NULL, crm.email_or_null('z@plant.test') IS NOT NULL,
 	   crm.email_local('z@plant.test') IS NOT NULL, crm.email_handle('z@plant.test') IS NOT NULL,
 	   crm.match_key('José Núñez') IS NOT NULL, crm.name_similarity('José', 'Jose'),
 	   crm.phone_key('+49 30 1234567') IS NOT NULL, crm.salted_email_hash('z@plant.test') IS NOT NULL,
