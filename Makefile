@@ -30,6 +30,7 @@ SQL_PARTS  = src/header.sql \
              src/clv_retention.sql \
              src/schedule.sql \
              src/roles.sql \
+             src/analyst.sql \
              src/ownership.sql
 # Released versions: each one's install script is frozen in src/releases/
 # (never rebuilt, never cleaned) and every step between versions is an update
