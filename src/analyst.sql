@@ -166,8 +166,10 @@ COMMENT ON VIEW crm.analyst_clv_model IS
 	'one row: the BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, gamma) models fitted by maximum likelihood to every customer''s BTYD summary (crm.btyd_summary in days, days in UTC, cancelled and refunded orders left out, observation end now), as float8 columns and as the model values; contacts = customers fitted, repeat_customers those the spend model is fitted to; no row below 5 customers';
 
 -- Deciles of predicted CLV under that model: one year as 12 periods of
--- 365/12 days, 1% a period; predictions only from converged fits (a model
--- at a boundary can make them diverge).  The lowest and highest values (one customer's)
+-- 365/12 days, 1% a period.  Predictions only from a converged BG/NBD fit
+-- with a and b below 1,000: beyond that there is next to no dropout and the
+-- hypergeometric series of the predictions need too many terms (22003 for
+-- a whole read).  The lowest and highest values (one customer's)
 -- are not shown.
 CREATE VIEW crm.analyst_clv AS
 WITH s AS (
@@ -178,14 +180,15 @@ WITH s AS (
 			 WHERE o.status <> ALL (ARRAY['cancelled', 'refunded'])
 			 GROUP BY o.contact_id) x),
 c AS (
-	SELECT CASE WHEN m.bgnbd_converged THEN crm.expected_purchases(m.bgnbd, 365, s.frequency, s.recency, s.t) END
+	SELECT CASE WHEN m.usable THEN crm.expected_purchases(m.bgnbd, 365, s.frequency, s.recency, s.t) END
 			 AS purchases,
-		   CASE WHEN m.bgnbd_converged THEN crm.p_alive(m.bgnbd, s.frequency, s.recency, s.t) END AS p_alive,
-		   CASE WHEN NOT (m.bgnbd_converged AND m.gammagamma_converged AND m.q > 1) THEN NULL
+		   CASE WHEN m.usable THEN crm.p_alive(m.bgnbd, s.frequency, s.recency, s.t) END AS p_alive,
+		   CASE WHEN NOT (m.usable AND m.gammagamma_converged AND m.q > 1) THEN NULL
 				WHEN s.frequency > 0 AND s.monetary_value = 0 THEN 0	-- repeat purchases of nothing
 				ELSE crm.clv(m.bgnbd, m.gammagamma, s.frequency, s.recency, s.t, s.monetary_value, 12, 0.01, 365 / 12.0)
 		   END AS clv
-	  FROM s CROSS JOIN crm.analyst_clv_model m),
+	  FROM s CROSS JOIN (SELECT m.*, m.bgnbd_converged AND m.a < 1000 AND m.b < 1000 AS usable
+						   FROM crm.analyst_clv_model m) m),
 d AS (
 	SELECT ntile(10) OVER (ORDER BY c.clv, c.purchases) AS decile, c.* FROM c)
 SELECT d.decile, count(*) AS contacts,
@@ -197,7 +200,7 @@ SELECT d.decile, count(*) AS contacts,
  GROUP BY d.decile
 HAVING count(*) >= 5;
 COMMENT ON VIEW crm.analyst_clv IS
-	'one row per decile (1 = lowest) of predicted one-year CLV (crm.clv over crm.analyst_clv_model: 12 periods of 365/12 days, 1% a period; NULL unless both fits converged and q > 1): customers, the decile''s lowest and highest CLV (not shown for the lowest and highest decile), mean and total CLV, mean expected purchases in the next 365 days and mean probability alive; deciles of fewer than 5 customers are left out';
+	'one row per decile (1 = lowest) of predicted one-year CLV (crm.clv over crm.analyst_clv_model: 12 periods of 365/12 days, 1% a period; NULL unless both fits converged, a and b are below 1000 and q > 1): customers, the decile''s lowest and highest CLV (not shown for the lowest and highest decile), mean and total CLV, mean expected purchases in the next 365 days and mean probability alive; deciles of fewer than 5 customers are left out';
 
 -- crm.campaign_report of every campaign
 CREATE VIEW crm.analyst_campaign AS
