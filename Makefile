@@ -30,6 +30,7 @@ SQL_PARTS  = src/header.sql \
              src/clv_retention.sql \
              src/schedule.sql \
              src/roles.sql \
+             src/analyst.sql \
              src/columns.sql \
              src/bi.sql \
              src/ownership.sql

@@ -125,7 +125,9 @@ DECLARE
 	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy';
 	segments text := 'crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, crm.campaign_target';
 	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline';
-	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal';
+	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
+						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
+						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';
 	sequences text := 'crm.activity_activity_id_seq, crm.campaign_campaign_id_seq, crm.company_company_id_seq, '
 					  'crm.consent_consent_id_seq, crm.contact_contact_id_seq, crm.deal_deal_id_seq, '
 					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '

@@ -91,7 +91,17 @@ INSERT INTO rls_class VALUES
 	('crm.analyst_contact', 'analyst per contact', NULL),
 	('crm.analyst_activity', 'analyst cells', 'contacts'),
 	('crm.analyst_order', 'analyst cells', 'contacts'),
-	('crm.analyst_deal', 'analyst cells', 'contacts');
+	('crm.analyst_deal', 'analyst cells', 'contacts'),
+	-- the analyses (src/analyst.sql): each row counts its contacts
+	('crm.analyst_funnel', 'analyst cells', 'contacts'),
+	('crm.analyst_stage_conversion', 'analyst cells', 'contacts'),
+	('crm.analyst_retention', 'analyst cells', 'active'),
+	('crm.analyst_churn', 'analyst cells', 'active'),
+	('crm.analyst_rfm', 'analyst cells', 'contacts'),
+	('crm.analyst_clv_model', 'analyst cells', 'contacts'),
+	('crm.analyst_clv', 'analyst cells', 'contacts'),
+	('crm.analyst_campaign', 'analyst cells', 'targeted'),
+	('crm.analyst_pipeline', 'analyst cells', 'contacts');
 GRANT SELECT ON rls_class TO PUBLIC;
 
 -- Columns no analyst may see, by name (any crm.email column too).
@@ -311,11 +321,21 @@ SELECT is((SELECT count(*) FROM crm.analyst_deal v
 		  0::bigint, 'analyst_deal: every month, pipeline stage, status and currency of 5 contacts or more, with its number of contacts');
 
 -- one view whatever the session's time zone (two would overlap, to compare)
+-- the rows of a view, as text
+CREATE FUNCTION pg_temp.analyst_rows(v text) RETURNS SETOF text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN QUERY EXECUTE format('SELECT x::text FROM %s x', v::regclass);
+END $$;
 CREATE FUNCTION pg_temp.analyst_digest() RETURNS text[] LANGUAGE sql STABLE AS $$
 	SELECT ARRAY[(SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_contact x),
 				 (SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_activity x),
 				 (SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_order x),
 				 (SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM crm.analyst_deal x)]
+		|| ARRAY(SELECT (SELECT md5(string_agg(x::text, ',' ORDER BY x::text))
+						   FROM pg_temp.analyst_rows(v) x(x))
+				   FROM unnest(ARRAY['crm.analyst_funnel', 'crm.analyst_stage_conversion', 'crm.analyst_retention',
+									 'crm.analyst_churn', 'crm.analyst_rfm', 'crm.analyst_clv_model', 'crm.analyst_clv',
+									 'crm.analyst_campaign', 'crm.analyst_pipeline']) v)
 $$;
 SET TimeZone = 'Pacific/Kiritimati';
 CREATE TEMP TABLE digest_east AS SELECT pg_temp.analyst_digest() AS d;
