@@ -7,7 +7,8 @@ CRM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # caller's shell (a development cluster's port, say) would collide with it
 unset PGHOST PGPORT PGDATABASE PGUSER PGPASSWORD PGCLUSTER PGSERVICE
 CRM_PACKAGES="build-essential pkg-config libicu-dev postgresql-15 postgresql-server-dev-15
-	postgresql-contrib postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron"
+	postgresql-contrib postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-cron
+	libpostgresql-jdbc-java default-jdk-headless"
 export CRM_CFLAGS="-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers"
 
 crm_install_packages() {

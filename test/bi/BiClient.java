@@ -1,0 +1,127 @@
+// A BI tool's session through pgjdbc (what Metabase, Superset's JDBC
+// bridge and most BI tools use): DatabaseMetaData introspection, generated
+// SELECTs with bound parameters, read-only transactions, as a superuser,
+// an analyst and a sales rep.  Prints TAP; every failure is a "not ok".
+//   java -cp postgresql.jar BiClient.java HOST PORT DB
+import java.sql.*;
+import java.util.*;
+
+public class BiClient {
+	static int n = 0, failed = 0;
+	static String host, port, db;
+
+	static void ok(boolean cond, String what) {
+		n++;
+		if (!cond) failed++;
+		System.out.println((cond ? "ok " : "not ok ") + n + " - " + what);
+	}
+
+	static Connection connect(String user, String password, String prepareThreshold) throws SQLException {
+		Properties p = new Properties();
+		p.setProperty("user", user);
+		p.setProperty("password", password);
+		p.setProperty("prepareThreshold", prepareThreshold);
+		return DriverManager.getConnection("jdbc:postgresql://" + host + ":" + port + "/" + db, p);
+	}
+
+	static long count(Connection c, String sql, Object... args) throws SQLException {
+		try (PreparedStatement s = c.prepareStatement(sql)) {
+			for (int i = 0; i < args.length; i++) {
+				Object a = args[i];
+				if (a instanceof String) s.setString(i + 1, (String) a);
+				else if (a instanceof Long) s.setLong(i + 1, (Long) a);
+				else if (a instanceof Timestamp) s.setTimestamp(i + 1, (Timestamp) a);
+				else s.setObject(i + 1, a);
+			}
+			try (ResultSet r = s.executeQuery()) {
+				long rows = 0;
+				while (r.next()) rows++;
+				return rows;
+			}
+		}
+	}
+
+	/* run sql, true when it raised nothing; the error goes to the TAP stream */
+	static boolean runs(Connection c, String sql, Object... args) {
+		try {
+			count(c, sql, args);
+			return true;
+		} catch (SQLException e) {
+			System.out.println("# " + sql + ": " + e.getSQLState() + " " + e.getMessage().split("\n")[0]);
+			return false;
+		}
+	}
+
+	static long scalar(Connection c, String sql, Object... args) throws SQLException {
+		try (PreparedStatement s = c.prepareStatement(sql)) {
+			for (int i = 0; i < args.length; i++) s.setString(i + 1, (String) args[i]);
+			try (ResultSet r = s.executeQuery()) {
+				r.next();
+				return r.getLong(1);
+			}
+		}
+	}
+
+	public static void main(String[] argv) throws Exception {
+		host = argv[0]; port = argv[1]; db = argv[2];
+		String superPw = System.getenv("PGPASSWORD");
+		for (String threshold : new String[] {"0", "1"}) {
+			String mode = threshold.equals("0") ? "simple protocol" : "server-side prepared";
+			try (Connection su = connect(System.getenv("PGUSER"), superPw, threshold)) {
+				// metadata: every column of crm's tables and views has REMARKS
+				DatabaseMetaData md = su.getMetaData();
+				int cols = 0, bare = 0;
+				try (ResultSet r = md.getColumns(null, "crm", "%", "%")) {
+					while (r.next()) {
+						cols++;
+						if (r.getString("REMARKS") == null) {
+							bare++;
+							System.out.println("# no REMARKS: " + r.getString("TABLE_NAME") + "." + r.getString("COLUMN_NAME"));
+						}
+					}
+				}
+				ok(cols > 250 && bare == 0, mode + ": getColumns on schema crm: " + cols + " columns, all with REMARKS");
+				// e-mail filters as generated, repeated past the prepare threshold
+				boolean same = true;
+				for (int i = 0; i < 6; i++)
+					same &= count(su, "SELECT contact_id FROM crm.contact WHERE email = ? LIMIT 100", "Ann.Lee@EXAMPLE.org") == 1;
+				ok(same, mode + ": email = ? (setString), any spelling, six times");
+				ok(count(su, "SELECT contact_id FROM crm.contact WHERE email = ?", "ann.lee") == 0,
+				   mode + ": email = ? with a partial address finds nothing");
+				ok(count(su, "SELECT contact_id FROM crm.contact WHERE email ILIKE ? LIMIT 100", "%LEE%") == 1,
+				   mode + ": email ILIKE ? (the contains filter)");
+				ok(runs(su, "SELECT min(email), max(lower(email)), max(length(email)) FROM crm.contact"),
+				   mode + ": min(email), lower(email), length(email)");
+				ok(count(su, "SELECT contact_id FROM crm.contact WHERE stage = ? LIMIT 100", "lead") == 2,
+				   mode + ": stage = ? (setString)");
+				ok(runs(su, "SELECT date_trunc('month', created_at) AS m, count(*) FROM crm.contact WHERE created_at >= ? GROUP BY 1 ORDER BY 1 LIMIT 1000",
+						new Timestamp(0)), mode + ": GROUP BY date_trunc with setTimestamp");
+			}
+			// the analyst: every analyst view, in a read-only transaction, with LIMIT
+			try (Connection an = connect("bi_analyst", "bi-analyst-pw", threshold)) {
+				an.setReadOnly(true);
+				an.setAutoCommit(false);
+				List<String> views = new ArrayList<>();
+				try (ResultSet r = an.getMetaData().getTables(null, "crm", "analyst%", new String[] {"VIEW"})) {
+					while (r.next()) views.add(r.getString("TABLE_NAME"));
+				}
+				boolean all = !views.isEmpty();
+				for (String v : views) all &= runs(an, "SELECT * FROM crm." + v + " LIMIT 10");
+				ok(all && views.size() >= 13, mode + ": analyst reads every analyst view read-only (" + views.size() + ")");
+				ok(runs(an, "SELECT stage, sum(contacts) FROM crm.analyst_funnel WHERE month >= ? GROUP BY stage LIMIT 100",
+						new Timestamp(0)), mode + ": analyst: funnel by stage since a setTimestamp date");
+				ok(!runs(an, "SELECT count(*) FROM crm.contact"), mode + ": analyst cannot read crm.contact");
+				an.rollback();
+			}
+			// the sales rep: the same filters, under row-level security
+			try (Connection rep = connect("bi_rep", "bi-rep-pw", threshold)) {
+				ok(count(rep, "SELECT contact_id FROM crm.contact WHERE email = ?", "BOB@example.org") == 1,
+				   mode + ": sales rep: email = ? finds its contact");
+				ok(count(rep, "SELECT contact_id FROM crm.contact WHERE email = ?", "carl@example.org") == 0,
+				   mode + ": sales rep: another rep's contact stays hidden");
+			}
+		}
+		System.out.println("1.." + n);
+		System.exit(failed == 0 ? 0 : 1);
+	}
+}
