@@ -82,7 +82,17 @@ SELECT crm.create_campaign('camp x', 'camp all', 'email', now(), NULL, 0, 1);
 SELECT * FROM crm.campaign_targets(-1);
 SELECT crm.create_campaign('camp over', 'camp all', 'email', now() - interval '2 days', now() - interval '1 day') AS over \gset
 SELECT * FROM crm.campaign_targets(:over);
+-- a read-only preview, for BI connections: the same contacts, nothing recorded
+SELECT crm.create_campaign('camp preview', 'camp all', 'email', now() - interval '1 hour', NULL, 10, 0.3) AS pv \gset
+BEGIN READ ONLY;
+SELECT count(*) AS previewed FROM crm.campaign_targets_preview(:pv);
+SELECT count(*) FROM crm.campaign_targets(:pv);
+ROLLBACK;
+SELECT count(*) AS recorded_by_preview FROM crm.campaign_target WHERE campaign_id = :pv;
+SELECT (SELECT array_agg(contact_id ORDER BY contact_id) FROM crm.campaign_targets_preview(:pv))
+	 = (SELECT array_agg(contact_id ORDER BY contact_id) FROM crm.campaign_targets(:pv)) AS preview_equals_targets;
 SELECT crm.drop_segment('camp all');
 -- clean up
 DELETE FROM crm.campaign WHERE name LIKE 'camp %';
 SELECT crm.drop_segment('camp all');
+

@@ -1037,6 +1037,72 @@ BEGIN
 	END LOOP;
 END $$;
 
+-- BI tools (issue 14, point 4): a read-only campaign preview
+-- The selection shared by crm.campaign_targets (which records it) and
+-- crm.campaign_targets_preview (which does not): every eligible member with
+-- its group (holdout) and whether it is not recorded yet (new).
+CREATE FUNCTION crm.campaign_selection(campaign_id bigint)
+RETURNS TABLE (contact_id bigint, email crm.email, holdout boolean, new boolean)
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	cam crm.campaign;
+BEGIN
+	SELECT * INTO cam FROM crm.campaign k WHERE k.campaign_id = campaign_selection.campaign_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'campaign % does not exist', campaign_selection.campaign_id
+			USING ERRCODE = 'undefined_object', HINT = 'Campaigns are listed in crm.campaign.';
+	END IF;
+	IF cam.ends_at <= now() THEN
+		RAISE EXCEPTION 'campaign "%" has ended', cam.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('It ended at %s.', cam.ends_at),
+				  HINT = 'Targets are selected while a campaign runs; extend ends_at to select again.';
+	END IF;
+	-- members with a current grant on the channel and no do-not-contact flag;
+	-- a contact already selected keeps the group it was put in
+	RETURN QUERY
+	SELECT m.contact_id, c.email,
+		   coalesce(t.holdout, crm.campaign_holdout(m.contact_id, cam.campaign_id, cam.holdout_share)),
+		   t.contact_id IS NULL
+	  FROM crm.segment_member m
+	  JOIN crm.contact c ON c.contact_id = m.contact_id
+	  LEFT JOIN crm.campaign_target t ON t.contact_id = m.contact_id AND t.campaign_id = cam.campaign_id
+	 WHERE m.segment_id = cam.segment_id
+	   AND c.do_not_contact IS NULL
+	   AND coalesce((SELECT l.status = 'granted' AND (l.valid_until IS NULL OR l.valid_until > now())
+					   FROM crm.consent l
+					  WHERE l.contact_id = m.contact_id AND l.channel = cam.channel AND l.recorded_at <= now()
+					  ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1), false);
+END $$;
+COMMENT ON FUNCTION crm.campaign_selection(bigint) IS
+	'the eligible members of a running campaign with their group (holdout) and whether they are not yet recorded (new); the selection behind crm.campaign_targets and crm.campaign_targets_preview; reads only';
+
+CREATE OR REPLACE FUNCTION crm.campaign_targets(campaign_id bigint)
+RETURNS TABLE (contact_id bigint, email crm.email)
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN QUERY
+	WITH eligible AS MATERIALIZED (
+		SELECT * FROM crm.campaign_selection(campaign_targets.campaign_id)),
+	recorded AS (
+		INSERT INTO crm.campaign_target (contact_id, campaign_id, holdout)
+		SELECT e.contact_id, campaign_targets.campaign_id, e.holdout FROM eligible e WHERE e.new
+		ON CONFLICT DO NOTHING)
+	SELECT e.contact_id, e.email FROM eligible e
+	 WHERE NOT e.holdout ORDER BY e.contact_id;
+END $$;
+COMMENT ON FUNCTION crm.campaign_targets(bigint) IS
+	'contacts to send a campaign to now: stored members of its segment with unexpired consent on its channel and no do-not-contact flag, minus the hold-out group; WRITES: records every selected contact (and its group) in crm.campaign_target, so it fails in a read-only transaction (use crm.campaign_targets_preview there)';
+
+CREATE FUNCTION crm.campaign_targets_preview(campaign_id bigint)
+RETURNS TABLE (contact_id bigint, email crm.email)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+	SELECT s.contact_id, s.email FROM crm.campaign_selection($1) s
+	 WHERE NOT s.holdout ORDER BY s.contact_id
+$$;
+COMMENT ON FUNCTION crm.campaign_targets_preview(bigint) IS
+	'the contacts crm.campaign_targets would return now, without recording anything: does not write, works in a read-only transaction (BI connections)';
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

@@ -97,6 +97,7 @@ SELECT pg_catalog.count(*) AS refreshed_full FROM crm.refresh_segment('plant de'
 SELECT pg_catalog.count(*) AS refreshed_all FROM crm.refresh_segments();
 SELECT crm.alter_segment('plant active', $$country = 'ES'$$) IS NULL AS altered;
 SELECT crm.create_campaign('plant camp', 'plant de', 'email', '2026-01-01 00:00+00', '2030-01-01 00:00+00', 10, 0.5) AS camp \gset
+SELECT pg_catalog.count(*) AS preview FROM crm.campaign_targets_preview(:camp);
 SELECT pg_catalog.count(*) AS targets FROM crm.campaign_targets(:camp);
 SELECT pg_catalog.count(*) AS report FROM crm.campaign_report(:camp);
 SELECT crm.nth_weekday(2026, 5, 0, 2) IS NOT NULL AS mothers_day;
