@@ -7,9 +7,10 @@
  * weight of each, so memory grows with the number of distinct rows and not
  * with the number of customers.  This file holds those tables and the
  * radix sorts that turn them into one sorted run, so a fit does not depend
- * on row order or plan shape.  The per-column value sets, the packed table
- * and the exact sums of fractional weights are simplehash tables (declared
- * in clv_rows.h); the wide table is hand-written (see rows_put: measured).
+ * on row order or plan shape.  The packed table and the exact sums of
+ * fractional weights are simplehash tables (declared in clv_rows.h); the
+ * wide table and the per-column value sets are hand-written (measured: see
+ * rows_put and ValueSet).
  */
 #include "postgres.h"
 
@@ -41,18 +42,34 @@ void
 clv_value_set_init(ValueSet *vs, MemoryContext cxt)
 {
 	vs->cxt = cxt;
-	vs->tb = valueset_create(cxt, 128, NULL);
-	vs->cap = 128;
+	vs->size = 256;
 	vs->n = 0;
-	vs->vals = MemoryContextAlloc(cxt, sizeof(ValueSeen) * vs->cap);
+	vs->slot = MemoryContextAlloc(cxt, sizeof(int32) * vs->size);
+	memset(vs->slot, -1, sizeof(int32) * vs->size);
+	vs->vals = MemoryContextAlloc(cxt, sizeof(ValueSeen) * vs->size / 2);
 }
 
-/* Double the room for values by number */
+/* Double the table of a value set */
 void
 clv_value_set_grow(ValueSet *vs)
 {
-	vs->cap *= 2;
-	vs->vals = repalloc_huge(vs->vals, sizeof(ValueSeen) * vs->cap);
+	int64		nsize = vs->size * 2;
+	int32	   *ns = MemoryContextAllocHuge(vs->cxt, sizeof(int32) * nsize);
+	int64		j;
+
+	memset(ns, -1, sizeof(int32) * nsize);
+	for (j = 0; j < vs->n; j++)
+	{
+		uint64		i = mix64(double_bits(vs->vals[j].v)) & (nsize - 1);
+
+		while (ns[i] >= 0)
+			i = (i + 1) & (nsize - 1);
+		ns[i] = (int32) j;
+	}
+	pfree(vs->slot);
+	vs->slot = ns;
+	vs->size = nsize;
+	vs->vals = repalloc_huge(vs->vals, sizeof(ValueSeen) * nsize / 2);
 }
 
 /*
@@ -85,7 +102,7 @@ clv_value_set_ranks(ValueSet *vs, double **sorted)
 void
 clv_value_set_free(ValueSet *vs)
 {
-	valueset_destroy(vs->tb);
+	pfree(vs->slot);
 	pfree(vs->vals);
 }
 

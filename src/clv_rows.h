@@ -75,32 +75,19 @@ typedef struct ValueSeen
 	int32		seen;
 } ValueSeen;
 
-/* A slot of a value set's hash: the value and its number */
-typedef struct ValueSlot
-{
-	double		v;
-	int32		num;
-	char		status;
-} ValueSlot;
-
-#define SH_PREFIX valueset
-#define SH_ELEMENT_TYPE ValueSlot
-#define SH_KEY_TYPE double
-#define SH_KEY v
-#define SH_HASH_KEY(tb, key) ((uint32) mix64(double_bits(key)))
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
-/* A set of doubles (simplehash), each numbered by first sight */
+/*
+ * Open-addressing set of doubles, each numbered by first sight.  Hand-
+ * written, not simplehash: its slots are 4-byte numbers into vals, where a
+ * simplehash slot holds the value (16 bytes).  With simplehash the serial
+ * fit of 1M day-grid customers took 133.9 ms against 122.6, and with
+ * continuous times 1128 against 919 (test/bench/results/ab-h13-valueset-clv.md).
+ */
 typedef struct ValueSet
 {
 	MemoryContext cxt;
-	valueset_hash *tb;
-	ValueSeen  *vals;			/* by number; room for cap */
-	int64		cap;
+	int64		size;			/* power of two */
+	int32	   *slot;			/* -1: empty, else index into vals */
+	ValueSeen  *vals;			/* room for size / 2 */
 	int64		n;
 } ValueSet;
 
@@ -110,18 +97,26 @@ extern void clv_value_set_grow(ValueSet *vs);
 static inline int32
 value_set_index(ValueSet *vs, double v)
 {
-	bool		found;
-	ValueSlot  *s = valueset_insert(vs->tb, v, &found);
+	uint64		i;
 
-	if (!found)
+	if (vs->n * 2 >= vs->size)
+		clv_value_set_grow(vs);
+	i = mix64(double_bits(v)) & (vs->size - 1);
+	for (;;)
 	{
-		if (vs->n == vs->cap)
-			clv_value_set_grow(vs);
-		vs->vals[vs->n].v = v;
-		vs->vals[vs->n].seen = (int32) vs->n;
-		s->num = (int32) vs->n++;
+		int32		s = vs->slot[i];
+
+		if (s < 0)
+		{
+			vs->vals[vs->n].v = v;
+			vs->vals[vs->n].seen = (int32) vs->n;
+			vs->slot[i] = (int32) vs->n;
+			return (int32) vs->n++;
+		}
+		if (vs->vals[s].v == v)
+			return s;
+		i = (i + 1) & (vs->size - 1);
 	}
-	return s->num;
 }
 
 /*
