@@ -29,8 +29,8 @@ $proc$;
 -- the six comparison functions (C symbols crm_<type>_eq ... crm_<type>_ge,
 -- LEAKPROOF), the btree comparison and the two hash functions, their
 -- comments, the operators = <> < <= > >= in pg_catalog (so they resolve
--- whatever the search_path: a BI tool cannot write OPERATOR(crm.=)), and the default btree and
--- hash operator classes.  A procedure of this session only (pg_temp, dropped
+-- whatever the search_path: a BI tool cannot write OPERATOR(crm.=)), and
+-- the default btree and hash operator classes.  A procedure of this session only (pg_temp, dropped
 -- at the end of src/rfm.sql): it is not part of the installed extension.
 -- Every name is schema-qualified; type_name is a fixed lower-case identifier.
 CREATE PROCEDURE pg_temp.crm_declare_ordering(type_name text, cmp_about text)
@@ -137,10 +137,10 @@ CREATE FUNCTION crm.text_eq_email(text, crm.email) RETURNS boolean
 	RETURN crm.email_or_null($1) OPERATOR(pg_catalog.=) $2;
 CREATE FUNCTION crm.email_ne_text(crm.email, text) RETURNS boolean
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN crm.email_or_null($2) IS NULL OR $1 OPERATOR(pg_catalog.<>) crm.email_or_null($2);
+	RETURN COALESCE($1 OPERATOR(pg_catalog.<>) crm.email_or_null($2), true);
 CREATE FUNCTION crm.text_ne_email(text, crm.email) RETURNS boolean
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN crm.email_or_null($1) IS NULL OR crm.email_or_null($1) OPERATOR(pg_catalog.<>) $2;
+	RETURN COALESCE(crm.email_or_null($1) OPERATOR(pg_catalog.<>) $2, true);
 COMMENT ON FUNCTION crm.email_eq_text(crm.email, text) IS
 	'implementation of email = text: the text normalised as an address; NULL (no match) when it is not one';
 COMMENT ON FUNCTION crm.text_eq_email(text, crm.email) IS

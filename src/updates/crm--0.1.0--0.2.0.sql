@@ -415,10 +415,10 @@ CREATE FUNCTION crm.text_eq_email(text, crm.email) RETURNS boolean
 	RETURN crm.email_or_null($1) OPERATOR(pg_catalog.=) $2;
 CREATE FUNCTION crm.email_ne_text(crm.email, text) RETURNS boolean
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN crm.email_or_null($2) IS NULL OR $1 OPERATOR(pg_catalog.<>) crm.email_or_null($2);
+	RETURN COALESCE($1 OPERATOR(pg_catalog.<>) crm.email_or_null($2), true);
 CREATE FUNCTION crm.text_ne_email(text, crm.email) RETURNS boolean
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN crm.email_or_null($1) IS NULL OR crm.email_or_null($1) OPERATOR(pg_catalog.<>) $2;
+	RETURN COALESCE(crm.email_or_null($1) OPERATOR(pg_catalog.<>) $2, true);
 COMMENT ON FUNCTION crm.email_eq_text(crm.email, text) IS
 	'implementation of email = text: the text normalised as an address; NULL (no match) when it is not one';
 COMMENT ON FUNCTION crm.text_eq_email(text, crm.email) IS
