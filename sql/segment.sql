@@ -74,7 +74,9 @@ SELECT v.p AS predicate, a.time_dependent AS time, a.population_dependent AS pop
 			   ($$owner = current_user$$),
 			   ($$crm.activity_count(contact_id, within => '7 days') > 0$$),
 			   ($$crm.activity_count(920001) > 0$$),
-			   ($$crm.r(rfm) = 5$$)) v(p),
+			   ($$crm.r(rfm) = 5$$),
+			   ($$stage = 'customer' AND stage <> 'lead'$$),
+			   ($$crm.activity_count(contact_id, 'click', '30 days') > 0$$)) v(p),
 	   crm.segment_analyze(v.p, NULL) a;
 DROP FUNCTION public.seg_even(bigint);
 

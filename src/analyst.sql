@@ -116,9 +116,9 @@ CREATE VIEW crm.analyst_rfm AS
 WITH s AS (
 	SELECT floor(extract(epoch FROM now() - max(o.ordered_at)) / 86400)::integer AS recency_days,
 		   count(*) AS frequency, sum(o.total) AS monetary,
-		   crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
-				   (1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER ())::integer,
-				   (1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ())::integer) AS rfm
+		   crm.rfm(1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER (),
+				   1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER (),
+				   1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ()) AS rfm
 	  FROM crm."order" o
 	 WHERE o.ordered_at <= now() AND o.status <> ALL ('{cancelled,refunded}'::text[])
 	 GROUP BY o.contact_id),

@@ -38,16 +38,16 @@ SELECT pg_catalog.pg_extension_config_dump('crm.campaign', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.campaign_campaign_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.campaign_target', '');
 
-CREATE FUNCTION crm.campaign_holdout(contact_id bigint, campaign_id bigint, share numeric) RETURNS boolean
+CREATE FUNCTION crm.campaign_holdout(contact_id bigint, campaign_id bigint, share float8) RETURNS boolean
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT ((hashint8extended($1, $2) & 2147483647)::float8 / 2147483648.0) < $3
 $$;
-COMMENT ON FUNCTION crm.campaign_holdout(bigint, bigint, numeric) IS
+COMMENT ON FUNCTION crm.campaign_holdout(bigint, bigint, float8) IS
 	'is the contact in the campaign''s hold-out group? a hash of (contact, campaign) below the share';
 
 CREATE FUNCTION crm.create_campaign(name text, segment text, channel text DEFAULT 'email',
 	starts_at timestamptz DEFAULT now(), ends_at timestamptz DEFAULT NULL,
-	cost numeric DEFAULT 0, holdout_share numeric DEFAULT 0)
+	cost float8 DEFAULT 0, holdout_share float8 DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -64,7 +64,7 @@ BEGIN
 	RETURNING campaign_id INTO id;
 	RETURN id;
 END $$;
-COMMENT ON FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, numeric, numeric) IS
+COMMENT ON FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, float8, float8) IS
 	'create a campaign on a segment (by name) and channel, with window, cost and hold-out share';
 
 -- The selection shared by crm.campaign_targets (which records it) and

@@ -15,6 +15,9 @@ COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, times
 CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz)
 RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz) IS 'transition of crm.btyd_summary with a unit of one day (STABLE: days are local)';
+CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, text)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, text) IS 'transition of crm.btyd_summary with the unit as text (read as an interval once per value)';
 CREATE FUNCTION crm.btyd_summary_final(internal)
 RETURNS crm.btyd_rfm AS 'MODULE_PATHNAME', 'crm_btyd_summary_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION crm.btyd_summary_final(internal) IS 'final function of crm.btyd_summary (not STRICT: an empty state gives NULL)';
@@ -38,6 +41,13 @@ CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, obser
 	COMBINEFUNC = crm.btyd_summary_combine, SERIALFUNC = crm.btyd_summary_serialize,
 	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz) IS 'one customer''s transactions to (frequency, recency, T, monetary_value) in days';
+-- The unit as text ('7 days'), as a driver binds a string parameter; a
+-- literal unit resolves here too and means the same
+CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, observation_end timestamptz, unit text) (
+	SFUNC = crm.btyd_summary_trans, STYPE = internal, FINALFUNC = crm.btyd_summary_final,
+	COMBINEFUNC = crm.btyd_summary_combine, SERIALFUNC = crm.btyd_summary_serialize,
+	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz, text) IS 'crm.btyd_summary with the unit as text (''7 days''), as a BI tool binds a string parameter';
 
 -- Model types: fixed length (88 bytes), text form name(param=value,...).
 -- One shape for every model: a shell type, its four I/O functions (C

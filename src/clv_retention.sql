@@ -16,7 +16,9 @@ AS $$
 $$;
 COMMENT ON FUNCTION crm.historic_clv(bigint) IS 'value to date of a contact: the sum of its orders, cancelled and refunded ones left out (0 without orders)';
 
-CREATE FUNCTION crm.simple_clv(margin numeric, retention numeric, discount numeric)
+-- float8 arguments, so that a driver's doubles (JDBC setDouble) bind and
+-- numeric ones are cast implicitly; the arithmetic stays numeric
+CREATE FUNCTION crm.simple_clv(margin float8, retention float8, discount float8)
 RETURNS numeric
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -36,10 +38,10 @@ BEGIN
 		RAISE EXCEPTION 'simple_clv is infinite with retention 1 and discount 0'
 			USING ERRCODE = '22023', HINT = 'Use a positive discount rate or a retention below 1.';
 	END IF;
-	RETURN margin * retention / (1 + discount - retention);
+	RETURN margin::numeric * retention::numeric / (1 + discount::numeric - retention::numeric);
 END
 $$;
-COMMENT ON FUNCTION crm.simple_clv(numeric, numeric, numeric) IS 'simple CLV: margin * r / (1 + d - r) for a margin per period, retention r and discount rate d per period';
+COMMENT ON FUNCTION crm.simple_clv(float8, float8, float8) IS 'simple CLV: margin * r / (1 + d - r) for a margin per period, retention r and discount rate d per period';
 
 CREATE FUNCTION crm.period_index(ts timestamptz, period interval)
 RETURNS bigint
@@ -137,3 +139,29 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION crm.retention_cohorts(interval) IS 'cohorts by the period of the first purchase: for each number of periods since, how many of the cohort bought in that period and their share';
+
+-- The period as text ('1 month'), as a driver binds a string parameter; a
+-- literal period resolves to these too and means the same.  SQL-standard
+-- bodies: bound at CREATE time and inlined, so they add no call of their own.
+CREATE FUNCTION crm.period_index(ts timestamptz, period text) RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN crm.period_index(ts, period::interval);
+CREATE FUNCTION crm.period_start(idx bigint, period text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN crm.period_start(idx, period::interval);
+CREATE FUNCTION crm.churn_rate(period text, "from" timestamptz, "to" timestamptz)
+RETURNS TABLE (period_start timestamptz, active bigint, churned bigint, churn_rate numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT * FROM crm.churn_rate(period::interval, "from", "to");
+END;
+CREATE FUNCTION crm.retention_cohorts(period text)
+RETURNS TABLE (cohort timestamptz, periods_since integer, customers bigint, active bigint, retention numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT * FROM crm.retention_cohorts(period::interval);
+END;
+COMMENT ON FUNCTION crm.period_index(timestamptz, text) IS 'crm.period_index with the period as text (''1 month''), as a BI tool binds a string parameter';
+COMMENT ON FUNCTION crm.period_start(bigint, text) IS 'crm.period_start with the period as text (''1 month''), as a BI tool binds a string parameter';
+COMMENT ON FUNCTION crm.churn_rate(text, timestamptz, timestamptz) IS 'crm.churn_rate with the period as text (''1 month''), as a BI tool binds a string parameter';
+COMMENT ON FUNCTION crm.retention_cohorts(text) IS 'crm.retention_cohorts with the period as text (''1 month''), as a BI tool binds a string parameter';

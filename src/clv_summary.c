@@ -25,6 +25,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "datatype/timestamp.h"
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
@@ -102,6 +103,45 @@ unit_periods(Interval *unit, int64 *period_usecs, int64 *per_unit)
 	}
 }
 
+/* The cached reading of a unit given as text */
+typedef struct UnitText
+{
+	text	   *source;			/* the last text read, NULL before the first */
+	Interval	unit;
+} UnitText;
+
+/*
+ * The unit argument (4): an interval, or its text ('7 days') as a driver
+ * binds a string parameter.  The text is read once per value, not per row.
+ */
+static Interval *
+unit_arg(FunctionCallInfo fcinfo)
+{
+	UnitText   *cache = fcinfo->flinfo->fn_extra;
+	text	   *t;
+
+	if (get_fn_expr_argtype(fcinfo->flinfo, 4) != TEXTOID)
+		return PG_GETARG_INTERVAL_P(4);
+	t = PG_GETARG_TEXT_PP(4);
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(UnitText));
+	if (cache->source == NULL || VARSIZE_ANY_EXHDR(cache->source) != VARSIZE_ANY_EXHDR(t) ||
+		memcmp(VARDATA_ANY(cache->source), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) != 0)
+	{
+		Interval   *unit = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+																CStringGetDatum(text_to_cstring(t)),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+
+		cache->unit = *unit;
+		if (cache->source)
+			pfree(cache->source);
+		cache->source = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARSIZE_ANY(t));
+		memcpy(cache->source, t, VARSIZE_ANY(t));
+	}
+	return &cache->unit;
+}
+
 /* The period of a timestamptz: its local time in the session time zone, floored */
 static int64
 period_of(Datum ts, int64 period_usecs)
@@ -166,7 +206,7 @@ crm_btyd_summary_trans(PG_FUNCTION_ARGS)
 					 errhint("Leave refunds out of the transactions.")));
 	}
 	if (PG_NARGS() > 4)
-		unit_periods(PG_GETARG_INTERVAL_P(4), &period_usecs, &per_unit);
+		unit_periods(unit_arg(fcinfo), &period_usecs, &per_unit);
 	end_period = period_of(PG_GETARG_DATUM(3), period_usecs);
 	old = MemoryContextSwitchTo(aggcxt);
 	if (st == NULL)

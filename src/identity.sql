@@ -45,7 +45,7 @@ COMMENT ON FUNCTION crm.email_handle(crm.email) IS
 -- score = 1 / (1 + exp(-points)); 0.9 needs about 2.2 points: a name plus
 -- a phone, a birth date or an e-mail handle, or a near-exact name plus
 -- company and city.
-CREATE FUNCTION crm.find_duplicates(min_score double precision DEFAULT 0.9, max_block integer DEFAULT 100)
+CREATE FUNCTION crm.find_duplicates(min_score double precision DEFAULT 0.9, max_block bigint DEFAULT 100)
 RETURNS TABLE (contact_a bigint, contact_b bigint, score double precision,
 			   name_similarity double precision, reasons text[])
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -118,5 +118,5 @@ BEGIN
 	 WHERE 1 / (1 + exp(-s.points)) >= min_score
 	 ORDER BY 3 DESC, 1, 2;
 END $$;
-COMMENT ON FUNCTION crm.find_duplicates(double precision, integer) IS
+COMMENT ON FUNCTION crm.find_duplicates(double precision, bigint) IS
 	'candidate duplicate contacts found by blocking on e-mail handle, phone, birth date, name key + company, name key + city and company + initial; scored 0..1 with reasons';

@@ -61,13 +61,14 @@ rfm_syntax_error(const char *input, const char *detail)
 
 /* Check three scores and pack them, raising 22023 when one is out of range */
 static uint32
-rfm_make(int r, int f, int m)
+rfm_make(int64 r, int64 f, int64 m)
 {
 	if (r < 1 || r > 5 || f < 1 || f > 5 || m < 1 || m > 5)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rfm scores must be between 1 and 5"),
-				 errdetail("Got recency %d, frequency %d, monetary %d.", r, f, m)));
+				 errdetail("Got recency " INT64_FORMAT ", frequency " INT64_FORMAT ", monetary " INT64_FORMAT ".",
+						   r, f, m)));
 	return RFM_PACK(r, f, m);
 }
 
@@ -164,12 +165,13 @@ crm_rfm_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
-/* crm.rfm(r, f, m): build a cell from three scores */
+/* crm.rfm(r, f, m): build a cell from three scores (bigint, so that a
+ * driver's 64-bit parameters bind; integers are cast to it implicitly) */
 PG_FUNCTION_INFO_V1(crm_rfm_make);
 Datum
 crm_rfm_make(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_RFM(rfm_make(PG_GETARG_INT32(0), PG_GETARG_INT32(1), PG_GETARG_INT32(2)));
+	PG_RETURN_RFM(rfm_make(PG_GETARG_INT64(0), PG_GETARG_INT64(1), PG_GETARG_INT64(2)));
 }
 
 /* crm.rfm_r, crm.rfm_f, crm.rfm_m: one score of a cell */

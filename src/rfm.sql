@@ -27,9 +27,11 @@ COMMENT ON FUNCTION crm.rfm_recv(internal) IS
 COMMENT ON FUNCTION crm.rfm_send(crm.rfm) IS
 	'binary output of crm.rfm: the 4-byte packed cell';
 
-CREATE FUNCTION crm.rfm(r integer, f integer, m integer) RETURNS crm.rfm
+-- bigint, so that a driver's 64-bit parameters (JDBC setLong) bind; integers
+-- are cast to it implicitly
+CREATE FUNCTION crm.rfm(r bigint, f bigint, m bigint) RETURNS crm.rfm
 	AS 'MODULE_PATHNAME', 'crm_rfm_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.rfm(integer, integer, integer) IS 'RFM cell from three scores 1..5 (22023 when out of range)';
+COMMENT ON FUNCTION crm.rfm(bigint, bigint, bigint) IS 'RFM cell from three scores 1..5 (22023 when out of range)';
 CREATE FUNCTION crm.r(crm.rfm) RETURNS integer
 	AS 'MODULE_PATHNAME', 'crm_rfm_r' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;
 COMMENT ON FUNCTION crm.r(crm.rfm) IS 'recency score of an RFM cell, 5 = most recent';

@@ -123,6 +123,9 @@ typedef struct AnalyzeContext
 	Oid			profile_relid;
 	Oid			in_segment_fn;	/* crm.in_segment(bigint, text) */
 	Oid			activity_count_fn;	/* crm.activity_count(bigint, text, interval) */
+	Oid			activity_count_text_fn; /* the same with the window as text */
+	Oid			stage_text_fns[2];	/* stage = text, stage <> text: stable (enum
+									 * input), not time-dependent */
 	Oid			my_roles_fn;	/* crm.my_roles() */
 	List	   *rtables;		/* range tables, innermost first */
 	int			location;		/* of the node being classified */
@@ -332,7 +335,9 @@ classify_funcid(Oid funcid, void *context)
 	}
 	if (getExtensionOfObject(ProcedureRelationId, funcid) == cxt->crm_ext &&
 		(volatility == PROVOLATILE_IMMUTABLE || funcid == cxt->in_segment_fn ||
-		 funcid == cxt->activity_count_fn || funcid == cxt->my_roles_fn))
+		 funcid == cxt->activity_count_fn || funcid == cxt->activity_count_text_fn ||
+		 funcid == cxt->stage_text_fns[0] || funcid == cxt->stage_text_fns[1] ||
+		 funcid == cxt->my_roles_fn))
 		return false;
 	cxt->time_dependent = true;
 	return false;
@@ -383,7 +388,7 @@ func_arg(FuncExpr *fexpr, int n)
 static void
 classify_function(AnalyzeContext *cxt, FuncExpr *fexpr)
 {
-	if (fexpr->funcid == cxt->activity_count_fn)
+	if (fexpr->funcid == cxt->activity_count_fn || fexpr->funcid == cxt->activity_count_text_fn)
 	{
 		/* a window before now */
 		if (func_arg(fexpr, 2) != NULL)
@@ -585,6 +590,8 @@ static void
 check_predicate(AnalyzeContext *cxt, const char *predicate, const char *self)
 {
 	Oid			count_args[] = {INT8OID, TEXTOID, INTERVALOID};
+	Oid			count_text_args[] = {INT8OID, TEXTOID, TEXTOID};
+	Oid			stage_text_args[] = {InvalidOid, TEXTOID};
 	Oid			in_segment_args[] = {INT8OID, TEXTOID};
 	Query	   *query;
 
@@ -597,6 +604,15 @@ check_predicate(AnalyzeContext *cxt, const char *predicate, const char *self)
 		elog(ERROR, "view crm.contact_profile is missing");
 	cxt->in_segment_fn = extension_function("in_segment", 2, in_segment_args);
 	cxt->activity_count_fn = extension_function("activity_count", 3, count_args);
+	/* missing (InvalidOid) under a 0.1.0 schema not yet updated */
+	cxt->activity_count_text_fn = LookupFuncName(list_make2(makeString("crm"), makeString("activity_count")),
+												 3, count_text_args, true);
+	stage_text_args[0] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("stage"),
+										 ObjectIdGetDatum(cxt->crm_nsp));
+	cxt->stage_text_fns[0] = LookupFuncName(list_make2(makeString("crm"), makeString("stage_eq_text")),
+											2, stage_text_args, true);
+	cxt->stage_text_fns[1] = LookupFuncName(list_make2(makeString("crm"), makeString("stage_ne_text")),
+											2, stage_text_args, true);
 	cxt->my_roles_fn = extension_function("my_roles", 0, NULL);
 
 	WITH_PREDICATE_POSITIONS(cxt, 0, lex_tokens(cxt));

@@ -70,9 +70,9 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 			 ORDER BY l.channel, l.recorded_at DESC, l.consent_id DESC) l) cs ON true
   LEFT JOIN crm.company co ON co.company_id OPERATOR(pg_catalog.=) c.company_id
   LEFT JOIN (SELECT o.contact_id,
-					crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
-							(1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER ())::integer,
-							(1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ())::integer) AS rfm,
+					crm.rfm(1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER (),
+							1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER (),
+							1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ()) AS rfm,
 					percent_rank() OVER (ORDER BY sum(o.total)) AS value_rank
 			   FROM crm."order" o
 			  WHERE o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])
@@ -93,6 +93,15 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION crm.activity_count(bigint, text, interval) IS
 	'activities of a contact, of one kind (NULL: any) within a window before now (NULL: all time); not strict, NULL kind or window mean no filter';
+-- The window as text, as a driver binds a string ('30 days'); a literal
+-- window resolves here too and means the same.  A SQL-standard body: bound
+-- at CREATE time and inlined, so it adds no call of its own.
+CREATE FUNCTION crm.activity_count(contact_id bigint, kind text, within text)
+RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN crm.activity_count(contact_id, kind, within::interval);
+COMMENT ON FUNCTION crm.activity_count(bigint, text, text) IS
+	'crm.activity_count with the window given as text (''30 days''), as a BI tool binds a string parameter';
 
 CREATE FUNCTION crm.bought_between(contact_id bigint, from_at timestamptz, to_at timestamptz)
 RETURNS boolean
@@ -104,7 +113,8 @@ $$;
 COMMENT ON FUNCTION crm.bought_between(bigint, timestamptz, timestamptz) IS
 	'did the contact place an order (not cancelled or refunded) in [from_at, to_at)? dates are midnight in the session time zone';
 
-CREATE FUNCTION crm.nth_weekday(year integer, month integer, weekday integer, n integer)
+-- bigint arguments, so that a driver's 64-bit parameters bind
+CREATE FUNCTION crm.nth_weekday(year bigint, month bigint, weekday bigint, n bigint)
 RETURNS date
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -116,15 +126,15 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'weekday is 0 (Sunday) to 6 (Saturday), month 1 to 12, n 1 to 5.';
 	END IF;
-	first := make_date(year, month, 1);
-	d := first + ((weekday - extract(dow FROM first)::integer + 7) % 7) + 7 * (n - 1);
+	first := make_date(year::integer, month::integer, 1);
+	d := first + ((weekday - extract(dow FROM first)::integer + 7) % 7)::integer + 7 * (n - 1)::integer;
 	IF extract(month FROM d) <> month THEN
 		RAISE EXCEPTION '% has no occurrence % of weekday %', to_char(first, 'YYYY-MM'), n, weekday
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	RETURN d;
 END $$;
-COMMENT ON FUNCTION crm.nth_weekday(integer, integer, integer, integer) IS
+COMMENT ON FUNCTION crm.nth_weekday(bigint, bigint, bigint, bigint) IS
 	'the n-th weekday (0 = Sunday) of a month, e.g. Mother''s Day in the US and Germany: crm.nth_weekday(y, 5, 0, 2)';
 
 -- Segments --------------------------------------------------------------------

@@ -55,6 +55,12 @@ COMMENT ON FUNCTION crm.rfm_recv(internal) IS
 	'binary input of crm.rfm: checks the version field and that each score is 1..5 (22P03 otherwise)';
 COMMENT ON FUNCTION crm.rfm_send(crm.rfm) IS
 	'binary output of crm.rfm: the 4-byte packed cell';
+-- crm.rfm takes bigint (issue 14, point 3, below): created here, before the
+-- views that call it are replaced, so that they bind to it
+CREATE FUNCTION crm.rfm(r bigint, f bigint, m bigint) RETURNS crm.rfm
+	AS 'MODULE_PATHNAME', 'crm_rfm_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.rfm(bigint, bigint, bigint) IS 'RFM cell from three scores 1..5 (22023 when out of range)';
+
 -- crm.contact_profile: the five consent columns from one lateral pass over the
 -- contact's ledger instead of five copies of a subquery (src/segment.sql);
 -- same columns, results, privileges and security_invoker
@@ -111,13 +117,15 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 			 ORDER BY l.channel, l.recorded_at DESC, l.consent_id DESC) l) cs ON true
   LEFT JOIN crm.company co ON co.company_id OPERATOR(pg_catalog.=) c.company_id
   LEFT JOIN (SELECT o.contact_id,
-					crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
-							(1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER ())::integer,
-							(1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ())::integer) AS rfm,
+					crm.rfm(1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER (),
+							1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER (),
+							1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ()) AS rfm,
 					percent_rank() OVER (ORDER BY sum(o.total)) AS value_rank
 			   FROM crm."order" o
 			  WHERE o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])
 			  GROUP BY o.contact_id) v ON v.contact_id OPERATOR(pg_catalog.=) c.contact_id;
+-- the view no longer calls crm.rfm(integer, integer, integer)
+DROP FUNCTION crm.rfm(integer, integer, integer);
 
 -- crm.setup_roles(): grants by explicit lists of relations per role (src/roles.sql)
 -- instead of name patterns (five of which matched nothing) and ALL ... IN SCHEMA;
@@ -879,9 +887,9 @@ CREATE VIEW crm.analyst_rfm AS
 WITH s AS (
 	SELECT floor(extract(epoch FROM now() - max(o.ordered_at)) / 86400)::integer AS recency_days,
 		   count(*) AS frequency, sum(o.total) AS monetary,
-		   crm.rfm((1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER ())::integer,
-				   (1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER ())::integer,
-				   (1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ())::integer) AS rfm
+		   crm.rfm(1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER (),
+				   1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER (),
+				   1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ()) AS rfm
 	  FROM crm."order" o
 	 WHERE o.ordered_at <= now() AND o.status <> ALL ('{cancelled,refunded}'::text[])
 	 GROUP BY o.contact_id),
@@ -1102,6 +1110,222 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION crm.campaign_targets_preview(bigint) IS
 	'the contacts crm.campaign_targets would return now, without recording anything: does not write, works in a read-only transaction (BI connections)';
+
+-- BI tools (issue 14, point 3): arguments as drivers bind them.  Integer
+-- arguments take bigint (JDBC setLong), rates and amounts float8
+-- (setDouble; numeric is cast implicitly), and every interval argument has
+-- a text overload ('1 month', as setString binds it) with a SQL-standard
+-- body, bound at CREATE time and inlined.
+DROP FUNCTION crm.nth_weekday(integer, integer, integer, integer);
+DROP FUNCTION crm.find_duplicates(double precision, integer);
+DROP FUNCTION crm.simple_clv(numeric, numeric, numeric);
+DROP FUNCTION crm.campaign_holdout(bigint, bigint, numeric);
+DROP FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, numeric, numeric);
+
+-- bigint arguments, so that a driver's 64-bit parameters bind
+CREATE FUNCTION crm.nth_weekday(year bigint, month bigint, weekday bigint, n bigint)
+RETURNS date
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	first date;
+	d date;
+BEGIN
+	IF weekday NOT BETWEEN 0 AND 6 OR n NOT BETWEEN 1 AND 5 OR month NOT BETWEEN 1 AND 12 THEN
+		RAISE EXCEPTION 'invalid weekday %, month % or occurrence %', weekday, month, n
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'weekday is 0 (Sunday) to 6 (Saturday), month 1 to 12, n 1 to 5.';
+	END IF;
+	first := make_date(year::integer, month::integer, 1);
+	d := first + ((weekday - extract(dow FROM first)::integer + 7) % 7)::integer + 7 * (n - 1)::integer;
+	IF extract(month FROM d) <> month THEN
+		RAISE EXCEPTION '% has no occurrence % of weekday %', to_char(first, 'YYYY-MM'), n, weekday
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN d;
+END $$;
+COMMENT ON FUNCTION crm.nth_weekday(bigint, bigint, bigint, bigint) IS
+	'the n-th weekday (0 = Sunday) of a month, e.g. Mother''s Day in the US and Germany: crm.nth_weekday(y, 5, 0, 2)';
+
+-- The window as text, as a driver binds a string ('30 days'); a literal
+-- window resolves here too and means the same.  A SQL-standard body: bound
+-- at CREATE time and inlined, so it adds no call of its own.
+CREATE FUNCTION crm.activity_count(contact_id bigint, kind text, within text)
+RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN crm.activity_count(contact_id, kind, within::interval);
+COMMENT ON FUNCTION crm.activity_count(bigint, text, text) IS
+	'crm.activity_count with the window given as text (''30 days''), as a BI tool binds a string parameter';
+
+CREATE FUNCTION crm.find_duplicates(min_score double precision DEFAULT 0.9, max_block bigint DEFAULT 100)
+RETURNS TABLE (contact_a bigint, contact_b bigint, score double precision,
+			   name_similarity double precision, reasons text[])
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF min_score < 0 OR min_score > 1 OR min_score = 'NaN' THEN
+		RAISE EXCEPTION 'min_score must be between 0 and 1, not %', min_score
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF max_block < 2 THEN
+		RAISE EXCEPTION 'max_block must be at least 2, not %', max_block
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
+	WITH k AS MATERIALIZED (
+		SELECT c.contact_id AS id,
+			   crm.match_key(concat_ws(' ', c.first_name, c.last_name)) AS nk,
+			   crm.phone_key(c.phone) AS pk,
+			   crm.email_handle(c.email) AS ek,
+			   c.company_id AS co, nullif(crm.match_key(c.city), '') AS ck,
+			   c.country AS cy, c.birth_date AS bd
+		  FROM crm.contact c),
+	ks AS MATERIALIZED (
+		-- the name key with its words sorted, so swapped names share blocks
+		SELECT k.*, array_to_string(ARRAY(SELECT w FROM unnest(string_to_array(k.nk, ' ')) w ORDER BY w), ' ') AS sk
+		  FROM k),
+	blocks AS (
+		-- one row per (block, contact); b names the kind of block.  A pair
+		-- that shares nothing but a name key and a city scores at most
+		-- 1 / (1 + exp(-1)) = 0.731, so that block is only built when such
+		-- pairs can pass min_score (it is the largest block on real data).
+		SELECT 1 AS b, k.ek AS key, k.id FROM ks k WHERE k.ek IS NOT NULL
+		UNION ALL SELECT 2, k.pk, k.id FROM ks k WHERE k.pk IS NOT NULL
+		UNION ALL SELECT 3, k.bd::text, k.id FROM ks k WHERE k.bd IS NOT NULL AND k.nk <> ''
+		UNION ALL SELECT 4, k.sk || '|' || k.co, k.id FROM ks k WHERE k.nk <> '' AND k.co IS NOT NULL
+		UNION ALL SELECT 5, k.sk || '|' || k.ck, k.id FROM ks k
+				   WHERE k.nk <> '' AND k.ck IS NOT NULL AND min_score <= 0.7311
+		UNION ALL SELECT 6, k.co || '|' || left(k.sk, 1), k.id FROM ks k WHERE k.nk <> '' AND k.co IS NOT NULL),
+	sized AS (
+		SELECT s.b, s.key, s.id, count(*) OVER (PARTITION BY s.b, s.key) AS n FROM blocks s),
+	cand AS (
+		SELECT DISTINCT x.id AS a, y.id AS b
+		  FROM sized x JOIN sized y
+			ON x.b = y.b AND x.key = y.key AND x.id < y.id
+		 WHERE x.n <= max_block AND y.n <= max_block AND x.n > 1),
+	scored AS (
+		SELECT p.a, p.b, ka.nk = kb.nk AS same_name, sim.s,
+			   ka.ek = kb.ek AS same_handle, ka.pk = kb.pk AS same_phone, ka.bd = kb.bd AS same_birth,
+			   ka.co = kb.co AS same_company, ka.ck = kb.ck AS same_city,
+			   30 * (sim.s - 1)
+			   + CASE WHEN ka.ek = kb.ek THEN 3 ELSE 0 END
+			   + CASE WHEN ka.pk = kb.pk THEN 3 WHEN ka.pk <> kb.pk THEN -1 ELSE 0 END
+			   + CASE WHEN ka.bd = kb.bd THEN 3 WHEN ka.bd <> kb.bd THEN -3 ELSE 0 END
+			   + CASE WHEN ka.co = kb.co THEN 2 WHEN ka.co <> kb.co THEN -0.5 ELSE 0 END
+			   + CASE WHEN ka.ck = kb.ck THEN 1 WHEN ka.ck <> kb.ck THEN -1 ELSE 0 END
+			   + CASE WHEN ka.cy <> kb.cy THEN -2 ELSE 0 END AS points
+		  FROM cand p
+		  JOIN k ka ON ka.id = p.a
+		  JOIN k kb ON kb.id = p.b
+		 CROSS JOIN LATERAL (SELECT CASE WHEN ka.nk = kb.nk AND ka.nk <> '' THEN 1.0::float8
+										 ELSE crm.name_similarity(ka.nk, kb.nk) END AS s) sim)
+	SELECT s.a, s.b, 1 / (1 + exp(-s.points)), s.s,
+		   array_remove(ARRAY[
+			   CASE WHEN s.same_handle THEN 'same e-mail handle' END,
+			   CASE WHEN s.same_phone THEN 'same phone' END,
+			   CASE WHEN s.same_name THEN 'same name' WHEN s.s >= 0.85 THEN 'similar name' END,
+			   CASE WHEN s.same_birth THEN 'same birth date' END,
+			   CASE WHEN s.same_company THEN 'same company' END,
+			   CASE WHEN s.same_city THEN 'same city' END], NULL)
+	  FROM scored s
+	 WHERE 1 / (1 + exp(-s.points)) >= min_score
+	 ORDER BY 3 DESC, 1, 2;
+END $$;
+
+COMMENT ON FUNCTION crm.find_duplicates(double precision, bigint) IS
+	'candidate duplicate contacts found by blocking on e-mail handle, phone, birth date, name key + company, name key + city and company + initial; scored 0..1 with reasons';
+
+-- float8 arguments, so that a driver's doubles (JDBC setDouble) bind and
+-- numeric ones are cast implicitly; the arithmetic stays numeric
+CREATE FUNCTION crm.simple_clv(margin float8, retention float8, discount float8)
+RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF margin = 'NaN' OR retention = 'NaN' OR discount = 'NaN' THEN
+		RAISE EXCEPTION 'simple_clv arguments must not be NaN' USING ERRCODE = '22023';
+	END IF;
+	IF retention < 0 OR retention > 1 THEN
+		RAISE EXCEPTION 'retention must be between 0 and 1, not %', retention
+			USING ERRCODE = '22023', HINT = 'Retention is the share of customers kept per period, e.g. 0.8.';
+	END IF;
+	IF discount < 0 THEN
+		RAISE EXCEPTION 'discount rate must not be negative, not %', discount USING ERRCODE = '22023';
+	END IF;
+	IF 1 + discount - retention <= 0 THEN
+		RAISE EXCEPTION 'simple_clv is infinite with retention 1 and discount 0'
+			USING ERRCODE = '22023', HINT = 'Use a positive discount rate or a retention below 1.';
+	END IF;
+	RETURN margin::numeric * retention::numeric / (1 + discount::numeric - retention::numeric);
+END
+$$;
+COMMENT ON FUNCTION crm.simple_clv(float8, float8, float8) IS 'simple CLV: margin * r / (1 + d - r) for a margin per period, retention r and discount rate d per period';
+
+-- The period as text ('1 month'), as a driver binds a string parameter; a
+-- literal period resolves to these too and means the same.  SQL-standard
+-- bodies: bound at CREATE time and inlined, so they add no call of their own.
+CREATE FUNCTION crm.period_index(ts timestamptz, period text) RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN crm.period_index(ts, period::interval);
+CREATE FUNCTION crm.period_start(idx bigint, period text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN crm.period_start(idx, period::interval);
+CREATE FUNCTION crm.churn_rate(period text, "from" timestamptz, "to" timestamptz)
+RETURNS TABLE (period_start timestamptz, active bigint, churned bigint, churn_rate numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT * FROM crm.churn_rate(period::interval, "from", "to");
+END;
+CREATE FUNCTION crm.retention_cohorts(period text)
+RETURNS TABLE (cohort timestamptz, periods_since integer, customers bigint, active bigint, retention numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT * FROM crm.retention_cohorts(period::interval);
+END;
+COMMENT ON FUNCTION crm.period_index(timestamptz, text) IS 'crm.period_index with the period as text (''1 month''), as a BI tool binds a string parameter';
+COMMENT ON FUNCTION crm.period_start(bigint, text) IS 'crm.period_start with the period as text (''1 month''), as a BI tool binds a string parameter';
+COMMENT ON FUNCTION crm.churn_rate(text, timestamptz, timestamptz) IS 'crm.churn_rate with the period as text (''1 month''), as a BI tool binds a string parameter';
+COMMENT ON FUNCTION crm.retention_cohorts(text) IS 'crm.retention_cohorts with the period as text (''1 month''), as a BI tool binds a string parameter';
+
+CREATE FUNCTION crm.campaign_holdout(contact_id bigint, campaign_id bigint, share float8) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT ((hashint8extended($1, $2) & 2147483647)::float8 / 2147483648.0) < $3
+$$;
+COMMENT ON FUNCTION crm.campaign_holdout(bigint, bigint, float8) IS
+	'is the contact in the campaign''s hold-out group? a hash of (contact, campaign) below the share';
+
+CREATE FUNCTION crm.create_campaign(name text, segment text, channel text DEFAULT 'email',
+	starts_at timestamptz DEFAULT now(), ends_at timestamptz DEFAULT NULL,
+	cost float8 DEFAULT 0, holdout_share float8 DEFAULT 0)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	sid bigint;
+	id bigint;
+BEGIN
+	SELECT g.segment_id INTO sid FROM crm.segment g WHERE g.name = create_campaign.segment;
+	IF sid IS NULL THEN
+		RAISE EXCEPTION 'segment "%" does not exist', segment
+			USING ERRCODE = 'undefined_object', HINT = 'Segments are listed in crm.segment.';
+	END IF;
+	INSERT INTO crm.campaign (name, channel, segment_id, starts_at, ends_at, cost, holdout_share)
+	VALUES (name, channel, sid, coalesce(starts_at, now()), ends_at, coalesce(cost, 0), coalesce(holdout_share, 0))
+	RETURNING campaign_id INTO id;
+	RETURN id;
+END $$;
+COMMENT ON FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, float8, float8) IS
+	'create a campaign on a segment (by name) and channel, with window, cost and hold-out share';
+
+CREATE FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, text)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_btyd_summary_trans' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.btyd_summary_trans(internal, timestamptz, numeric, timestamptz, text) IS 'transition of crm.btyd_summary with the unit as text (read as an interval once per value)';
+
+-- The unit as text ('7 days'), as a driver binds a string parameter; a
+-- literal unit resolves here too and means the same
+CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, observation_end timestamptz, unit text) (
+	SFUNC = crm.btyd_summary_trans, STYPE = internal, FINALFUNC = crm.btyd_summary_final,
+	COMBINEFUNC = crm.btyd_summary_combine, SERIALFUNC = crm.btyd_summary_serialize,
+	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz, text) IS 'crm.btyd_summary with the unit as text (''7 days''), as a BI tool binds a string parameter';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

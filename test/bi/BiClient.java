@@ -24,15 +24,38 @@ public class BiClient {
 		return DriverManager.getConnection("jdbc:postgresql://" + host + ":" + port + "/" + db, p);
 	}
 
+	/* bind as a BI tool does: setString, setLong, setDouble, setTimestamp */
+	static void bind(PreparedStatement s, Object... args) throws SQLException {
+		for (int i = 0; i < args.length; i++) {
+			Object a = args[i];
+			if (a instanceof String) s.setString(i + 1, (String) a);
+			else if (a instanceof Long) s.setLong(i + 1, (Long) a);
+			else if (a instanceof Double) s.setDouble(i + 1, (Double) a);
+			else if (a instanceof Timestamp) s.setTimestamp(i + 1, (Timestamp) a);
+			else s.setObject(i + 1, a);
+		}
+	}
+
+	/* the first column of the first row as text, or the error */
+	static String value(Connection c, String sql, Object... args) {
+		try (PreparedStatement s = c.prepareStatement(sql)) {
+			bind(s, args);
+			try (ResultSet r = s.executeQuery()) {
+				return r.next() ? r.getString(1) : "(no row)";
+			}
+		} catch (SQLException e) {
+			return e.getSQLState() + " " + e.getMessage().split("\n")[0];
+		}
+	}
+
+	static void is(String got, String want, String what) {
+		if (!want.equals(got)) System.out.println("# got: " + got + ", want: " + want);
+		ok(want.equals(got), what);
+	}
+
 	static long count(Connection c, String sql, Object... args) throws SQLException {
 		try (PreparedStatement s = c.prepareStatement(sql)) {
-			for (int i = 0; i < args.length; i++) {
-				Object a = args[i];
-				if (a instanceof String) s.setString(i + 1, (String) a);
-				else if (a instanceof Long) s.setLong(i + 1, (Long) a);
-				else if (a instanceof Timestamp) s.setTimestamp(i + 1, (Timestamp) a);
-				else s.setObject(i + 1, a);
-			}
+			bind(s, args);
 			try (ResultSet r = s.executeQuery()) {
 				long rows = 0;
 				while (r.next()) rows++;
@@ -96,6 +119,23 @@ public class BiClient {
 				   mode + ": stage = ? (setString)");
 				ok(runs(su, "SELECT date_trunc('month', created_at) AS m, count(*) FROM crm.contact WHERE created_at >= ? GROUP BY 1 ORDER BY 1 LIMIT 1000",
 						new Timestamp(0)), mode + ": GROUP BY date_trunc with setTimestamp");
+				// function arguments as the driver binds them (issue 14, point 3)
+				Timestamp from = Timestamp.valueOf("2026-01-01 00:00:00"), to = Timestamp.valueOf("2026-04-01 00:00:00");
+				is(value(su, "SELECT string_agg(active::text, ',' ORDER BY period_start) FROM crm.churn_rate(?, ?, ?)", "1 month", from, to),
+				   "2,1", mode + ": crm.churn_rate(setString, setTimestamp, setTimestamp)");
+				is(value(su, "SELECT sum(active)::text FROM crm.retention_cohorts(?)", "1 month"),
+				   "3", mode + ": crm.retention_cohorts(setString)");
+				is(value(su, "SELECT crm.activity_count(contact_id, ?, ?)::text FROM crm.contact WHERE email = ?", "page_view", "7 days", "dan@example.org"),
+				   "1", mode + ": crm.activity_count(.., setString, setString)");
+				is(value(su, "SELECT crm.activity_count(?, ?, ?)::text", 0L, "page_view", "7 days"),
+				   "0", mode + ": crm.activity_count(setLong, setString, setString)");
+				is(value(su, "SELECT crm.btyd_summary(ordered_at, total, ?, ?)::text FROM crm.\"order\" o JOIN crm.contact c USING (contact_id) WHERE c.email = ? GROUP BY contact_id",
+						 to, "7 days", "eve@example.org"),
+				   "(1,5.14,11.57,15.0000000000000000)", mode + ": crm.btyd_summary(.., setTimestamp, setString)");
+				is(value(su, "SELECT crm.rfm(?, ?, ?)::text", 5L, 4L, 3L), "5-4-3", mode + ": crm.rfm(setLong x 3)");
+				is(value(su, "SELECT crm.nth_weekday(?, ?, ?, ?)::text", 2026L, 5L, 0L, 2L), "2026-05-10", mode + ": crm.nth_weekday(setLong x 4)");
+				is(value(su, "SELECT crm.simple_clv(?, ?, ?)::text", 100.0, 0.8, 0.1), "266.6666666666666667", mode + ": crm.simple_clv(setDouble x 3)");
+				is(value(su, "SELECT crm.rfm(?, ?, ?)::text", 6L, 1L, 1L).substring(0, 5), "22023", mode + ": crm.rfm out of range: 22023");
 			}
 			// the analyst: every analyst view, in a read-only transaction, with LIMIT
 			try (Connection an = connect("bi_analyst", "bi-analyst-pw", threshold)) {

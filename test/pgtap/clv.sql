@@ -10,7 +10,7 @@ SELECT is((SELECT count(*)::int FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.
 			 JOIN pg_namespace n ON n.oid = p.pronamespace
 			WHERE n.nspname = 'crm' AND p.proname IN ('bgnbd_fit', 'paretonbd_fit', 'mbgnbd_fit', 'gammagamma_fit', 'bgbb_fit', 'btyd_summary')
 			  AND a.aggcombinefn <> 0 AND a.aggserialfn <> 0 AND a.aggdeserialfn <> 0 AND p.proparallel = 's'),
-		  12, 'all 12 CLV aggregates combine, serialise and are parallel safe');
+		  13, 'all 13 CLV aggregates combine, serialise and are parallel safe');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 			WHERE n.nspname = 'crm' AND p.proname IN ('expected_purchases', 'p_alive', 'prob_purchases', 'expected_spend', 'clv', 'log_likelihood')
 			  AND (p.provolatile <> 'i' OR p.proparallel <> 's' OR NOT p.proisstrict)),

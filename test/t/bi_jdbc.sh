@@ -26,6 +26,15 @@ END $$;
 INSERT INTO crm.contact (email, owner, stage) VALUES
 	('Ann.Lee@Example.ORG', 'bi_rep', 'lead'), ('bob@example.org', 'bi_rep', 'customer'),
 	('carl@example.org', current_user, 'lead');
+-- two customers who are nobody's leads: orders for the churn, cohort and
+-- summary calls (dan and eve in January, eve again in February), a page view
+INSERT INTO crm.contact (email, owner) VALUES ('dan@example.org', current_user), ('eve@example.org', current_user);
+INSERT INTO crm."order" (contact_id, ordered_at, total, status)
+SELECT c.contact_id, o.at::timestamptz, o.total, 'paid'
+  FROM crm.contact c JOIN (VALUES ('dan@example.org', '2026-01-05', 10), ('eve@example.org', '2026-01-10', 40),
+								  ('eve@example.org', '2026-02-15', 15)) o(email, at, total) ON c.email = o.email::crm.email;
+INSERT INTO crm.activity (contact_id, kind, occurred_at)
+SELECT contact_id, 'page_view', now() - interval '2 days' FROM crm.contact WHERE email = 'dan@example.org';
 SQL
 java -cp "$jar" "$(dirname "$0")/../bi/BiClient.java" "${PGHOST:-localhost}" "${PGPORT:-5432}" "$db"
 status=$?

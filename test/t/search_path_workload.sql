@@ -111,6 +111,18 @@ SELECT pg_catalog.count(*) AS churn_rate FROM crm.churn_rate('1 month', '2026-01
 SELECT pg_catalog.count(*) AS cohorts FROM crm.retention_cohorts('1 month');
 SELECT crm.period_start(crm.period_index('2026-05-05 00:00+00', '1 month'), '1 month') IS NOT NULL AS periods;
 SELECT crm.historic_clv(990003) AS historic_clv, crm.simple_clv(100, 0.8, 0.1) AS simple_clv;
+-- the same with the types drivers bind: bigint, double, interval, varchar
+SELECT crm.rfm(5::pg_catalog.int8, 4::pg_catalog.int8, 3::pg_catalog.int8) IS NOT NULL AS rfm_long,
+	   crm.nth_weekday(2026::pg_catalog.int8, 5::pg_catalog.int8, 0::pg_catalog.int8, 2::pg_catalog.int8) IS NOT NULL AS weekday_long,
+	   crm.simple_clv(100::pg_catalog.float8, 0.8::pg_catalog.float8, 0.1::pg_catalog.float8) AS clv_double,
+	   crm.activity_count(990003, 'page_view', '30 days'::pg_catalog.varchar) AS count_text,
+	   crm.activity_count(990003, 'page_view', '30 days'::pg_catalog.interval) AS count_interval;
+SELECT pg_catalog.count(*) AS churn_interval
+  FROM crm.churn_rate('1 month'::pg_catalog.interval, '2026-01-01 00:00+00', '2027-01-01 00:00+00');
+SELECT pg_catalog.count(*) AS cohorts_text FROM crm.retention_cohorts('1 month'::pg_catalog.varchar);
+SELECT pg_catalog.count(*) AS cohorts_interval FROM crm.retention_cohorts('1 month'::pg_catalog.interval);
+SELECT crm.period_start(crm.period_index('2026-05-05 00:00+00', '1 month'::pg_catalog.interval),
+						'1 month'::pg_catalog.interval) IS NOT NULL AS periods_interval;
 -- the fits (aggregates) on a few rows; the predictions on fitted CDNOW models
 SELECT crm.bgnbd_fit(x, t_x, t) AS bg, crm.bgnbd_fit(x, t_x, t, 1) AS bgw,
 	   crm.mbgnbd_fit(x, t_x, t) AS mbg, crm.mbgnbd_fit(x, t_x, t, 1) AS mbgw,
@@ -153,7 +165,9 @@ SELECT pg_catalog.count(*) FROM plant_models, crm.bgbb_simulate(bb, 6, 10);
 SELECT crm.gammagamma_simulate(gg, 2, 10) IS NOT NULL FROM plant_models;
 SELECT pg_catalog.count(*) AS summary FROM (
 	SELECT crm.btyd_summary(ordered_at, total, '2029-01-01 00:00+00') AS s,
-		   crm.btyd_summary(ordered_at, total, '2029-01-01 00:00+00', '7 days') AS w
+		   crm.btyd_summary(ordered_at, total, '2029-01-01 00:00+00', '7 days') AS w,
+		   crm.btyd_summary(ordered_at, total, '2029-01-01 00:00+00', '7 days'::pg_catalog.interval) AS wi,
+		   crm.btyd_summary(ordered_at, total, '2029-01-01 00:00+00', '7 days'::pg_catalog.varchar) AS ws
 	  FROM crm."order" GROUP BY contact_id) s;
 
 -- e-mail and identity functions, duplicates, merge, erasure
