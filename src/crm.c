@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "crm.h"
+#include "shard.h"
 
 PG_MODULE_MAGIC;
 
@@ -95,9 +96,18 @@ spi_finish_pinned(int pinned)
 SPIPlanPtr
 kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
+	/* in a trigger on a Citus shard the tables are that shard's: not kept */
+	if (shard_scope_active())
+	{
+		SPIPlanPtr	plan = SPI_prepare(colocated_sql(sql), nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		return plan;
+	}
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare(colocated_sql(sql), nargs, argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));

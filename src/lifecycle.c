@@ -22,6 +22,7 @@
 
 #include "crm.h"
 #include "lifecycle.h"
+#include "shard.h"
 
 #define ERRCODE_CRM_BACKWARD_STAGE	MAKE_SQLSTATE('C','R','0','0','1')
 
@@ -131,7 +132,7 @@ run_move(const char *sql, int nargs, Oid *types, Datum *values, const char *reas
 	move_depth++;
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
+		if (SPI_execute_with_args(colocated_sql(sql), nargs, types, values, NULL, false, 0) < 0)
 			elog(ERROR, "could not run lifecycle update");
 		n = SPI_processed;
 	}
@@ -201,6 +202,7 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	Oid			types[3] = {TEXTOID, BOOLOID, BOOLOID};
+	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.stage_log() must be a statement trigger on crm.contact");
@@ -208,11 +210,11 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	if (loading_dump)
 		return PointerGetDatum(NULL);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		sql = "INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
+		sql = "INSERT INTO {crm.stage_history} (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
 			"SELECT n.contact_id, NULL, n.stage, least(n.created_at, now()), coalesce($1, 'created'), $2, $3 "
 			"  FROM new_rows n ORDER BY n.contact_id";
 	else
-		sql = "INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
+		sql = "INSERT INTO {crm.stage_history} (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
 			"SELECT n.contact_id, o.stage, n.stage, clock_timestamp(), "
 			"       CASE WHEN $1 IS NOT NULL OR NOT $2 THEN $1 "
 			"            WHEN n.stage = 'sql' THEN 'SQL rule: engagement and fit scores reached the SQL thresholds' "
@@ -228,8 +230,17 @@ crm_stage_log(PG_FUNCTION_ARGS)
 
 	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
-	if (SPI_execute_with_args(sql, 3, types, args, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not write crm.stage_history");
+	shard_scope_enter(td, &scope);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(colocated_sql(sql), 3, types, args, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write crm.stage_history");
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
@@ -264,7 +275,7 @@ crm_set_stage(PG_FUNCTION_ARGS)
 	args[0] = Int64GetDatum(contact_id);
 	args[1] = stage;
 	pinned = spi_connect_pinned();
-	SPI_execute_with_args("SELECT stage FROM crm.contact WHERE contact_id = $1 FOR UPDATE",
+	SPI_execute_with_args(colocated_sql("SELECT stage FROM {crm.contact} WHERE contact_id = $1 FOR UPDATE"),
 						  1, types, args, NULL, false, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -276,7 +287,7 @@ crm_set_stage(PG_FUNCTION_ARGS)
 				(errmsg("contact %lld is already at stage \"%s\"", (long long) contact_id,
 						stage_label(stage))));
 	else
-		run_move("UPDATE crm.contact SET stage = $2 WHERE contact_id = $1",
+		run_move("UPDATE {crm.contact} SET stage = $2 WHERE contact_id = $1",
 				 2, types, args, reason, false, force);
 	spi_finish_pinned(pinned);
 	PG_RETURN_DATUM(stage);

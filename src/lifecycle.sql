@@ -78,28 +78,29 @@ CREATE FUNCTION crm.stage_log() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_stage_log' LANGUAGE C;
 COMMENT ON FUNCTION crm.stage_log() IS 'trigger: writes one crm.stage_history row per contact whose stage the statement changed';
 CREATE TRIGGER stage_log_insert AFTER INSERT ON crm.contact
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_log();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_log('contact');
 CREATE TRIGGER stage_log_update AFTER UPDATE ON crm.contact
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_log();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_log('contact');
 
 -- Automatic promotions.  Trigger names sort after the scoring triggers
--- ("score_..." < "stage_..."), so promotions see the new scores.
+-- ("score_..." < "stage_..."), so promotions see the new scores.  The
+-- argument is the logical table (src/shard.c).
 CREATE FUNCTION crm.stage_promote() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_stage_promote' LANGUAGE C;
 COMMENT ON FUNCTION crm.stage_promote() IS
 	'trigger: applies the lifecycle policy to the contacts a statement on activity, contact, deal or order touched';
 CREATE TRIGGER stage_promote AFTER INSERT ON crm.activity
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('activity');
 CREATE TRIGGER stage_promote_insert AFTER INSERT ON crm.contact
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('contact');
 CREATE TRIGGER stage_promote_update AFTER UPDATE ON crm.contact
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('contact');
 CREATE TRIGGER stage_promote_insert AFTER INSERT ON crm.deal
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('deal');
 CREATE TRIGGER stage_promote_update AFTER UPDATE ON crm.deal
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('deal');
 CREATE TRIGGER stage_promote AFTER INSERT ON crm."order"
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('order');
 
 CREATE FUNCTION crm.set_stage(contact_id bigint, stage crm.stage, reason text, force boolean DEFAULT false)
 RETURNS crm.stage

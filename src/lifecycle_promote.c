@@ -21,6 +21,7 @@
 
 #include "crm.h"
 #include "lifecycle.h"
+#include "shard.h"
 
 /*
  * Promote the given contacts whose scores pass the policy's SQL or MQL
@@ -41,9 +42,9 @@ promote_by_scores(Datum ids)
 	 * quadratic in the number of contacts.  Not read-only: the rows the
 	 * triggering statement inserted must be visible.
 	 */
-	if (SPI_execute_with_args("SELECT array_agg(k.contact_id) FROM crm.contact k "
-							  "  JOIN unnest($1) u(id) ON k.contact_id = u.id "
-							  " WHERE k.stage IN ('subscriber', 'lead', 'mql')",
+	if (SPI_execute_with_args(colocated_sql("SELECT array_agg(k.contact_id) FROM {crm.contact} k "
+									  "  JOIN unnest($1) u(id) ON k.contact_id = u.id "
+									  " WHERE k.stage IN ('subscriber', 'lead', 'mql')"),
 							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read contact stages");
 	args[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -64,7 +65,7 @@ promote_by_scores(Datum ids)
 					"                    AND (p.mql_min_fit IS NULL OR f.score >= p.mql_min_fit) THEN 'mql' "
 					"              END::crm.stage AS stage "
 					"         FROM e JOIN f USING (contact_id), p) "
-					"UPDATE crm.contact t SET stage = target.stage FROM target "
+					"UPDATE {crm.contact} t SET stage = target.stage FROM target "
 					" WHERE t.contact_id = target.contact_id AND target.stage IS NOT NULL "
 					"   AND t.stage IN ('subscriber', 'lead', 'mql') AND t.stage < target.stage",
 					1, types, args, NULL, true, false);
@@ -82,19 +83,19 @@ promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Da
 	if (deals)
 	{
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'opportunity' "
+						 "UPDATE {crm.contact} t SET stage = 'opportunity' "
 						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d WHERE d.status = 'open') s "
 						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql')", deals);
 		n += run_move(sql.data, nargs, types, args, "deal opened", true, false);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'customer' "
+						 "UPDATE {crm.contact} t SET stage = 'customer' "
 						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d WHERE d.status = 'won') s "
 						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity')", deals);
 		n += run_move(sql.data, nargs, types, args, "deal won", true, false);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'customer' "
+						 "UPDATE {crm.contact} t SET stage = 'customer' "
 						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d, crm.policy() p "
 						 "         WHERE d.status = 'won' AND p.revive_churned) s "
 						 " WHERE t.contact_id = s.contact_id AND t.stage = 'churned'", deals);
@@ -104,19 +105,21 @@ promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Da
 	{
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'customer' "
+						 "UPDATE {crm.contact} t SET stage = 'customer' "
 						 "  FROM (SELECT DISTINCT o.contact_id FROM %s o) s "
 						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity')", orders);
 		n += run_move(sql.data, nargs, types, args, "order placed", true, false);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE crm.contact t SET stage = 'customer' "
+						 "UPDATE {crm.contact} t SET stage = 'customer' "
 						 "  FROM (SELECT DISTINCT o.contact_id FROM %s o, crm.policy() p WHERE p.revive_churned) s "
 						 " WHERE t.contact_id = s.contact_id AND t.stage = 'churned'", orders);
 		n += run_move(sql.data, nargs, types, args, "order after churn: revived", true, true);
 	}
 	return n;
 }
+
+static void promote_touched(const char *table, Datum ids);
 
 /* AFTER INSERT/UPDATE FOR EACH STATEMENT: apply the policy to touched contacts */
 PG_FUNCTION_INFO_V1(crm_stage_promote);
@@ -127,7 +130,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	const char *table;
 	Datum		ids;
-	Oid			types[1] = {INT8ARRAYOID};
+	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_newtable == NULL)
@@ -138,7 +141,7 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 	/* a dump's stages are loaded as they were (src/restore.c) */
 	if (loading_dump)
 		return PointerGetDatum(NULL);
-	table = RelationGetRelationName(td->tg_relation);
+	table = trigger_table(td);
 
 	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
@@ -156,12 +159,32 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
 	}
 
+	shard_scope_enter(td, &scope);
+	PG_TRY();
+	{
+		promote_touched(table, ids);
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
+	spi_finish_pinned(pinned);
+	return PointerGetDatum(NULL);
+}
+
+/* The policy for the contacts a statement on the logical table touched */
+static void
+promote_touched(const char *table, Datum ids)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+
 	if (strcmp(table, "activity") == 0)
 	{
 		Datum		args[1] = {ids};
 
 		/* a join, not a correlated subquery: the transition table is scanned once */
-		run_move("UPDATE crm.contact t SET stage = 'sql' "
+		run_move("UPDATE {crm.contact} t SET stage = 'sql' "
 				 "  FROM (SELECT DISTINCT a.contact_id FROM new_rows a, crm.policy() p "
 				 "         WHERE a.kind = ANY(p.sql_acceptance_kinds)) a "
 				 " WHERE t.contact_id = a.contact_id AND t.stage IN ('subscriber', 'lead', 'mql')",
@@ -174,8 +197,6 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
 	else if (strcmp(table, "order") == 0)
 		promote_by_deals_and_orders(NULL, "new_rows", 0, NULL);
-	spi_finish_pinned(pinned);
-	return PointerGetDatum(NULL);
 }
 
 /* Re-evaluate the policy for some or all contacts */
@@ -191,7 +212,7 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 	pinned = spi_connect_pinned();
 	if (PG_ARGISNULL(0))
 	{
-		SPI_execute("SELECT coalesce(array_agg(contact_id), '{}') FROM crm.contact", true, 0);
+		SPI_execute(colocated_sql("SELECT coalesce(array_agg(contact_id), '{}') FROM {crm.contact}"), true, 0);
 		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
 	}
@@ -201,14 +222,14 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 		Datum		args[1] = {ids};
 		Oid			types[1] = {INT8ARRAYOID};
 
-		n = run_move("UPDATE crm.contact t SET stage = 'sql' FROM crm.policy() p "
+		n = run_move("UPDATE {crm.contact} t SET stage = 'sql' FROM crm.policy() p "
 					 " WHERE t.contact_id = ANY($1) AND t.stage IN ('subscriber', 'lead', 'mql') AND EXISTS "
-					 "       (SELECT 1 FROM crm.activity a WHERE a.contact_id = t.contact_id "
+					 "       (SELECT 1 FROM {crm.activity} a WHERE a.contact_id = t.contact_id "
 					 "           AND a.kind = ANY(p.sql_acceptance_kinds))",
 					 1, types, args, "sales acceptance activity", true, false);
 		n += promote_by_scores(ids);
-		n += promote_by_deals_and_orders("(SELECT * FROM crm.deal WHERE contact_id = ANY($1))",
-										 "(SELECT * FROM crm.\"order\" WHERE contact_id = ANY($1))",
+		n += promote_by_deals_and_orders("(SELECT * FROM {crm.deal} WHERE contact_id = ANY($1))",
+										 "(SELECT * FROM {crm.order} WHERE contact_id = ANY($1))",
 										 1, args);
 	}
 	spi_finish_pinned(pinned);
@@ -230,11 +251,11 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite time")));
 	pinned = spi_connect_pinned();
-	n = run_move("UPDATE crm.contact t SET stage = 'churned' FROM crm.policy() p "
+	n = run_move("UPDATE {crm.contact} t SET stage = 'churned' FROM crm.policy() p "
 				 " WHERE t.stage IN ('customer', 'evangelist') "
-				 "   AND NOT EXISTS (SELECT 1 FROM crm.\"order\" o WHERE o.contact_id = t.contact_id "
+				 "   AND NOT EXISTS (SELECT 1 FROM {crm.order} o WHERE o.contact_id = t.contact_id "
 				 "                      AND o.ordered_at > $1 - p.churn_after AND o.ordered_at <= $1) "
-				 "   AND NOT EXISTS (SELECT 1 FROM crm.deal d WHERE d.contact_id = t.contact_id "
+				 "   AND NOT EXISTS (SELECT 1 FROM {crm.deal} d WHERE d.contact_id = t.contact_id "
 				 "                      AND d.status = 'won' AND d.closed_at > $1 - p.churn_after "
 				 "                      AND d.closed_at <= $1)",
 				 1, types, args, "no purchase within the churn window", true, false);

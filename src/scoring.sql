@@ -206,20 +206,22 @@ CREATE FUNCTION crm.rules_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_rules_changed' LANGUAGE C;
 COMMENT ON FUNCTION crm.rules_changed() IS 'trigger: invalidates the compiled scoring rules in every backend';
 CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.scoring_rule
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('scoring_rule');
 CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.fit_rule
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('fit_rule');
 CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.score_group
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('score_group');
 
 -- Engagement: every INSERT (single, multi-row, INSERT ... SELECT, COPY) is
--- scored once per statement from its transition table.
+-- scored once per statement from its transition table.  Each crm trigger
+-- names its logical table in its argument: on Citus it fires on a shard,
+-- whose name is not the table's (src/shard.c).
 CREATE FUNCTION crm.score_activities() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_score_activities' LANGUAGE C;
 COMMENT ON FUNCTION crm.score_activities() IS 'trigger: scores the inserted activities, set-based, from the transition table';
 CREATE TRIGGER score_activities AFTER INSERT ON crm.activity
 	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_activities();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_activities('activity');
 
 -- Fit: recomputed for inserted or updated contacts, and for the contacts of
 -- an updated company.
@@ -228,13 +230,13 @@ CREATE FUNCTION crm.score_contacts() RETURNS trigger
 COMMENT ON FUNCTION crm.score_contacts() IS 'trigger: recomputes fit scores of inserted or updated contacts (or of an updated company''s contacts)';
 CREATE TRIGGER score_contacts_insert AFTER INSERT ON crm.contact
 	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts('contact');
 CREATE TRIGGER score_contacts_update AFTER UPDATE ON crm.contact
 	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts('contact');
 CREATE TRIGGER score_company_update AFTER UPDATE ON crm.company
 	REFERENCING NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts('company');
 
 CREATE FUNCTION crm.score(contact_id bigint, score_group text DEFAULT 'engagement', at timestamptz DEFAULT now())
 RETURNS double precision

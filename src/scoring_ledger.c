@@ -30,6 +30,7 @@
 
 #include "crm.h"
 #include "scoring.h"
+#include "shard.h"
 
 /* Hash of a (contact, rule) key */
 static inline uint32
@@ -267,8 +268,8 @@ flush_ledger(ScoreBatch *b, RuleCache *rc)
 	args[6] = make_array(at, n, TIMESTAMPTZOID);
 	args[7] = make_array(once, n, BOOLOID);
 	args[8] = make_array(hl, n, FLOAT8OID);
-	if (SPI_execute_with_args(
-							  "INSERT INTO crm.score_ledger AS l "
+	if (SPI_execute_with_args(colocated_sql(
+									  "INSERT INTO {crm.score_ledger} AS l "
 							  "  (contact_id, rule_id, score_group, hits, raw_points, value, as_of, once, half_life_us) "
 							  "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) "
 							  "ON CONFLICT (contact_id, rule_id) DO UPDATE SET "
@@ -277,7 +278,7 @@ flush_ledger(ScoreBatch *b, RuleCache *rc)
 							  "  value = CASE WHEN l.once THEN l.value "
 							  "          ELSE crm.decayed_sum(l.value, l.as_of, excluded.value, excluded.as_of, l.half_life_us) END, "
 							  "  as_of = CASE WHEN l.once THEN least(l.as_of, excluded.as_of) "
-							  "          ELSE greatest(l.as_of, excluded.as_of) END",
+							  "          ELSE greatest(l.as_of, excluded.as_of) END"),
 							  9, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not update crm.score_ledger");
 	ledger_reset(b->ledger);
@@ -302,11 +303,11 @@ flush_events(ScoreBatch *b)
 	args[0] = make_array(c, b->nevents, INT8OID);
 	args[1] = make_array(r, b->nevents, INT8OID);
 	args[2] = make_array(at, b->nevents, TIMESTAMPTZOID);
-	if (SPI_execute_with_args(
-							  "INSERT INTO crm.score_event (contact_id, rule_id, score_group, occurred_at, points) "
+	if (SPI_execute_with_args(colocated_sql(
+									  "INSERT INTO {crm.score_event} (contact_id, rule_id, score_group, occurred_at, points) "
 							  "SELECT u.c, u.r, s.score_group, u.t, s.points "
 							  "  FROM unnest($1, $2, $3) AS u(c, r, t) "
-							  "  JOIN crm.scoring_rule s ON s.rule_id = u.r",
+							  "  JOIN crm.scoring_rule s ON s.rule_id = u.r"),
 							  3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into crm.score_event");
 	b->nevents = 0;
@@ -398,6 +399,7 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	ActivityColumns cols;
 	TupleDesc	desc;
 	MemoryContext rowcxt;
+	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL)
@@ -427,7 +429,16 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	ExecDropSingleTupleTableSlot(slot);
 
 	pinned = spi_connect_pinned();
-	batch_flush(b, rc);
+	shard_scope_enter(td, &scope);
+	PG_TRY();
+	{
+		batch_flush(b, rc);
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
 	spi_finish_pinned(pinned);
 	scoring_batch_free(b);
 	MemoryContextDelete(rowcxt);
@@ -459,11 +470,11 @@ refit_contacts(RuleCache *rc, const char *where, Datum arg, Oid argtype)
 
 	/* drop the old fit rows of these contacts, then add what matches now */
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM crm.score_ledger l USING crm.contact c "
+	appendStringInfo(&sql, "DELETE FROM {crm.score_ledger} l USING {crm.contact} c "
 					 "WHERE l.contact_id = c.contact_id AND l.rule_id = ANY($2) AND %s", where);
 	args[0] = arg;
 	args[1] = make_array(fit_ids, nfit, INT8OID);
-	SPI_execute_with_args(sql.data, 2, types, args, NULL, false, 0);
+	SPI_execute_with_args(colocated_sql(sql.data), 2, types, args, NULL, false, 0);
 
 	if (rc->nfit == 0)
 		return 0;
@@ -471,10 +482,10 @@ refit_contacts(RuleCache *rc, const char *where, Datum arg, Oid argtype)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT c.contact_id, to_jsonb(c) || jsonb_build_object('company', to_jsonb(co)) "
-					 "  FROM crm.contact c LEFT JOIN crm.company co ON co.company_id = c.company_id "
+					 "  FROM {crm.contact} c LEFT JOIN crm.company co ON co.company_id = c.company_id "
 					 " WHERE %s", where);
 	/* not read-only: the trigger must see the rows its statement wrote */
-	portal = SPI_cursor_open_with_args(NULL, sql.data, 1, types, args, NULL, false, 0);
+	portal = SPI_cursor_open_with_args(NULL, colocated_sql(sql.data), 1, types, args, NULL, false, 0);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);
@@ -543,9 +554,9 @@ lock_company_contacts(Datum company_ids)
 
 	if (pg_class_aclcheck(contact_rel, GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
 		return;
-	if (SPI_execute_with_args("SELECT 1 FROM crm.contact c "
-							  "WHERE c.company_id OPERATOR(pg_catalog.=) ANY ($1) "
-							  "ORDER BY c.contact_id FOR SHARE",
+	if (SPI_execute_with_args(colocated_sql("SELECT 1 FROM {crm.contact} c "
+									  "WHERE c.company_id OPERATOR(pg_catalog.=) ANY ($1) "
+									  "ORDER BY c.contact_id FOR SHARE"),
 							  1, types, &company_ids, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the contacts of the updated companies");
 }
@@ -560,6 +571,7 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	RuleCache  *rc;
 	bool		is_company;
 	Datum		ids;
+	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_newtable == NULL)
@@ -571,14 +583,23 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	rc = scoring_rules();
 	if (rc->nfit == 0)
 		return PointerGetDatum(NULL);
-	is_company = strcmp(RelationGetRelationName(td->tg_relation), "company") == 0;
+	is_company = strcmp(trigger_table(td), "company") == 0;
 	ids = transition_ids(td->tg_newtable, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
 	pinned = spi_connect_pinned();
-	if (is_company)
-		lock_company_contacts(ids);
-	refit_contacts(rc, is_company ? "c.company_id = ANY($1)" : "c.contact_id = ANY($1)",
-				   ids, INT8ARRAYOID);
+	shard_scope_enter(td, &scope);
+	PG_TRY();
+	{
+		if (is_company)
+			lock_company_contacts(ids);
+		refit_contacts(rc, is_company ? "c.company_id = ANY($1)" : "c.contact_id = ANY($1)",
+					   ids, INT8ARRAYOID);
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
@@ -598,8 +619,8 @@ rescore_activities(RuleCache *rc, const char *awhere, Datum *args)
 	Portal		portal;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT contact_id, kind, occurred_at, properties FROM crm.activity%s", awhere);
-	portal = SPI_cursor_open_with_args(NULL, sql.data, 1, types, args, NULL, true, 0);
+	appendStringInfo(&sql, "SELECT contact_id, kind, occurred_at, properties FROM {crm.activity}%s", awhere);
+	portal = SPI_cursor_open_with_args(NULL, colocated_sql(sql.data), 1, types, args, NULL, true, 0);
 	for (;;)
 	{
 		TupleTableSlot *slot;
@@ -649,11 +670,11 @@ crm_rescore(PG_FUNCTION_ARGS)
 	args[0] = all ? PointerGetDatum(construct_empty_array(INT8OID)) : PG_GETARG_DATUM(0);
 	pinned = spi_connect_pinned();
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM crm.score_ledger%s", awhere);
-	SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0);
+	appendStringInfo(&sql, "DELETE FROM {crm.score_ledger}%s", awhere);
+	SPI_execute_with_args(colocated_sql(sql.data), 1, types, args, NULL, false, 0);
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "DELETE FROM crm.score_event%s", awhere);
-	SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0);
+	appendStringInfo(&sql, "DELETE FROM {crm.score_event}%s", awhere);
+	SPI_execute_with_args(colocated_sql(sql.data), 1, types, args, NULL, false, 0);
 
 	/* engagement: every selected contact's activities */
 	if (rc->nactivity > 0)
@@ -663,8 +684,8 @@ crm_rescore(PG_FUNCTION_ARGS)
 	refit_contacts(rc, where, args[0], INT8ARRAYOID);
 
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT count(*) FROM crm.contact c WHERE %s", where);
-	SPI_execute_with_args(sql.data, 1, types, args, NULL, true, 0);
+	appendStringInfo(&sql, "SELECT count(*) FROM {crm.contact} c WHERE %s", where);
+	SPI_execute_with_args(colocated_sql(sql.data), 1, types, args, NULL, true, 0);
 	ncontacts = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64(ncontacts);

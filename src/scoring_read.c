@@ -20,6 +20,7 @@
 
 #include "crm.h"
 #include "scoring.h"
+#include "shard.h"
 
 /* One rule's share of a contact's score at a time */
 typedef struct Contribution
@@ -254,7 +255,7 @@ replay_history(ScoreRead *rd, ContactScore *cs, Datum *args)
 	}
 	cs->rules = kept;
 	run_contact_plan(&replay_plan,
-					 "SELECT kind, occurred_at, properties FROM crm.activity "
+					 "SELECT kind, occurred_at, properties FROM {crm.activity} "
 					 "WHERE contact_id OPERATOR(pg_catalog.=) $1 "
 					 "AND occurred_at OPERATOR(pg_catalog.<=) $2", args);
 	if (SPI_processed > 0)
@@ -303,13 +304,13 @@ read_contact_rules(RuleCache *rc, int64 contact_id, int group, TimestampTz at)
 	/* one call per contact of a view like crm.contact_profile: plans are kept */
 	run_contact_plan(&ledger_plan,
 					 "SELECT contact_id, rule_id, score_group, hits, raw_points, value, as_of, half_life_us "
-					 "FROM crm.score_ledger WHERE contact_id OPERATOR(pg_catalog.=) $1 "
+					 "FROM {crm.score_ledger} WHERE contact_id OPERATOR(pg_catalog.=) $1 "
 					 "ORDER BY rule_id", args);
 	read_rows(&rd, add_ledger_row);
 	if (cs.replay)
 		replay_history(&rd, &cs, args);
 	run_contact_plan(&event_plan,
-					 "SELECT contact_id, rule_id, occurred_at, points FROM crm.score_event "
+					 "SELECT contact_id, rule_id, occurred_at, points FROM {crm.score_event} "
 					 "WHERE contact_id OPERATOR(pg_catalog.=) $1 "
 					 "AND occurred_at OPERATOR(pg_catalog.<=) $2 ORDER BY rule_id, occurred_at DESC", args);
 	read_rows(&rd, add_event_row);
@@ -351,15 +352,15 @@ read_contact_totals(ScoreRead *rd, Datum ids, const char *gname)
 	args[1] = PointerGetDatum(cstring_to_text(gname));
 	args[2] = TimestampTzGetDatum(rd->at);
 	/* joins with unnest, not "= ANY": the id list may be long */
-	SPI_execute_with_args("SELECT l.contact_id, l.rule_id, NULL::text, l.hits, l.raw_points, l.value, l.as_of, l.half_life_us "
-						  "FROM crm.score_ledger l JOIN unnest($1) u(id) ON l.contact_id = u.id "
-						  "WHERE l.score_group = $2",
+	SPI_execute_with_args(colocated_sql("SELECT l.contact_id, l.rule_id, NULL::text, l.hits, l.raw_points, l.value, l.as_of, l.half_life_us "
+								  "FROM {crm.score_ledger} l JOIN unnest($1) u(id) ON l.contact_id = u.id "
+								  "WHERE l.score_group = $2"),
 						  2, types, args, NULL, true, 0);
 	read_rows(rd, add_ledger_row);
-	SPI_execute_with_args("SELECT e.contact_id, e.rule_id, e.occurred_at, e.points "
-						  "FROM crm.score_event e JOIN unnest($1) u(id) ON e.contact_id = u.id "
-						  "WHERE e.score_group = $2 AND e.occurred_at <= $3 "
-						  "ORDER BY e.contact_id, e.rule_id, e.occurred_at DESC",
+	SPI_execute_with_args(colocated_sql("SELECT e.contact_id, e.rule_id, e.occurred_at, e.points "
+								  "FROM {crm.score_event} e JOIN unnest($1) u(id) ON e.contact_id = u.id "
+								  "WHERE e.score_group = $2 AND e.occurred_at <= $3 "
+								  "ORDER BY e.contact_id, e.rule_id, e.occurred_at DESC"),
 						  3, types, args, NULL, true, 0);
 	read_rows(rd, add_event_row);
 

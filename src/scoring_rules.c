@@ -22,6 +22,7 @@
 
 #include "crm.h"
 #include "scoring.h"
+#include "shard.h"
 
 static RuleCache rule_cache;
 static bool callback_registered = false;
@@ -260,9 +261,17 @@ Datum
 crm_rules_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			relid;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "crm.rules_changed() must be called as a trigger");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	/*
+	 * The cache watches the logical tables.  On Citus the trigger fires on
+	 * each node's placement of the reference table (scoring_rule_102010),
+	 * so invalidate the logical table of that node, which every backend of
+	 * the node watches, not the placement.
+	 */
+	relid = get_relname_relid(trigger_table(td), get_namespace_oid("crm", false));
+	CacheInvalidateRelcacheByRelid(OidIsValid(relid) ? relid : RelationGetRelid(td->tg_relation));
 	return PointerGetDatum(NULL);
 }

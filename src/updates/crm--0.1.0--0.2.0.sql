@@ -1327,6 +1327,45 @@ CREATE AGGREGATE crm.btyd_summary(occurred_at timestamptz, amount numeric, obser
 	DESERIALFUNC = crm.btyd_summary_deserialize, PARALLEL = SAFE);
 COMMENT ON AGGREGATE crm.btyd_summary(timestamptz, numeric, timestamptz, text) IS 'crm.btyd_summary with the unit as text (''7 days''), as a BI tool binds a string parameter';
 
+-- Citus (issue 15): every trigger that writes or dispatches names its
+-- logical table in its argument, since on Citus it fires on a shard
+-- (crm.activity_102079); its SQL then writes the co-located shards of the
+-- same contacts (src/shard.c).  The same triggers, replaced in place.
+CREATE OR REPLACE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.scoring_rule
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('scoring_rule');
+CREATE OR REPLACE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.fit_rule
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('fit_rule');
+CREATE OR REPLACE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.score_group
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('score_group');
+CREATE OR REPLACE TRIGGER score_activities AFTER INSERT ON crm.activity
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_activities('activity');
+CREATE OR REPLACE TRIGGER score_contacts_insert AFTER INSERT ON crm.contact
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts('contact');
+CREATE OR REPLACE TRIGGER score_contacts_update AFTER UPDATE ON crm.contact
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts('contact');
+CREATE OR REPLACE TRIGGER score_company_update AFTER UPDATE ON crm.company
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.score_contacts('company');
+CREATE OR REPLACE TRIGGER stage_log_insert AFTER INSERT ON crm.contact
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_log('contact');
+CREATE OR REPLACE TRIGGER stage_log_update AFTER UPDATE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_log('contact');
+CREATE OR REPLACE TRIGGER stage_promote AFTER INSERT ON crm.activity
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('activity');
+CREATE OR REPLACE TRIGGER stage_promote_insert AFTER INSERT ON crm.contact
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('contact');
+CREATE OR REPLACE TRIGGER stage_promote_update AFTER UPDATE ON crm.contact
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('contact');
+CREATE OR REPLACE TRIGGER stage_promote_insert AFTER INSERT ON crm.deal
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('deal');
+CREATE OR REPLACE TRIGGER stage_promote_update AFTER UPDATE ON crm.deal
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('deal');
+CREATE OR REPLACE TRIGGER stage_promote AFTER INSERT ON crm."order"
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('order');
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

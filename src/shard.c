@@ -1,0 +1,187 @@
+/*
+ * shard.c
+ *		Which table a trigger fired on, and which tables its SQL reads and
+ *		writes, on one node and on Citus.
+ *
+ * On one node crm's triggers fire on crm's tables.  On Citus they fire on a
+ * shard (crm.activity_102079) in a worker's backend, where the distributed
+ * table's name plans a distributed query, which Citus refuses inside a
+ * shard.  So a trigger names its logical table in its argument (never its
+ * relation's name), and while it runs (shard_scope_enter ... _leave) the
+ * per-contact tables its SQL names as {crm.contact} expand to the shards
+ * co-located with its own: the same contacts' rows, on the same node.
+ * Outside a shard the placeholders expand to the tables themselves, so one
+ * node and Citus run the same SQL.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "crm.h"
+#include "shard.h"
+
+/* The shard the running trigger fired on (0: not on a shard) */
+static int64 scope_shard = 0;
+static int	scope_depth = 0;
+
+/* Co-located shards found so far: (shard, logical table) -> shard */
+typedef struct ColocatedShard
+{
+	int64		shard;
+	char		logical[NAMEDATALEN];
+	int64		colocated;
+} ColocatedShard;
+
+static ColocatedShard *colocated = NULL;
+static int	ncolocated = 0,
+			capcolocated = 0;
+
+/*
+ * The logical table of a trigger: its first argument when it has one (the
+ * triggers of crm 0.2.0 all do), else its relation's name (a 0.1.0 schema
+ * not yet updated, which cannot be distributed).
+ */
+const char *
+trigger_table(TriggerData *td)
+{
+	if (td->tg_trigger->tgnargs >= 1)
+		return td->tg_trigger->tgargs[0];
+	return RelationGetRelationName(td->tg_relation);
+}
+
+/* The shard id in a relation name "logical_<digits>", or 0 */
+static int64
+shard_of_name(const char *relname, const char *logical)
+{
+	size_t		len = strlen(logical);
+	const char *p;
+	int64		id = 0;
+
+	if (strncmp(relname, logical, len) != 0 || relname[len] != '_' || relname[len + 1] == '\0')
+		return 0;
+	for (p = relname + len + 1; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return 0;
+		id = id * 10 + (*p - '0');
+	}
+	return id;
+}
+
+void
+shard_scope_enter(TriggerData *td, ShardScope *saved)
+{
+	saved->shard = scope_shard;
+	scope_shard = shard_of_name(RelationGetRelationName(td->tg_relation), trigger_table(td));
+	scope_depth++;
+}
+
+bool
+shard_scope_active(void)
+{
+	return scope_depth > 0 && scope_shard != 0;
+}
+
+void
+shard_scope_leave(ShardScope *saved)
+{
+	scope_shard = saved->shard;
+	scope_depth--;
+}
+
+/* The shard of a logical table co-located with shard, from Citus' metadata */
+static int64
+colocated_shard(int64 shard, const char *logical)
+{
+	int			i;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+	int64		found;
+
+	for (i = 0; i < ncolocated; i++)
+		if (colocated[i].shard == shard && strcmp(colocated[i].logical, logical) == 0)
+			return colocated[i].colocated;
+
+	args[0] = Int64GetDatum(shard);
+	args[1] = CStringGetTextDatum(quote_qualified_identifier("crm", logical));
+	/* the same hash range of the other table (Citus keeps co-located shards on one node) */
+	if (SPI_execute_with_args("SELECT o.shardid FROM pg_catalog.pg_dist_shard s "
+							  "  JOIN pg_catalog.pg_dist_shard o "
+							  "    ON o.logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass "
+							  "   AND o.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue "
+							  " WHERE s.shardid OPERATOR(pg_catalog.=) $1",
+							  2, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no shard of crm.%s is co-located with shard " INT64_FORMAT, logical, shard),
+				 errhint("Distribute crm's tables with crm.distribute(), which co-locates them with crm.contact.")));
+	found = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	if (ncolocated == capcolocated)
+	{
+		capcolocated = capcolocated ? capcolocated * 2 : 16;
+		colocated = colocated
+			? repalloc(colocated, sizeof(ColocatedShard) * capcolocated)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(ColocatedShard) * capcolocated);
+	}
+	colocated[ncolocated].shard = shard;
+	strlcpy(colocated[ncolocated].logical, logical, NAMEDATALEN);
+	colocated[ncolocated].colocated = found;
+	ncolocated++;
+	return found;
+}
+
+/*
+ * The qualified name to use for crm's logical table: the table itself, or
+ * inside a trigger on a shard, its co-located shard.  Must be called inside
+ * SPI.
+ */
+char *
+colocated_rel(const char *logical)
+{
+	if (scope_depth == 0 || scope_shard == 0)
+		return quote_qualified_identifier("crm", logical);
+	return quote_qualified_identifier("crm", psprintf("%s_" INT64_FORMAT, logical,
+													  colocated_shard(scope_shard, logical)));
+}
+
+/*
+ * Expand every {crm.name} in a SQL text to colocated_rel(name).  Only a brace, the
+ * schema "crm.", a lower-case identifier and a brace are a placeholder, so
+ * array literals ('{a,b}') and JSON pass unchanged.
+ */
+char *
+colocated_sql(const char *tmpl)
+{
+	StringInfoData out;
+	const char *p = tmpl;
+
+	initStringInfo(&out);
+	while (*p)
+	{
+		const char *q = p + 5;
+
+		if (strncmp(p, "{crm.", 5) == 0)
+		{
+			while ((*q >= 'a' && *q <= 'z') || *q == '_')
+				q++;
+			if (*q == '}' && q > p + 5)
+			{
+				appendStringInfoString(&out, colocated_rel(pnstrdup(p + 5, q - (p + 5))));
+				p = q + 1;
+				continue;
+			}
+		}
+		appendStringInfoChar(&out, *p++);
+	}
+	return out.data;
+}

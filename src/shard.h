@@ -1,0 +1,33 @@
+/*
+ * shard.h
+ *		The logical table of a trigger and the co-located shards of its SQL
+ *		(src/shard.c): one code path for one node and Citus.
+ */
+#ifndef CRM_SHARD_H
+#define CRM_SHARD_H
+
+#include "commands/trigger.h"
+
+/* What shard_scope_enter replaced, for shard_scope_leave */
+typedef struct ShardScope
+{
+	int64		shard;
+} ShardScope;
+
+/* The logical table a trigger fired on ("activity"), from its argument */
+extern const char *trigger_table(TriggerData *td);
+
+/*
+ * Around a trigger's SQL: {crm.name} then expands to the shard of crm.name
+ * co-located with the trigger's shard (or to crm.name off a shard).  Leave
+ * in PG_FINALLY, so an error does not leave the scope set.
+ */
+extern void shard_scope_enter(TriggerData *td, ShardScope *saved);
+extern void shard_scope_leave(ShardScope *saved);
+extern bool shard_scope_active(void);
+
+/* crm.name or its co-located shard; colocated_sql expands every {crm.name} of a text */
+extern char *colocated_rel(const char *logical);
+extern char *colocated_sql(const char *tmpl);
+
+#endif							/* CRM_SHARD_H */
