@@ -514,28 +514,6 @@ refit_contacts(RuleCache *rc, const char *where, Datum arg, Oid argtype)
 	return ncontacts;
 }
 
-/* Collect one bigint column of a transition table into an array datum */
-static Datum
-transition_ids(Tuplestorestate *ts, TupleDesc desc, const char *column)
-{
-	int			attno = column_number(desc, column, INT8OID);
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	ArrayBuildState *astate = NULL;
-
-	tuplestore_rescan(ts);
-	while (tuplestore_gettupleslot(ts, true, false, slot))
-	{
-		bool		isnull;
-		Datum		d = slot_getattr(slot, attno, &isnull);
-
-		astate = accumArrayResult(astate, d, isnull, INT8OID, CurrentMemoryContext);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	if (astate == NULL)
-		return PointerGetDatum(construct_empty_array(INT8OID));
-	return makeArrayResult(astate, CurrentMemoryContext);
-}
-
 /*
  * Lock the contacts of updated companies before refitting them.  A contact
  * UPDATE, a merge or an erasure holds its contact's row lock while it refits
@@ -584,7 +562,7 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	if (rc->nfit == 0)
 		return PointerGetDatum(NULL);
 	is_company = strcmp(trigger_table(td), "company") == 0;
-	ids = transition_ids(td->tg_newtable, RelationGetDescr(td->tg_relation),
+	ids = transition_ids(td->tg_newtable, NULL, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
 	pinned = spi_connect_pinned();
 	shard_scope_enter(td, &scope);

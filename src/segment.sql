@@ -558,53 +558,33 @@ COMMENT ON FUNCTION crm.refresh_segments() IS
 
 -- Dirty marking ----------------------------------------------------------------
 -- Statement-level triggers with transition tables: one INSERT per statement,
--- whatever its size, and nothing at all while no segment needs the marks.
+-- whatever its size, and nothing at all while no segment needs the marks
+-- (src/segment_dirty.c).  The argument is the logical table (src/shard.c).
 
 CREATE FUNCTION crm.segment_dirty() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM crm.segment g WHERE g.kind = 'dynamic' AND NOT g.time_dependent) THEN
-		RETURN NULL;
-	END IF;
-	IF TG_NARGS > 0 AND TG_ARGV[0] = 'company' THEN
-		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT DISTINCT c.contact_id FROM crm.contact c JOIN new_rows n USING (company_id)
-		ON CONFLICT DO NOTHING;
-	ELSIF TG_OP = 'INSERT' THEN
-		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT DISTINCT n.contact_id FROM new_rows n ON CONFLICT DO NOTHING;
-	ELSIF TG_OP = 'DELETE' THEN
-		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT DISTINCT o.contact_id FROM old_rows o ON CONFLICT DO NOTHING;
-	ELSE
-		INSERT INTO crm.segment_dirty (contact_id)
-		SELECT n.contact_id FROM new_rows n UNION SELECT o.contact_id FROM old_rows o
-		ON CONFLICT DO NOTHING;
-	END IF;
-	RETURN NULL;
-END $$;
+	AS 'MODULE_PATHNAME', 'crm_segment_dirty' LANGUAGE C;
 COMMENT ON FUNCTION crm.segment_dirty() IS
-	'trigger: mark for segment refresh the contacts of the inserted, deleted or updated rows (before and after), or with the argument company, the contacts of the updated companies';
+	'trigger: mark for segment refresh the contacts of the inserted, deleted or updated rows (before and after), or on company, the contacts of the updated companies; the argument names the table';
 
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.contact
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('contact');
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.contact
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('contact');
 CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm.contact
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('contact');
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.company
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('company');
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.activity
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('activity');
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm.activity
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('activity');
 CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm.activity
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('activity');
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm."order"
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('order');
 CREATE TRIGGER segment_dirty_update AFTER UPDATE ON crm."order"
-	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('order');
 CREATE TRIGGER segment_dirty_delete AFTER DELETE ON crm."order"
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('order');
 CREATE TRIGGER segment_dirty_insert AFTER INSERT ON crm.consent
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('consent');

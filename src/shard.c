@@ -23,7 +23,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/array.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "crm.h"
 #include "shard.h"
@@ -184,4 +186,40 @@ colocated_sql(const char *tmpl)
 		appendStringInfoChar(&out, *p++);
 	}
 	return out.data;
+}
+
+/*
+ * One bigint column of one or two transition tables (the old and new rows;
+ * either may be NULL) as an array datum.  Read in C, not with SQL over the
+ * transition tables, which Citus cannot run inside a shard.
+ */
+Datum
+transition_ids(Tuplestorestate *ts1, Tuplestorestate *ts2, TupleDesc desc, const char *column)
+{
+	int			attno = SPI_fnumber(desc, column);
+	TupleTableSlot *slot;
+	ArrayBuildState *astate = NULL;
+	Tuplestorestate *stores[2] = {ts1, ts2};
+
+	if (attno <= 0)
+		elog(ERROR, "column \"%s\" not found", column);
+	require_column_type(SPI_gettypeid(desc, attno), INT8OID, column);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	for (int i = 0; i < 2; i++)
+	{
+		if (stores[i] == NULL)
+			continue;
+		tuplestore_rescan(stores[i]);
+		while (tuplestore_gettupleslot(stores[i], true, false, slot))
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, attno, &isnull);
+
+			astate = accumArrayResult(astate, d, isnull, INT8OID, CurrentMemoryContext);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	if (astate == NULL)
+		return PointerGetDatum(construct_empty_array(INT8OID));
+	return makeArrayResult(astate, CurrentMemoryContext);
 }

@@ -7,6 +7,7 @@
 #define CRM_SHARD_H
 
 #include "commands/trigger.h"
+#include "utils/array.h"
 
 /* What shard_scope_enter replaced, for shard_scope_leave */
 typedef struct ShardScope
@@ -29,5 +30,9 @@ extern bool shard_scope_active(void);
 /* crm.name or its co-located shard; colocated_sql expands every {crm.name} of a text */
 extern char *colocated_rel(const char *logical);
 extern char *colocated_sql(const char *tmpl);
+
+/* A bigint column of one or two transition tables (either may be NULL) as an array */
+extern Datum transition_ids(Tuplestorestate *ts1, Tuplestorestate *ts2, TupleDesc desc,
+							const char *column);
 
 #endif							/* CRM_SHARD_H */

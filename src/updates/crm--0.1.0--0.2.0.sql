@@ -1366,6 +1366,36 @@ CREATE OR REPLACE TRIGGER stage_promote_update AFTER UPDATE ON crm.deal
 CREATE OR REPLACE TRIGGER stage_promote AFTER INSERT ON crm."order"
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('order');
 
+-- Dirty marking in C (src/segment_dirty.c): the contact ids read from the
+-- transition tables in C and written to the co-located shard on Citus; the
+-- argument of each trigger is its logical table (issue 15)
+CREATE OR REPLACE FUNCTION crm.segment_dirty() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_segment_dirty' LANGUAGE C;
+COMMENT ON FUNCTION crm.segment_dirty() IS
+	'trigger: mark for segment refresh the contacts of the inserted, deleted or updated rows (before and after), or on company, the contacts of the updated companies; the argument names the table';
+CREATE OR REPLACE TRIGGER segment_dirty_insert AFTER INSERT ON crm.contact
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('contact');
+CREATE OR REPLACE TRIGGER segment_dirty_update AFTER UPDATE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('contact');
+CREATE OR REPLACE TRIGGER segment_dirty_delete AFTER DELETE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('contact');
+CREATE OR REPLACE TRIGGER segment_dirty_update AFTER UPDATE ON crm.company
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('company');
+CREATE OR REPLACE TRIGGER segment_dirty_insert AFTER INSERT ON crm.activity
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('activity');
+CREATE OR REPLACE TRIGGER segment_dirty_update AFTER UPDATE ON crm.activity
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('activity');
+CREATE OR REPLACE TRIGGER segment_dirty_delete AFTER DELETE ON crm.activity
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('activity');
+CREATE OR REPLACE TRIGGER segment_dirty_insert AFTER INSERT ON crm."order"
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('order');
+CREATE OR REPLACE TRIGGER segment_dirty_update AFTER UPDATE ON crm."order"
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('order');
+CREATE OR REPLACE TRIGGER segment_dirty_delete AFTER DELETE ON crm."order"
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('order');
+CREATE OR REPLACE TRIGGER segment_dirty_insert AFTER INSERT ON crm.consent
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('consent');
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage
