@@ -104,39 +104,25 @@ CREATE FUNCTION crm.decayed_sum(v1 double precision, t1 timestamptz, v2 double p
 COMMENT ON FUNCTION crm.decayed_sum(double precision, timestamptz, double precision, timestamptz, double precision) IS
 	'value at the later of t1 and t2 of v1 (as of t1) plus v2 (as of t2), decaying with the half-life in microseconds (0 = none)';
 
--- A deleted rule takes its points with it.
+-- A deleted rule takes its points with it; a deleted contact its scores
+-- (what ON DELETE CASCADE would do, once per statement).  In C: the ids come
+-- from the transition tables, the deletes go to the co-located shards, and
+-- on Citus a rule's deletion reaches every node's shards (src/shard.c).
 CREATE FUNCTION crm.forget_rule_points() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	DELETE FROM crm.score_ledger l USING old_rows o WHERE l.rule_id = o.rule_id;
-	DELETE FROM crm.score_event e USING old_rows o WHERE e.rule_id = o.rule_id;
-	RETURN NULL;
-END $$;
+	AS 'MODULE_PATHNAME', 'crm_forget_rule_points' LANGUAGE C;
 COMMENT ON FUNCTION crm.forget_rule_points() IS 'trigger: removes the ledger and windowed-event rows of deleted rules';
 CREATE TRIGGER forget_rule_points AFTER DELETE ON crm.scoring_rule
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points('scoring_rule');
 CREATE TRIGGER forget_rule_points AFTER DELETE ON crm.fit_rule
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points('fit_rule');
 
--- A deleted contact takes its scores with it (what ON DELETE CASCADE would
--- do, once per statement).  A concurrent activity insert holds a key-share
--- lock on the contact, so the delete waits for it and then sees its rows.
 CREATE FUNCTION crm.forget_contact_points() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF TG_OP = 'TRUNCATE' THEN
-		TRUNCATE crm.score_ledger, crm.score_event;
-	ELSE
-		DELETE FROM crm.score_ledger l USING old_rows o WHERE l.contact_id = o.contact_id;
-		DELETE FROM crm.score_event e USING old_rows o WHERE e.contact_id = o.contact_id;
-	END IF;
-	RETURN NULL;
-END $$;
+	AS 'MODULE_PATHNAME', 'crm_forget_contact_points' LANGUAGE C;
 COMMENT ON FUNCTION crm.forget_contact_points() IS 'trigger: removes the ledger and windowed-event rows of deleted contacts';
 CREATE TRIGGER forget_contact_points AFTER DELETE ON crm.contact
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points('contact');
 CREATE TRIGGER forget_contact_points_truncate AFTER TRUNCATE ON crm.contact
-	FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points();
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points('contact');
 
 -- Rules are checked when saved, not when an activity arrives.
 CREATE FUNCTION crm.check_rule() RETURNS trigger
@@ -151,7 +137,7 @@ BEGIN
 		RAISE EXCEPTION 'points must be a finite number, not %', coalesce(NEW.points::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF TG_TABLE_NAME = 'scoring_rule' THEN
+	IF TG_ARGV[0] = 'scoring_rule' THEN
 		IF NEW."window" IS NOT NULL AND NEW."window" <= interval '0' THEN
 			RAISE EXCEPTION 'window must be positive, not %', NEW."window"
 				USING ERRCODE = 'invalid_parameter_value',
@@ -165,11 +151,11 @@ BEGIN
 	END IF;
 	RETURN NEW;
 END $$;
-COMMENT ON FUNCTION crm.check_rule() IS 'trigger: validates scoring and fit rules when they are saved';
+COMMENT ON FUNCTION crm.check_rule() IS 'trigger: validates scoring and fit rules when they are saved; the argument names the table (on Citus the trigger fires on a placement, whose name is not the table''s)';
 CREATE TRIGGER check_rule BEFORE INSERT OR UPDATE ON crm.scoring_rule
-	FOR EACH ROW EXECUTE FUNCTION crm.check_rule();
+	FOR EACH ROW EXECUTE FUNCTION crm.check_rule('scoring_rule');
 CREATE TRIGGER check_rule BEFORE INSERT OR UPDATE ON crm.fit_rule
-	FOR EACH ROW EXECUTE FUNCTION crm.check_rule();
+	FOR EACH ROW EXECUTE FUNCTION crm.check_rule('fit_rule');
 
 CREATE FUNCTION crm.check_score_group() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

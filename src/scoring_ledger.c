@@ -684,3 +684,85 @@ crm_decayed_sum(PG_FUNCTION_ARGS)
 		PG_RETURN_FLOAT8(v1 * score_decay(h, (double) (t2 - t1)) + v2);
 	PG_RETURN_FLOAT8(v1 + v2 * score_decay(h, (double) (t1 - t2)));
 }
+
+/*
+ * AFTER DELETE FOR EACH STATEMENT on crm.scoring_rule and crm.fit_rule: a
+ * deleted rule takes its points with it, from every contact of this node.
+ */
+PG_FUNCTION_INFO_V1(crm_forget_rule_points);
+Datum
+crm_forget_rule_points(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		ids;
+	int			pinned;
+	ShardScope	scope;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || td->tg_oldtable == NULL)
+		elog(ERROR, "crm.forget_rule_points() must be an AFTER DELETE statement trigger with an OLD TABLE");
+	ids = transition_ids(td->tg_oldtable, NULL, RelationGetDescr(td->tg_relation), "rule_id");
+	pinned = spi_connect_pinned();
+	shard_scope_enter(td, &scope);
+	PG_TRY();
+	{
+		run_for_local_contacts("DELETE FROM {crm.score_ledger} l WHERE l.rule_id = ANY ($1)", 1, types, &ids);
+		run_for_local_contacts("DELETE FROM {crm.score_event} e WHERE e.rule_id = ANY ($1)", 1, types, &ids);
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
+	spi_finish_pinned(pinned);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER DELETE or TRUNCATE FOR EACH STATEMENT on crm.contact: a deleted
+ * contact takes its scores with it (what ON DELETE CASCADE would do, once
+ * per statement).  A concurrent activity insert holds a key-share lock on
+ * the contact, so the delete waits for it and then sees its rows.
+ */
+PG_FUNCTION_INFO_V1(crm_forget_contact_points);
+Datum
+crm_forget_contact_points(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		ids = (Datum) 0;
+	bool		truncate;
+	int			pinned;
+	ShardScope	scope;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		elog(ERROR, "crm.forget_contact_points() must be a statement trigger");
+	truncate = TRIGGER_FIRED_BY_TRUNCATE(td->tg_event);
+	if (!truncate)
+	{
+		if (td->tg_oldtable == NULL)
+			elog(ERROR, "crm.forget_contact_points() on DELETE needs an OLD TABLE");
+		ids = transition_ids(td->tg_oldtable, NULL, RelationGetDescr(td->tg_relation), "contact_id");
+	}
+	pinned = spi_connect_pinned();
+	shard_scope_enter(td, &scope);
+	PG_TRY();
+	{
+		if (truncate)
+			SPI_execute(colocated_sql("TRUNCATE {crm.score_ledger}, {crm.score_event}"), false, 0);
+		else
+		{
+			SPI_execute_with_args(colocated_sql("DELETE FROM {crm.score_ledger} l WHERE l.contact_id = ANY ($1)"),
+								  1, types, &ids, NULL, false, 0);
+			SPI_execute_with_args(colocated_sql("DELETE FROM {crm.score_event} e WHERE e.contact_id = ANY ($1)"),
+								  1, types, &ids, NULL, false, 0);
+		}
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
+	spi_finish_pinned(pinned);
+	return PointerGetDatum(NULL);
+}

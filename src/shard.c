@@ -142,6 +142,73 @@ colocated_shard(int64 shard, const char *logical)
 	return found;
 }
 
+/* Is the shard one of a reference table (one placement per node)? */
+static bool
+is_reference_shard(int64 shard)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(shard)};
+
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard s "
+							  "  JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid "
+							  " WHERE s.shardid OPERATOR(pg_catalog.=) $1 AND t.partmethod OPERATOR(pg_catalog.=) 'n'",
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read Citus' metadata");
+	return SPI_processed > 0;
+}
+
+/*
+ * Run a statement over per-contact tables ({crm.name}) for every contact a
+ * trigger's node holds.  Off Citus, and in a trigger on a distributed
+ * table's shard, that is one run.  A trigger on a reference table fires on
+ * each node's placement of it (crm.scoring_rule_102010), so there the
+ * statement runs once for each shard group of crm.contact on this node:
+ * together the nodes cover every contact, each once.  Must be called inside
+ * SPI.  Returns the rows processed.
+ */
+uint64
+run_for_local_contacts(const char *tmpl, int nargs, Oid *types, Datum *args)
+{
+	int64		saved = scope_shard;
+	int64	   *shards;
+	volatile uint64 n = 0;
+	uint64		nshards;
+	bool		isnull;
+
+	if (!shard_scope_active() || !is_reference_shard(scope_shard))
+	{
+		if (SPI_execute_with_args(colocated_sql(tmpl), nargs, types, args, NULL, false, 0) < 0)
+			elog(ERROR, "could not run \"%s\"", tmpl);
+		return SPI_processed;
+	}
+	if (SPI_execute("SELECT s.shardid FROM pg_catalog.pg_dist_shard s "
+					"  JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
+					" WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass "
+					"   AND p.groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group) "
+					" ORDER BY s.shardid", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list the shards of crm.contact on this node");
+	nshards = SPI_processed;
+	shards = palloc(sizeof(int64) * Max(nshards, 1));
+	for (uint64 i = 0; i < nshards; i++)
+		shards[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	PG_TRY();
+	{
+		for (uint64 i = 0; i < nshards; i++)
+		{
+			scope_shard = shards[i];
+			if (SPI_execute_with_args(colocated_sql(tmpl), nargs, types, args, NULL, false, 0) < 0)
+				elog(ERROR, "could not run \"%s\"", tmpl);
+			n += SPI_processed;
+		}
+	}
+	PG_FINALLY();
+	{
+		scope_shard = saved;
+	}
+	PG_END_TRY();
+	return n;
+}
+
 /*
  * The qualified name to use for crm's logical table: the table itself, or
  * inside a trigger on a shard, its co-located shard.  Must be called inside

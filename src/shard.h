@@ -31,6 +31,12 @@ extern bool shard_scope_active(void);
 extern char *colocated_rel(const char *logical);
 extern char *colocated_sql(const char *tmpl);
 
+/*
+ * Run a statement over per-contact tables for every contact of the trigger's
+ * node: once, or on a reference table's placement once per local shard group
+ */
+extern uint64 run_for_local_contacts(const char *tmpl, int nargs, Oid *types, Datum *args);
+
 /* A bigint column of one or two transition tables (either may be NULL) as an array */
 extern Datum transition_ids(Tuplestorestate *ts1, Tuplestorestate *ts2, TupleDesc desc,
 							const char *column);

@@ -1396,6 +1396,60 @@ CREATE OR REPLACE TRIGGER segment_dirty_delete AFTER DELETE ON crm."order"
 CREATE OR REPLACE TRIGGER segment_dirty_insert AFTER INSERT ON crm.consent
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.segment_dirty('consent');
 
+-- Rule and contact deletions in C (issue 15).  A deleted rule takes its
+-- points with it; a deleted contact its scores (what ON DELETE CASCADE
+-- would do, once per statement).  The ids come from the transition tables,
+-- the deletes go to the co-located shards, and on Citus a rule's deletion
+-- reaches every node's shards (src/shard.c).
+CREATE OR REPLACE FUNCTION crm.forget_rule_points() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_forget_rule_points' LANGUAGE C;
+COMMENT ON FUNCTION crm.forget_rule_points() IS 'trigger: removes the ledger and windowed-event rows of deleted rules';
+CREATE OR REPLACE TRIGGER forget_rule_points AFTER DELETE ON crm.scoring_rule
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points('scoring_rule');
+CREATE OR REPLACE TRIGGER forget_rule_points AFTER DELETE ON crm.fit_rule
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_rule_points('fit_rule');
+
+CREATE OR REPLACE FUNCTION crm.forget_contact_points() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_forget_contact_points' LANGUAGE C;
+COMMENT ON FUNCTION crm.forget_contact_points() IS 'trigger: removes the ledger and windowed-event rows of deleted contacts';
+CREATE OR REPLACE TRIGGER forget_contact_points AFTER DELETE ON crm.contact
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points('contact');
+CREATE OR REPLACE TRIGGER forget_contact_points_truncate AFTER TRUNCATE ON crm.contact
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_contact_points('contact');
+
+-- crm.check_rule reads its table from the argument, not TG_TABLE_NAME
+CREATE OR REPLACE FUNCTION crm.check_rule() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM crm.score_group g WHERE g.score_group = NEW.score_group) THEN
+		RAISE EXCEPTION 'unknown score group "%"', NEW.score_group
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Score groups are listed in crm.score_group; add one there first.';
+	END IF;
+	IF NEW.points IS NULL OR NEW.points IN ('NaN', 'Infinity', '-Infinity') THEN
+		RAISE EXCEPTION 'points must be a finite number, not %', coalesce(NEW.points::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF TG_ARGV[0] = 'scoring_rule' THEN
+		IF NEW."window" IS NOT NULL AND NEW."window" <= interval '0' THEN
+			RAISE EXCEPTION 'window must be positive, not %', NEW."window"
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use NULL for a rule whose points never expire.';
+		END IF;
+		IF NEW.activity_kind IS NOT NULL AND NEW.activity_kind !~ '^[a-z][a-z0-9_]*$' THEN
+			RAISE EXCEPTION 'activity_kind "%" is not a valid activity kind', NEW.activity_kind
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Activity kinds are lower-case identifiers such as page_view; NULL matches any kind.';
+		END IF;
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION crm.check_rule() IS 'trigger: validates scoring and fit rules when they are saved; the argument names the table (on Citus the trigger fires on a placement, whose name is not the table''s)';
+CREATE OR REPLACE TRIGGER check_rule BEFORE INSERT OR UPDATE ON crm.scoring_rule
+	FOR EACH ROW EXECUTE FUNCTION crm.check_rule('scoring_rule');
+CREATE OR REPLACE TRIGGER check_rule BEFORE INSERT OR UPDATE ON crm.fit_rule
+	FOR EACH ROW EXECUTE FUNCTION crm.check_rule('fit_rule');
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage
