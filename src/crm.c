@@ -96,15 +96,9 @@ spi_finish_pinned(int pinned)
 SPIPlanPtr
 kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
-	/* in a trigger on a Citus shard the tables are that shard's: not kept */
+	/* in a trigger on a Citus shard the tables are that shard's */
 	if (shard_scope_active())
-	{
-		SPIPlanPtr	plan = SPI_prepare(colocated_sql(sql), nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-		return plan;
-	}
+		return shard_plan(colocated_sql(sql), nargs, argtypes);
 	if (*slot == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(colocated_sql(sql), nargs, argtypes);

@@ -26,6 +26,7 @@
 #include "utils/rel.h"
 
 #include "crm.h"
+#include "shard.h"
 
 /* Prepared once per backend, kept across transactions */
 static SPIPlanPtr lock_plan = NULL;		/* waits for a merge holding the row */
@@ -110,6 +111,61 @@ crm_forget_locked_contacts(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* Is there a contact with this id (in the co-located shard on Citus)? */
+static bool
+contact_here(Datum id, bool lock)
+{
+	Oid			types[1] = {INT8OID};
+
+	if (SPI_execute_plan(lock ?
+						 kept_plan(&lock_plan, "SELECT 1 FROM {crm.contact} c "
+								   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE", 1, types) :
+						 kept_plan(&look_plan, "SELECT 1 FROM {crm.contact} c "
+								   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1", 1, types),
+						 &id, NULL, false, 1) < 0)
+		elog(ERROR, "could not look up contact");
+	return SPI_processed > 0;
+}
+
+/*
+ * The row, redirected when its contact was merged away (inside SPI).  On
+ * Citus the row was routed to its contact's shard before triggers ran: a
+ * kept contact on another shard cannot take it there, so that is an error,
+ * not a row on the wrong shard.
+ */
+static HeapTuple
+redirect_row(TriggerData *td, HeapTuple tuple, int attno, Datum id, bool can_lock)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		target;
+	bool		isnull;
+
+	if (contact_here(id, can_lock))
+	{
+		if (can_lock)
+			locked_remember(DatumGetInt64(id));
+		return tuple;
+	}
+	if (SPI_execute_plan(kept_plan(&follow_plan, "SELECT crm.merged_into($1)", 1, types),
+						 &id, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not follow crm.merge_log");
+	target = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return tuple;
+	if (shard_scope_active() && !contact_here(target, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("contact " INT64_FORMAT " was merged into contact " INT64_FORMAT ", whose rows are on another shard",
+						DatumGetInt64(id), DatumGetInt64(target)),
+				 errdetail("On Citus a row is routed to its contact's shard before triggers run, so it cannot be redirected there."),
+				 errhint("Write the row with contact_id " INT64_FORMAT ".", DatumGetInt64(target))));
+	/* SPI_modifytuple allocates in the trigger's own context */
+	tuple = SPI_modifytuple(td->tg_relation, tuple, 1, &attno, &target, NULL);
+	if (tuple == NULL)
+		elog(ERROR, "could not redirect the row: %s", SPI_result_code_string(SPI_result));
+	return tuple;
+}
+
 /*
  * BEFORE INSERT FOR EACH ROW on tables with a contact_id.  Taking KEY SHARE
  * on the contact row makes the insert wait for a merge that holds it FOR
@@ -131,7 +187,7 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	Datum		id;
 	Oid			contact_rel;
 	bool		can_lock;
-	Oid			types[1] = {INT8OID};
+	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -157,31 +213,16 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);	/* locked by an earlier row: it is there */
 
 	pinned = spi_connect_pinned();
-	if (SPI_execute_plan(can_lock ?
-						 kept_plan(&lock_plan, "SELECT 1 FROM crm.contact c "
-									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE", 1, types) :
-						 kept_plan(&look_plan, "SELECT 1 FROM crm.contact c "
-									   "WHERE c.contact_id OPERATOR(pg_catalog.=) $1", 1, types),
-						 &id, NULL, false, 1) < 0)
-		elog(ERROR, "could not look up contact");
-	if (SPI_processed > 0 && can_lock)
-		locked_remember(DatumGetInt64(id));
-	if (SPI_processed == 0)
+	shard_scope_enter(td, &scope);
+	PG_TRY();
 	{
-		Datum		target;
-
-		if (SPI_execute_plan(kept_plan(&follow_plan, "SELECT crm.merged_into($1)", 1, types),
-							 &id, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not follow crm.merge_log");
-		target = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-		{
-			/* SPI_modifytuple allocates in the trigger's own context */
-			tuple = SPI_modifytuple(td->tg_relation, tuple, 1, &attno, &target, NULL);
-			if (tuple == NULL)
-				elog(ERROR, "could not redirect the row: %s", SPI_result_code_string(SPI_result));
-		}
+		tuple = redirect_row(td, tuple, attno, id, can_lock);
 	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(tuple);
 }

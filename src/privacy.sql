@@ -443,7 +443,7 @@ COMMENT ON FUNCTION crm.merge_contacts(bigint, bigint, boolean) IS
 -- crm.contact; a role without it (an insert-only tracking role, say) does
 -- not wait, and in the race its insert fails loudly on the foreign key
 -- instead of being redirected.  In C (src/privacy.c): it runs for every row
--- of every bulk load.
+-- of every bulk load.  The argument is the logical table (src/shard.c).
 CREATE FUNCTION crm.redirect_merged_contact() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'crm_redirect_merged_contact' LANGUAGE C;
 COMMENT ON FUNCTION crm.redirect_merged_contact() IS
@@ -455,15 +455,15 @@ COMMENT ON FUNCTION crm.forget_locked_contacts() IS
 CREATE TRIGGER forget_locked_contacts AFTER DELETE OR TRUNCATE ON crm.contact
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.forget_locked_contacts();
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.activity
-	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact();
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('activity');
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.deal
-	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact();
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('deal');
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm."order"
-	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact();
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('order');
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.task
-	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact();
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('task');
 CREATE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.consent
-	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact();
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('consent');
 
 -- The consent ledger of one contact, oldest first, with the rows copied in
 -- by merges (merged_from) and which row is the current one per channel.

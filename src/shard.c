@@ -290,3 +290,42 @@ transition_ids(Tuplestorestate *ts1, Tuplestorestate *ts2, TupleDesc desc, const
 		return PointerGetDatum(construct_empty_array(INT8OID));
 	return makeArrayResult(astate, CurrentMemoryContext);
 }
+
+/* Plans of kept_plan's queries on shards, one per expanded text */
+typedef struct ShardPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+} ShardPlan;
+
+static ShardPlan *shard_plans = NULL;
+static int	nshard_plans = 0,
+			capshard_plans = 0;
+
+/*
+ * kept_plan inside a shard scope: a plan per expanded text (per shard),
+ * kept for the backend like the others, so a bulk load into a shard
+ * prepares each query once.
+ */
+SPIPlanPtr
+shard_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < nshard_plans; i++)
+		if (strcmp(shard_plans[i].sql, sql) == 0)
+			return shard_plans[i].plan;
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (nshard_plans == capshard_plans)
+	{
+		capshard_plans = capshard_plans ? capshard_plans * 2 : 16;
+		shard_plans = shard_plans
+			? repalloc(shard_plans, sizeof(ShardPlan) * capshard_plans)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(ShardPlan) * capshard_plans);
+	}
+	shard_plans[nshard_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
+	shard_plans[nshard_plans].plan = plan;
+	return shard_plans[nshard_plans++].plan;
+}

@@ -7,6 +7,7 @@
 #define CRM_SHARD_H
 
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 
 /* What shard_scope_enter replaced, for shard_scope_leave */
@@ -30,6 +31,9 @@ extern bool shard_scope_active(void);
 /* crm.name or its co-located shard; colocated_sql expands every {crm.name} of a text */
 extern char *colocated_rel(const char *logical);
 extern char *colocated_sql(const char *tmpl);
+
+/* kept_plan's plan of an expanded text inside a shard scope (src/crm.c) */
+extern SPIPlanPtr shard_plan(const char *sql, int nargs, Oid *argtypes);
 
 /*
  * Run a statement over per-contact tables for every contact of the trigger's

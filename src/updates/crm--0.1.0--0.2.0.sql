@@ -1450,6 +1450,19 @@ CREATE OR REPLACE TRIGGER check_rule BEFORE INSERT OR UPDATE ON crm.scoring_rule
 CREATE OR REPLACE TRIGGER check_rule BEFORE INSERT OR UPDATE ON crm.fit_rule
 	FOR EACH ROW EXECUTE FUNCTION crm.check_rule('fit_rule');
 
+-- crm.redirect_merged_contact looks contacts up in the co-located shard on
+-- Citus, and refuses a redirect to another shard (issue 15)
+CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.activity
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('activity');
+CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.deal
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('deal');
+CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm."order"
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('order');
+CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.task
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('task');
+CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.consent
+	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('consent');
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage
