@@ -32,14 +32,21 @@ COMMENT ON TABLE crm.lifecycle_policy IS
 	'promotion thresholds (NULL = not required), sales-acceptance activity kinds, churn window; one row, defaults when empty';
 SELECT pg_catalog.pg_extension_config_dump('crm.lifecycle_policy', '');
 
--- The policy in force: the row, or the defaults.
+-- The policy in force: the row, or the defaults.  The row is read column by
+-- column (p.*), not as a whole-row value: on Citus the table is a reference
+-- table read through its placement, whose row type is not crm's.
 CREATE FUNCTION crm.policy() RETURNS crm.lifecycle_policy
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT p FROM (SELECT p, 0 AS o FROM crm.lifecycle_policy p
-				   UNION ALL SELECT ROW(true, 'engagement', 'fit', 50, 20, 100, 40,
-										'{meeting_booked,sales_accepted}', '365 days', true)::crm.lifecycle_policy, 1) s
-	 ORDER BY o LIMIT 1
-$$;
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r crm.lifecycle_policy;
+BEGIN
+	SELECT p.* INTO r FROM crm.lifecycle_policy p;
+	IF NOT FOUND THEN
+		r := ROW(true, 'engagement', 'fit', 50, 20, 100, 40,
+				 '{meeting_booked,sales_accepted}', '365 days', true)::crm.lifecycle_policy;
+	END IF;
+	RETURN r;
+END $$;
 COMMENT ON FUNCTION crm.policy() IS 'the lifecycle policy in force: the row of crm.lifecycle_policy, or the defaults';
 
 CREATE TABLE crm.stage_history (

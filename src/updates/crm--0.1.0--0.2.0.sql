@@ -1463,6 +1463,21 @@ CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.task
 CREATE OR REPLACE TRIGGER redirect_merged_contact BEFORE INSERT ON crm.consent
 	FOR EACH ROW EXECUTE FUNCTION crm.redirect_merged_contact('consent');
 
+-- crm.policy() reads the policy row column by column (issue 15: on Citus the
+-- whole-row value of a reference table's placement has another row type)
+CREATE OR REPLACE FUNCTION crm.policy() RETURNS crm.lifecycle_policy
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r crm.lifecycle_policy;
+BEGIN
+	SELECT p.* INTO r FROM crm.lifecycle_policy p;
+	IF NOT FOUND THEN
+		r := ROW(true, 'engagement', 'fit', 50, 20, 100, 40,
+				 '{meeting_booked,sales_accepted}', '365 days', true)::crm.lifecycle_policy;
+	END IF;
+	RETURN r;
+END $$;
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage
