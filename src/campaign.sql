@@ -136,7 +136,10 @@ CREATE FUNCTION crm.campaign_report(campaign_id bigint)
 RETURNS TABLE (campaign text, targeted bigint, held_out bigint, responded bigint, response_rate numeric,
 			   holdout_responded bigint, holdout_response_rate numeric, revenue numeric,
 			   holdout_revenue numeric, cost numeric, return_on_cost numeric, lift numeric)
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	WITH cam AS (
 		SELECT k.*, coalesce(k.ends_at, now()) AS until FROM crm.campaign k WHERE k.campaign_id = $1),
 	per_contact AS (
@@ -164,7 +167,7 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 		   round((agg.revenue - cam.cost) / nullif(cam.cost, 0), 4),
 		   round((agg.responded::numeric / nullif(agg.targeted, 0))
 				 / nullif(agg.holdout_responded::numeric / nullif(agg.held_out, 0), 0) - 1, 4)
-	  FROM cam, agg
-$$;
+	  FROM cam, agg;
+END $$;
 COMMENT ON FUNCTION crm.campaign_report(bigint) IS
 	'campaign results: targeted and held-out contacts, responders (an order, or an activity tagged {"campaign_id": id}, within the window), response rates, revenue, cost, return on cost ((revenue - cost) / cost) and lift of the response rate over the hold-out group';

@@ -133,15 +133,20 @@ CREATE FUNCTION crm.detect_churn(as_of timestamptz DEFAULT now()) RETURNS bigint
 COMMENT ON FUNCTION crm.detect_churn(timestamptz) IS
 	'moves customers with no order within the policy''s churn window before as_of to churned; returns how many';
 
--- Stage of every contact at a time, from the history.
+-- Stage of every contact at a time, from the history.  The analytics below
+-- are PL/pgSQL, not SQL functions: Citus cannot plan a SQL function's
+-- parameters, and PL/pgSQL plans them with their values.
 CREATE FUNCTION crm.stages_at(at timestamptz DEFAULT now(), OUT contact_id bigint, OUT stage crm.stage)
 RETURNS SETOF record
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT DISTINCT ON (h.contact_id) h.contact_id, h.to_stage
 	  FROM crm.stage_history h
 	 WHERE h.changed_at <= at
-	 ORDER BY h.contact_id, h.changed_at DESC, h.history_id DESC
-$$;
+	 ORDER BY h.contact_id, h.changed_at DESC, h.history_id DESC;
+END $$;
 COMMENT ON FUNCTION crm.stages_at(timestamptz) IS 'the stage of every contact that existed at a time, from crm.stage_history';
 
 -- The invariant the history keeps: every contact's stage is its last history
@@ -151,34 +156,43 @@ COMMENT ON FUNCTION crm.stages_at(timestamptz) IS 'the stage of every contact th
 CREATE FUNCTION crm.stage_history_mismatches(at timestamptz DEFAULT now(),
 	OUT contact_id bigint, OUT stage crm.stage, OUT last_row_stage crm.stage, OUT stage_at crm.stage)
 RETURNS SETOF record
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	SELECT c.contact_id, c.stage, l.to_stage, s.stage
 	  FROM crm.contact c
 	  LEFT JOIN LATERAL (SELECT h.to_stage FROM crm.stage_history h WHERE h.contact_id = c.contact_id
 						  ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1) l ON true
 	  LEFT JOIN crm.stages_at(at) s ON s.contact_id = c.contact_id
 	 WHERE l.to_stage IS DISTINCT FROM c.stage OR s.stage IS DISTINCT FROM c.stage
-	 ORDER BY c.contact_id
-$$;
+	 ORDER BY c.contact_id;
+END $$;
 COMMENT ON FUNCTION crm.stage_history_mismatches(timestamptz) IS
 	'contacts whose stage is not the last row of their crm.stage_history or not what crm.stages_at(at) says; empty when the history explains every stage';
 
 CREATE FUNCTION crm.funnel(at timestamptz DEFAULT now(), OUT stage crm.stage, OUT contacts bigint, OUT share numeric)
 RETURNS SETOF record
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	WITH s AS (SELECT a.stage, count(*) AS n FROM crm.stages_at(at) a GROUP BY a.stage)
 	SELECT e.stage, coalesce(s.n, 0),
 		   round(coalesce(s.n, 0) / nullif(sum(s.n) OVER (), 0), 4)
 	  FROM unnest(enum_range(NULL::crm.stage)) e(stage) LEFT JOIN s ON s.stage = e.stage
-	 ORDER BY e.stage
-$$;
+	 ORDER BY e.stage;
+END $$;
 COMMENT ON FUNCTION crm.funnel(timestamptz) IS 'contacts per stage and their share of all contacts at a time (default now), from the history';
 
 CREATE FUNCTION crm.stage_conversion(from_date timestamptz, to_date timestamptz,
 	OUT stage crm.stage, OUT entered bigint, OUT moved_on bigint, OUT conversion numeric,
 	OUT median_time_in_stage interval, OUT p90_time_in_stage interval)
 RETURNS SETOF record
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
 	-- each record's own timeline: rows a merge moved onto a contact follow
 	-- one another (merged_from), not the kept contact's; a merge that kept
 	-- the stage (from = to) is no move
@@ -203,8 +217,8 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
 			 FILTER (WHERE e.left_at < to_date)
 	  FROM unnest(enum_range(NULL::crm.stage)) s(stage)
 	  LEFT JOIN e ON e.to_stage = s.stage
-	 GROUP BY s.stage ORDER BY s.stage
-$$;
+	 GROUP BY s.stage ORDER BY s.stage;
+END $$;
 COMMENT ON FUNCTION crm.stage_conversion(timestamptz, timestamptz) IS
 	'per stage: contacts that entered it in [from_date, to_date), how many moved on to a later stage before to_date, the rate, median and p90 time in stage';
 

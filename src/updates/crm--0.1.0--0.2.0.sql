@@ -1478,6 +1478,119 @@ BEGIN
 	RETURN r;
 END $$;
 
+-- The history analytics and the campaign report in PL/pgSQL (issue 15:
+-- Citus cannot plan a SQL function's parameters; PL/pgSQL plans them with
+-- their values); the same queries
+CREATE OR REPLACE FUNCTION crm.stages_at(at timestamptz DEFAULT now(), OUT contact_id bigint, OUT stage crm.stage)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT DISTINCT ON (h.contact_id) h.contact_id, h.to_stage
+	  FROM crm.stage_history h
+	 WHERE h.changed_at <= at
+	 ORDER BY h.contact_id, h.changed_at DESC, h.history_id DESC;
+END $$;
+CREATE OR REPLACE FUNCTION crm.stage_history_mismatches(at timestamptz DEFAULT now(),
+	OUT contact_id bigint, OUT stage crm.stage, OUT last_row_stage crm.stage, OUT stage_at crm.stage)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT c.contact_id, c.stage, l.to_stage, s.stage
+	  FROM crm.contact c
+	  LEFT JOIN LATERAL (SELECT h.to_stage FROM crm.stage_history h WHERE h.contact_id = c.contact_id
+						  ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1) l ON true
+	  LEFT JOIN crm.stages_at(at) s ON s.contact_id = c.contact_id
+	 WHERE l.to_stage IS DISTINCT FROM c.stage OR s.stage IS DISTINCT FROM c.stage
+	 ORDER BY c.contact_id;
+END $$;
+CREATE OR REPLACE FUNCTION crm.funnel(at timestamptz DEFAULT now(), OUT stage crm.stage, OUT contacts bigint, OUT share numeric)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH s AS (SELECT a.stage, count(*) AS n FROM crm.stages_at(at) a GROUP BY a.stage)
+	SELECT e.stage, coalesce(s.n, 0),
+		   round(coalesce(s.n, 0) / nullif(sum(s.n) OVER (), 0), 4)
+	  FROM unnest(enum_range(NULL::crm.stage)) e(stage) LEFT JOIN s ON s.stage = e.stage
+	 ORDER BY e.stage;
+END $$;
+CREATE OR REPLACE FUNCTION crm.stage_conversion(from_date timestamptz, to_date timestamptz,
+	OUT stage crm.stage, OUT entered bigint, OUT moved_on bigint, OUT conversion numeric,
+	OUT median_time_in_stage interval, OUT p90_time_in_stage interval)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	-- each record's own timeline: rows a merge moved onto a contact follow
+	-- one another (merged_from), not the kept contact's; a merge that kept
+	-- the stage (from = to) is no move
+	WITH h AS (
+		SELECT h.contact_id, h.to_stage, h.changed_at,
+			   lead(h.to_stage) OVER w AS next_stage, lead(h.changed_at) OVER w AS left_at
+		  FROM crm.stage_history h
+		 WHERE h.from_stage IS DISTINCT FROM h.to_stage
+		WINDOW w AS (PARTITION BY h.contact_id, h.merged_from ORDER BY h.changed_at, h.history_id)),
+	-- moving on is a later funnel stage before to_date; the exits
+	-- (disqualified, churned) end the time in stage but are no conversion
+	e AS (
+		SELECT h.*, (h.next_stage > h.to_stage AND h.next_stage NOT IN ('disqualified', 'churned')
+					 AND h.left_at < to_date) AS converted
+		  FROM h WHERE h.changed_at >= from_date AND h.changed_at < to_date)
+	SELECT s.stage, count(e.contact_id),
+		   count(*) FILTER (WHERE e.converted),
+		   round(count(*) FILTER (WHERE e.converted)::numeric / nullif(count(e.contact_id), 0), 4),
+		   percentile_cont(0.5) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
+			 FILTER (WHERE e.left_at < to_date),
+		   percentile_cont(0.9) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
+			 FILTER (WHERE e.left_at < to_date)
+	  FROM unnest(enum_range(NULL::crm.stage)) s(stage)
+	  LEFT JOIN e ON e.to_stage = s.stage
+	 GROUP BY s.stage ORDER BY s.stage;
+END $$;
+CREATE OR REPLACE FUNCTION crm.campaign_report(campaign_id bigint)
+RETURNS TABLE (campaign text, targeted bigint, held_out bigint, responded bigint, response_rate numeric,
+			   holdout_responded bigint, holdout_response_rate numeric, revenue numeric,
+			   holdout_revenue numeric, cost numeric, return_on_cost numeric, lift numeric)
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	WITH cam AS (
+		SELECT k.*, coalesce(k.ends_at, now()) AS until FROM crm.campaign k WHERE k.campaign_id = $1),
+	per_contact AS (
+		SELECT t.holdout,
+			   (SELECT sum(o.total) FROM crm."order" o
+				 WHERE o.contact_id = t.contact_id AND o.ordered_at >= cam.starts_at AND o.ordered_at < cam.until
+				   AND o.status <> ALL ('{cancelled,refunded}'::text[])) AS spent,
+			   EXISTS (SELECT 1 FROM crm.activity a
+						WHERE a.contact_id = t.contact_id AND a.occurred_at >= cam.starts_at AND a.occurred_at < cam.until
+						  AND a.properties @> jsonb_build_object('campaign_id', cam.campaign_id)) AS acted
+		  FROM cam JOIN crm.campaign_target t ON t.campaign_id = cam.campaign_id),
+	agg AS (
+		SELECT count(*) FILTER (WHERE NOT holdout) AS targeted,
+			   count(*) FILTER (WHERE holdout) AS held_out,
+			   count(*) FILTER (WHERE NOT holdout AND (spent IS NOT NULL OR acted)) AS responded,
+			   count(*) FILTER (WHERE holdout AND (spent IS NOT NULL OR acted)) AS holdout_responded,
+			   coalesce(sum(spent) FILTER (WHERE NOT holdout), 0) AS revenue,
+			   coalesce(sum(spent) FILTER (WHERE holdout), 0) AS holdout_revenue
+		  FROM per_contact)
+	SELECT cam.name, agg.targeted, agg.held_out, agg.responded,
+		   round(agg.responded::numeric / nullif(agg.targeted, 0), 4),
+		   agg.holdout_responded,
+		   round(agg.holdout_responded::numeric / nullif(agg.held_out, 0), 4),
+		   agg.revenue, agg.holdout_revenue, cam.cost,
+		   round((agg.revenue - cam.cost) / nullif(cam.cost, 0), 4),
+		   round((agg.responded::numeric / nullif(agg.targeted, 0))
+				 / nullif(agg.holdout_responded::numeric / nullif(agg.held_out, 0), 0) - 1, 4)
+	  FROM cam, agg;
+END $$;
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

@@ -76,6 +76,7 @@ SELECT crm.detect_churn('2028-01-01 00:00+00') AS churned;
 INSERT INTO crm."order" (contact_id, ordered_at, total) VALUES (990003, '2028-01-02 00:00+00', 5);
 SELECT pg_catalog.count(*) AS stages_at FROM crm.stages_at('2027-01-01 00:00+00');
 SELECT pg_catalog.count(*) AS funnel FROM crm.funnel('2027-01-01 00:00+00');
+SELECT pg_catalog.count(*) AS mismatches FROM crm.stage_history_mismatches(pg_catalog.clock_timestamp());
 SELECT pg_catalog.count(*) AS conversion FROM crm.stage_conversion('2020-01-01 00:00+00', '2030-01-01 00:00+00');
 SELECT crm.stage_rank('mql') AS ranked;
 SELECT (crm.policy()).mql_min_engagement IS NOT NULL AS policy;
