@@ -29,6 +29,7 @@ SQL_PARTS  = src/header.sql \
              src/clv.sql \
              src/clv_retention.sql \
              src/schedule.sql \
+             src/distribute.sql \
              src/roles.sql \
              src/analyst.sql \
              src/columns.sql \

@@ -195,3 +195,11 @@ DELETE FROM crm.contact WHERE contact_id OPERATOR(pg_catalog.=) 990005;
 INSERT INTO crm.zz_dump_end DEFAULT VALUES;
 SELECT crm.my_roles() IS NOT NULL AS my_roles;
 SELECT pg_catalog.count(*) AS setup_roles FROM crm.setup_roles();
+-- crm.distribute(): without Citus it refuses (0A000) before touching anything
+DO $$
+BEGIN
+	PERFORM crm.distribute();
+	RAISE EXCEPTION 'crm.distribute() ran without Citus';
+EXCEPTION WHEN feature_not_supported THEN
+	NULL;
+END $$;
