@@ -209,18 +209,24 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	/* a dump brings its history with it (src/restore.c) */
 	if (loading_dump)
 		return PointerGetDatum(NULL);
+	/*
+	 * history_id from the identity's sequence by name: a Citus shard has no
+	 * identity of its own (the node's copy of the sequence has its own range)
+	 */
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		sql = "INSERT INTO {crm.stage_history} (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
-			"SELECT n.contact_id, NULL, n.stage, least(n.created_at, now()), coalesce($1, 'created'), $2, $3 "
-			"  FROM new_rows n ORDER BY n.contact_id";
+		sql = "INSERT INTO {crm.stage_history} (history_id, contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
+			"SELECT nextval('crm.stage_history_history_id_seq'), s.* FROM ( "
+			"SELECT n.contact_id, NULL::crm.stage, n.stage, least(n.created_at, now()), coalesce($1, 'created'), $2, $3 "
+			"  FROM new_rows n ORDER BY n.contact_id) s";
 	else
-		sql = "INSERT INTO {crm.stage_history} (contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
+		sql = "INSERT INTO {crm.stage_history} (history_id, contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
+			"SELECT nextval('crm.stage_history_history_id_seq'), s.* FROM ( "
 			"SELECT n.contact_id, o.stage, n.stage, clock_timestamp(), "
 			"       CASE WHEN $1 IS NOT NULL OR NOT $2 THEN $1 "
 			"            WHEN n.stage = 'sql' THEN 'SQL rule: engagement and fit scores reached the SQL thresholds' "
 			"            ELSE 'MQL rule: engagement and fit scores reached the MQL thresholds' END, $2, $3 "
 			"  FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id "
-			" WHERE o.stage IS DISTINCT FROM n.stage ORDER BY n.contact_id";
+			" WHERE o.stage IS DISTINCT FROM n.stage ORDER BY n.contact_id) s";
 	if (current_move != NULL && current_move->reason != NULL)
 		args[0] = CStringGetTextDatum(current_move->reason);
 	else

@@ -1611,6 +1611,7 @@ DECLARE
 	per_contact_col name[];
 	reference regclass[];
 	pending regclass[];
+	quiet regclass[] := '{}';	-- tables whose triggers are off while their rows are copied
 	rel regclass;
 	col name;
 	i int;
@@ -1732,6 +1733,18 @@ BEGIN
 			set_config('citus.enable_local_reference_table_foreign_keys', 'off', true),
 			set_config('citus.multi_shard_modify_mode', 'sequential', true);
 
+	-- crm's triggers are off while Citus copies the existing rows into the
+	-- shards: the rows were derived from when they were written, and what
+	-- they derived (ledger, history, marks) is copied with them.  Citus
+	-- creates the shards' triggers in the state of the table's, and turns
+	-- them back on with it below.
+	FOREACH rel IN ARRAY reference || per_contact LOOP
+		CONTINUE WHEN EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = rel
+								AND NOT (p.partmethod = 'n' AND p.repmodel = 's'));
+		EXECUTE format('ALTER TABLE %s DISABLE TRIGGER USER', rel);
+		quiet := quiet || rel;
+	END LOOP;
+
 	-- Reference tables first (a distributed table may reference one), each
 	-- after the crm tables it references.
 	pending := reference;
@@ -1823,17 +1836,34 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	-- Citus copies existing rows into the shards with COPY, which fires the
-	-- shards' scoring triggers once more on top of the ledger copied with
-	-- them: rebuild the ledger from the activities.  (SELECT 1: Citus fails
-	-- on an empty target list over a distributed table.)
-	IF changed > 0 AND EXISTS (SELECT 1 FROM crm.activity) THEN
-		PERFORM crm.rescore();
-		table_name := 'crm.score_ledger';
-		distribution := 'by contact_id, co-located with crm.contact';
-		action := 'rescored';
-		detail := 'copying the activities to the shards re-ran their scoring triggers; the ledger was rebuilt from the activities';
-		RETURN NEXT;
+	FOREACH rel IN ARRAY quiet LOOP
+		EXECUTE format('ALTER TABLE %s ENABLE TRIGGER USER', rel);
+	END LOOP;
+
+	-- Triggers on a worker's shards take ids (stage_history.history_id) from
+	-- that worker's copy of the sequence, which crm created there like the
+	-- coordinator's: give each node its own range, as Citus does for the
+	-- sequences it propagates (the node's group id in the top 16 bits), so
+	-- ids stay unique across nodes.  Idempotent: a sequence already in its
+	-- range is left alone.
+	SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO bad
+	  FROM pg_catalog.run_command_on_workers($q$DO $d$
+		DECLARE
+			start bigint := ((SELECT groupid FROM pg_catalog.pg_dist_local_group)::bigint << 48) + 1;
+			seq regclass;
+		BEGIN
+			FOR seq IN SELECT s.oid::regclass FROM pg_catalog.pg_class s
+						WHERE s.relkind = 'S' AND s.relnamespace = 'crm'::regnamespace LOOP
+				IF (SELECT coalesce(q.last_value, 0) FROM pg_catalog.pg_sequences q
+					 WHERE (q.schemaname || '.' || q.sequencename)::regclass = seq) < start THEN
+					PERFORM pg_catalog.setval(seq, start, false);
+				END IF;
+			END LOOP;
+		END $d$ $q$) w
+	 WHERE NOT w.success;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'could not give the workers their sequence ranges: %', bad
+			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
 
 	FOREACH rel IN ARRAY ARRAY['crm._dump_begin', 'crm.zz_dump_end']::regclass[] LOOP

@@ -12,12 +12,12 @@ SELECT contact_id, from_stage, to_stage, automatic FROM crm.stage_history ORDER 
 SELECT contact_id, rule_id, hits, raw_points FROM crm.score_ledger ORDER BY contact_id, rule_id;
 SELECT contact_id, order_id, total FROM crm."order" ORDER BY 1, 2;
 
--- case: a new contact # todo: executor could not find named tuplestore "new_rows" (stage_log reads its transition table on a shard)
+-- case: a new contact
 INSERT INTO crm.contact (contact_id, email, first_name, last_name, city, country, lead_source) VALUES
 	(7, 'Fay@Example.COM', 'Fay', 'Ott', 'Berlin', 'DE', 'newsletter');
 SELECT contact_id, email, stage FROM crm.contact WHERE contact_id = 7;
 
--- case: a duplicate e-mail address is refused (23505) # todo: executor could not find named tuplestore "new_rows" (stage_log); and UNIQUE (email) is dropped by distribute(drop_email_uniqueness => true): Citus cannot enforce it across shards
+-- case: a duplicate e-mail address is refused (23505) # todo: UNIQUE (email) is dropped by distribute(drop_email_uniqueness => true): Citus cannot enforce it across shards
 DO $$
 BEGIN
 	INSERT INTO crm.contact (contact_id, email) VALUES (99, 'ANN.LEE@example.com');
@@ -44,7 +44,7 @@ INSERT INTO crm.activity (contact_id, activity_id, kind, occurred_at, properties
 SELECT contact_id, rule_id, hits, raw_points FROM crm.score_ledger ORDER BY contact_id, rule_id;
 SELECT c, round(crm.score(c, 'engagement', '2026-06-10 00:00+00')::numeric, 6) FROM generate_series(1, 6) c;
 
--- case: lifecycle promotion by the activities' scores # todo: silently no promotion: stage_promote dispatches on the relation name, a shard's ("activity_102079")
+-- case: lifecycle promotion by the activities' scores
 SELECT contact_id, stage FROM crm.contact ORDER BY contact_id;
 SELECT contact_id, from_stage, to_stage, automatic FROM crm.stage_history ORDER BY contact_id, history_id;
 
@@ -59,7 +59,7 @@ INSERT INTO crm.deal (contact_id, deal_id, title, amount, status, closed_at) VAL
 SELECT contact_id, count(*), sum(total) FROM crm."order" GROUP BY contact_id ORDER BY contact_id;
 SELECT contact_id, deal_id, title, status FROM crm.deal ORDER BY contact_id, deal_id;
 
--- case: stages after the orders # todo: silently no promotion: stage_promote dispatches on the relation name, a shard's ("order_102094")
+-- case: stages after the orders
 SELECT contact_id, stage FROM crm.contact ORDER BY contact_id;
 
 -- case: rescore rebuilds the same ledger
@@ -70,7 +70,7 @@ SELECT contact_id, rule_id, hits, raw_points FROM crm.score_ledger ORDER BY cont
 SELECT rule_id, rule, matches, round(contribution::numeric, 6) FROM crm.explain_score(1, '2026-06-10 00:00+00') ORDER BY rule_id;
 SELECT c, crm.grade(c, '2026-06-10 00:00+00') FROM generate_series(1, 6) c;
 
--- case: a rule change reaches the triggers (in one session, after they cached the rules) # todo: stale rules: the rule cache is invalidated through a shard's relcache, not the shell table's
+-- case: a rule change reaches the triggers (in one session, after they cached the rules)
 INSERT INTO crm.activity (contact_id, activity_id, kind, occurred_at, properties) VALUES
 	(6, 9, 'page_view', '2026-06-07 09:00+00', '{"url": "/"}');
 UPDATE crm.scoring_rule SET points = 100 WHERE rule_id = 1002;
@@ -83,12 +83,12 @@ SELECT crm.create_static_segment('vip') > 0 AS created;
 SELECT crm.add_to_segment('vip', ARRAY[1, 3]::bigint[]);
 SELECT m.contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id) WHERE s.name = 'vip' ORDER BY 1;
 
--- case: a dynamic segment, refreshed # todo: cannot execute DML on table "segment" because there was a parallel DML access to distributed table "segment_log" (and segment_dirty reads transition tables)
+-- case: a dynamic segment, refreshed # todo: cannot execute DML on table "segment" because there was a parallel DML access to distributed table "segment_log" (refresh_segment writes the segment and its log in one transaction)
 SELECT crm.create_segment('berlin', $$city = 'Berlin'$$) > 0 AS created;
 SELECT * FROM crm.refresh_segment('berlin');
 SELECT m.contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id) WHERE s.name = 'berlin' ORDER BY 1;
 
--- case: funnel # todo: could not create distributed plan (parameters in the SQL functions stages_at and funnel)
+-- case: funnel
 SELECT * FROM crm.funnel('2026-06-10 00:00+00');
 
 -- case: rfm_scores
@@ -106,11 +106,11 @@ SELECT item, action, rows FROM crm.merge_contacts(1, 5) ORDER BY item, action;
 SELECT crm.merged_into(5);
 SELECT contact_id, count(*) FROM crm.activity GROUP BY contact_id ORDER BY contact_id;
 
--- case: forget_contact # todo: functions used in UPDATE queries on distributed tables must not be VOLATILE (the erased address); then unrecognized RTE kind: 7 (forget_contact_points)
+-- case: forget_contact # todo: functions used in UPDATE queries on distributed tables must not be VOLATILE (the erased address)
 SELECT crm.forget_contact(6, 'asked to be forgotten') > 0 AS forgotten;
 SELECT contact_id FROM crm.contact ORDER BY contact_id;
 SELECT count(*) FROM crm.erasure_log;
 
--- case: contacts, stages and scores at the end # todo: differs as the new contact, promotion, merge and forget cases above do
+-- case: contacts, stages and scores at the end # todo: differs as the merge and forget cases above do
 SELECT contact_id, email, stage FROM crm.contact ORDER BY contact_id;
 SELECT contact_id, rule_id, hits, raw_points FROM crm.score_ledger ORDER BY contact_id, rule_id;
