@@ -31,6 +31,7 @@ SQL_PARTS  = src/header.sql \
              src/schedule.sql \
              src/roles.sql \
              src/analyst.sql \
+             src/bi_views.sql \
              src/columns.sql \
              src/bi.sql \
              src/ownership.sql
