@@ -255,8 +255,8 @@ SELECT set_eq($$SELECT month, stage, contacts, share FROM crm_bi.funnel_monthly$
 			  'funnel_monthly: crm.analyst_funnel with the stage as text');
 SELECT is_empty($$SELECT 1 FROM crm_bi.stage_conversion_monthly b JOIN crm.analyst_stage_conversion a
 					 ON a.month = b.month AND a.stage::text = b.stage
-				  WHERE b.median_days_in_stage IS DISTINCT FROM extract(epoch FROM a.median_time_in_stage)::float8 / 86400
-					 OR b.p90_days_in_stage IS DISTINCT FROM extract(epoch FROM a.p90_time_in_stage)::float8 / 86400$$,
+				  WHERE b.median_days_in_stage IS DISTINCT FROM (extract(epoch FROM a.median_time_in_stage) / 86400)::float8
+					 OR b.p90_days_in_stage IS DISTINCT FROM (extract(epoch FROM a.p90_time_in_stage) / 86400)::float8$$,
 				'stage_conversion_monthly: the times in stage as days');
 
 -- The README's dashboard ("BI tools"), query for query: each runs as the
