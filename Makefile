@@ -32,6 +32,7 @@ SQL_PARTS  = src/header.sql \
              src/distribute.sql \
              src/roles.sql \
              src/analyst.sql \
+             src/bi_views.sql \
              src/columns.sql \
              src/bi.sql \
              src/ownership.sql

@@ -11,7 +11,10 @@
 --   crm_marketing  reads contacts and their data; manages segments,
 --                  campaigns and scoring rules; not roles
 --   crm_analyst    the views crm.analyst_* only: no personal data, every
---                  combination of values shared by at least 5 contacts
+--                  combination of values shared by at least 5 contacts;
+--                  and the aggregate views of crm_bi over them
+-- crm_bi's person views go to the roles that read the tables under them,
+-- its aggregate views (and the analyst views under them) to every role.
 -- Every other view is security_invoker, so the row-level security of the
 -- tables under it applies to whoever reads it.
 -- ---------------------------------------------------------------------------
@@ -128,6 +131,16 @@ DECLARE
 	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
 						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
 						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';
+	-- schema crm_bi (src/bi_views.sql): person views to the roles that may
+	-- read every table under them, aggregate views (over the analyst views)
+	-- to every role; SELECT only, though the simple ones are updatable
+	bi_person_views text := 'crm_bi.contacts, crm_bi.activity_daily, crm_bi.orders, crm_bi.deals, '
+							'crm_bi.stage_transitions, crm_bi.customer_clv, crm_bi.scores';
+	bi_marketing_views text := 'crm_bi.segment_membership, crm_bi.campaign_results';
+	bi_aggregate_views text := 'crm_bi.funnel_monthly, crm_bi.stage_conversion_monthly, crm_bi.cohort_retention, '
+							   'crm_bi.churn_monthly, crm_bi.rfm_segments, crm_bi.clv_model, crm_bi.clv_distribution, '
+							   'crm_bi.campaign_lift, crm_bi.pipeline, crm_bi.activity_totals_daily, '
+							   'crm_bi.order_totals_monthly, crm_bi.deal_totals_monthly';
 	sequences text := 'crm.activity_activity_id_seq, crm.campaign_campaign_id_seq, crm.company_company_id_seq, '
 					  'crm.consent_consent_id_seq, crm.contact_contact_id_seq, crm.deal_deal_id_seq, '
 					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '
@@ -152,7 +165,7 @@ BEGIN
 			EXECUTE format('CREATE ROLE %I NOLOGIN', rname);
 			object := rname; done := 'role created'; RETURN NEXT;
 		END IF;
-		EXECUTE format('GRANT USAGE ON SCHEMA crm TO %I', rname);
+		EXECUTE format('GRANT USAGE ON SCHEMA crm, crm_bi TO %I', rname);
 	END LOOP;
 
 	-- admin: every function the extension installs (the other roles run the
@@ -202,7 +215,13 @@ BEGIN
 		('crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', segments || ', crm.scoring_rule, crm.fit_rule'),
 		('crm_marketing', 'USAGE', 'SEQUENCE', sequences),
 		-- analyst: the k-anonymous views only
-		('crm_analyst', 'SELECT', 'TABLE', analyst_views))
+		('crm_analyst', 'SELECT', 'TABLE', analyst_views),
+		-- BI; the aggregate views read the analyst views (all but
+		-- analyst_contact) with their reader's rights
+		('crm_admin, crm_sales, crm_marketing', 'SELECT', 'TABLE', bi_person_views),
+		('crm_admin, crm_marketing', 'SELECT', 'TABLE', bi_marketing_views),
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', replace(analyst_views, 'crm.analyst_contact, ', '')),
+		('crm_admin, crm_sales, crm_marketing, crm_analyst', 'SELECT', 'TABLE', bi_aggregate_views))
 			v(grantees, privileges, kind, objects) LOOP
 		EXECUTE format('GRANT %s ON %s %s TO %s', r.privileges, r.kind, r.objects, r.grantees);
 	END LOOP;

@@ -145,6 +145,16 @@ DECLARE
 	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
 						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
 						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';
+	-- schema crm_bi (src/bi_views.sql): person views to the roles that may
+	-- read every table under them, aggregate views (over the analyst views)
+	-- to every role; SELECT only, though the simple ones are updatable
+	bi_person_views text := 'crm_bi.contacts, crm_bi.activity_daily, crm_bi.orders, crm_bi.deals, '
+							'crm_bi.stage_transitions, crm_bi.customer_clv, crm_bi.scores';
+	bi_marketing_views text := 'crm_bi.segment_membership, crm_bi.campaign_results';
+	bi_aggregate_views text := 'crm_bi.funnel_monthly, crm_bi.stage_conversion_monthly, crm_bi.cohort_retention, '
+							   'crm_bi.churn_monthly, crm_bi.rfm_segments, crm_bi.clv_model, crm_bi.clv_distribution, '
+							   'crm_bi.campaign_lift, crm_bi.pipeline, crm_bi.activity_totals_daily, '
+							   'crm_bi.order_totals_monthly, crm_bi.deal_totals_monthly';
 	sequences text := 'crm.activity_activity_id_seq, crm.campaign_campaign_id_seq, crm.company_company_id_seq, '
 					  'crm.consent_consent_id_seq, crm.contact_contact_id_seq, crm.deal_deal_id_seq, '
 					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '
@@ -169,7 +179,7 @@ BEGIN
 			EXECUTE format('CREATE ROLE %I NOLOGIN', rname);
 			object := rname; done := 'role created'; RETURN NEXT;
 		END IF;
-		EXECUTE format('GRANT USAGE ON SCHEMA crm TO %I', rname);
+		EXECUTE format('GRANT USAGE ON SCHEMA crm, crm_bi TO %I', rname);
 	END LOOP;
 
 	-- admin: every function the extension installs (the other roles run the
@@ -219,7 +229,13 @@ BEGIN
 		('crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', segments || ', crm.scoring_rule, crm.fit_rule'),
 		('crm_marketing', 'USAGE', 'SEQUENCE', sequences),
 		-- analyst: the k-anonymous views only
-		('crm_analyst', 'SELECT', 'TABLE', analyst_views))
+		('crm_analyst', 'SELECT', 'TABLE', analyst_views),
+		-- BI; the aggregate views read the analyst views (all but
+		-- analyst_contact) with their reader's rights
+		('crm_admin, crm_sales, crm_marketing', 'SELECT', 'TABLE', bi_person_views),
+		('crm_admin, crm_marketing', 'SELECT', 'TABLE', bi_marketing_views),
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', replace(analyst_views, 'crm.analyst_contact, ', '')),
+		('crm_admin, crm_sales, crm_marketing, crm_analyst', 'SELECT', 'TABLE', bi_aggregate_views))
 			v(grantees, privileges, kind, objects) LOOP
 		EXECUTE format('GRANT %s ON %s %s TO %s', r.privileges, r.kind, r.objects, r.grantees);
 	END LOOP;
@@ -1884,6 +1900,521 @@ END $$;
 COMMENT ON FUNCTION crm.distribute(boolean) IS
 	'Citus, on the coordinator: distributes every crm table holding contacts'' rows by contact id (co-located with crm.contact) and makes the others reference tables; one row per table; a second call changes nothing; 0A000 without Citus, 55000 off the coordinator or when a worker lacks crm at this version; refuses UNIQUE (email) unless drop_email_uniqueness';
 REVOKE ALL ON FUNCTION crm.distribute(boolean) FROM PUBLIC;
+
+-- BI tools (issue 14, point 6): schema crm_bi, views with plain types for BI
+-- tools (src/bi_views.sql), their column comments (src/columns.sql); granted
+-- by crm.setup_roles above.  Before the stage = text operator below, as in
+-- the install script.
+-- ---------------------------------------------------------------------------
+-- Schema crm_bi: what a BI tool reads (see README, "BI tools").  Views with
+-- plain types only, so that a driver maps every column to a standard type:
+-- e-mails and stages as text (the stage with its rank in the lifecycle
+-- order), RFM cells as text with r, f, m as integers, model parameters as
+-- float8, durations as days (float8), and a date in UTC beside a timestamp
+-- where a chart wants a day (as the analyst views take their days).  Each
+-- view has one row grain, said first in its COMMENT.
+--
+-- Every view is security_invoker: it reads with the reader's privileges and
+-- row-level security, so a sales rep sees only its own contacts' rows.  Two
+-- families, granted by crm.setup_roles (src/roles.sql):
+--   person views      a row per contact, order, deal, ...; granted to the
+--                     roles that may read the tables under them (never to
+--                     crm_analyst)
+--   aggregate views   over the k-anonymous crm.analyst_* views (owner's
+--                     rights); granted to every crm role
+-- After src/analyst.sql (the views it wraps) and before src/bi.sql: no view
+-- here may bind to the stage = text operator defined there.
+-- ---------------------------------------------------------------------------
+CREATE SCHEMA crm_bi;
+COMMENT ON SCHEMA crm_bi IS
+	'views for BI tools over the crm extension: plain column types, one row grain per view, security_invoker';
+
+-- Person views ---------------------------------------------------------------
+
+-- crm.contact_profile computes each column only when it is read.
+CREATE VIEW crm_bi.contacts WITH (security_invoker = true) AS
+SELECT p.contact_id, p.email::text AS email, crm.email_domain(p.email) AS email_domain,
+	   p.first_name, p.last_name, p.phone, p.city, p.region, p.country, p.birth_date, p.age,
+	   p.income_band, p.job_title, p.lead_source, p.owner,
+	   p.stage::text AS stage, array_position(enum_range(NULL::crm.stage), p.stage) AS stage_rank,
+	   p.do_not_contact, p.created_at, (p.created_at AT TIME ZONE 'UTC')::date AS created_on, p.updated_at,
+	   p.company_id, p.company_name, p.company_domain, p.company_industry, p.company_employees,
+	   p.company_annual_revenue, p.company_country,
+	   p.order_count, p.lifetime_value,
+	   p.first_order_at, (p.first_order_at AT TIME ZONE 'UTC')::date AS first_order_on,
+	   p.last_order_at, (p.last_order_at AT TIME ZONE 'UTC')::date AS last_order_on,
+	   p.recency_days,
+	   p.rfm::text AS rfm, crm.r(p.rfm) AS rfm_r, crm.f(p.rfm) AS rfm_f, crm.m(p.rfm) AS rfm_m,
+	   p.rfm_segment, p.value_rank,
+	   p.activity_count, p.last_activity_at,
+	   p.consent_email, p.consent_phone, p.consent_sms, p.consent_post, p.consent_profiling,
+	   p.engagement_score, p.fit_score, p.grade
+  FROM crm.contact_profile p;
+COMMENT ON VIEW crm_bi.contacts IS
+	'one row per contact: who, company, stage and its rank, orders, lifetime value, RFM cell (text and r, f, m), activity, consent now, scores and grade; plain types';
+
+CREATE VIEW crm_bi.activity_daily WITH (security_invoker = true) AS
+SELECT a.contact_id, (a.occurred_at AT TIME ZONE 'UTC')::date AS activity_on, a.kind,
+	   count(*) AS activities, min(a.occurred_at) AS first_at, max(a.occurred_at) AS last_at
+  FROM crm.activity a
+ GROUP BY a.contact_id, (a.occurred_at AT TIME ZONE 'UTC')::date, a.kind;
+COMMENT ON VIEW crm_bi.activity_daily IS
+	'one row per contact, day (UTC) and activity kind: the number of activities, the first and the last';
+
+CREATE VIEW crm_bi.orders WITH (security_invoker = true) AS
+SELECT o.contact_id, o.order_id, o.ordered_at, (o.ordered_at AT TIME ZONE 'UTC')::date AS ordered_on,
+	   date_trunc('month', o.ordered_at AT TIME ZONE 'UTC')::date AS ordered_month,
+	   o.status, o.status <> ALL (ARRAY['cancelled', 'refunded']) AS counts_as_purchase,
+	   o.currency, o.total, o.items, o.external_ref
+  FROM crm."order" o;
+COMMENT ON VIEW crm_bi.orders IS
+	'one row per order: contact, time and day (UTC), status, whether it counts as a purchase, currency, total, items';
+
+CREATE VIEW crm_bi.deals WITH (security_invoker = true) AS
+SELECT d.contact_id, d.deal_id, d.company_id, d.title, d.pipeline_stage, d.status,
+	   d.amount, d.currency, d.probability, round(d.amount * d.probability, 2) AS weighted_amount,
+	   d.expected_close, d.owner,
+	   d.created_at, (d.created_at AT TIME ZONE 'UTC')::date AS created_on,
+	   d.closed_at, (d.closed_at AT TIME ZONE 'UTC')::date AS closed_on,
+	   (extract(epoch FROM coalesce(d.closed_at, now()) - d.created_at) / 86400)::float8 AS age_days
+  FROM crm.deal d;
+COMMENT ON VIEW crm_bi.deals IS
+	'one row per deal: contact, company, pipeline stage, status, amount, probability, weighted amount, dates (UTC) of creation and close, age in days';
+
+-- each record's own timeline, as crm.stage_conversion reads it: rows a merge
+-- moved onto a contact follow one another (merged_from)
+CREATE VIEW crm_bi.stage_transitions WITH (security_invoker = true) AS
+SELECT h.contact_id, h.history_id,
+	   h.from_stage::text AS from_stage, array_position(enum_range(NULL::crm.stage), h.from_stage) AS from_stage_rank,
+	   h.to_stage::text AS to_stage, array_position(enum_range(NULL::crm.stage), h.to_stage) AS to_stage_rank,
+	   h.changed_at, (h.changed_at AT TIME ZONE 'UTC')::date AS changed_on,
+	   (extract(epoch FROM h.changed_at - lag(h.changed_at) OVER w) / 86400)::float8 AS days_since_previous,
+	   h.reason, h.actor, h.automatic, h.forced, h.merged_from
+  FROM crm.stage_history h
+WINDOW w AS (PARTITION BY h.contact_id, h.merged_from ORDER BY h.changed_at, h.history_id);
+COMMENT ON VIEW crm_bi.stage_transitions IS
+	'one row per lifecycle transition (crm.stage_history): from and to stage with their ranks, time and day (UTC), days since the previous transition, reason, actor, automatic, forced';
+
+-- spells from the log: each entry and the change that follows it
+CREATE VIEW crm_bi.segment_membership WITH (security_invoker = true) AS
+WITH l AS (
+	SELECT l.contact_id, l.segment_id, l.change, l.at,
+		   lead(l.at) OVER (PARTITION BY l.contact_id, l.segment_id ORDER BY l.at, l.log_id) AS left_at
+	  FROM crm.segment_log l)
+SELECT l.contact_id, l.segment_id, s.name AS segment, s.kind AS segment_kind,
+	   l.at AS entered_at, (l.at AT TIME ZONE 'UTC')::date AS entered_on,
+	   l.left_at AS exited_at, (l.left_at AT TIME ZONE 'UTC')::date AS exited_on,
+	   l.left_at IS NULL AS is_current,
+	   (extract(epoch FROM coalesce(l.left_at, now()) - l.at) / 86400)::float8 AS days_member
+  FROM l JOIN crm.segment s ON s.segment_id = l.segment_id
+ WHERE l.change = 'enter';
+COMMENT ON VIEW crm_bi.segment_membership IS
+	'one row per membership spell of a contact in a segment (crm.segment_log): entered and exited (NULL while a member) as times and days (UTC), days a member; members on a day D are the spells with entered_on <= D and (exited_on IS NULL or exited_on > D)';
+
+CREATE VIEW crm_bi.campaign_results WITH (security_invoker = true) AS
+SELECT k.campaign_id, k.name AS campaign, k.channel, g.name AS segment,
+	   k.starts_at, (k.starts_at AT TIME ZONE 'UTC')::date AS starts_on,
+	   k.ends_at, (k.ends_at AT TIME ZONE 'UTC')::date AS ends_on, k.holdout_share,
+	   r.targeted, r.held_out, r.responded, r.response_rate, r.holdout_responded, r.holdout_response_rate,
+	   r.revenue, r.holdout_revenue, r.cost, r.return_on_cost, r.lift
+  FROM crm.campaign k
+  JOIN crm.segment g ON g.segment_id = k.segment_id
+ CROSS JOIN LATERAL crm.campaign_report(k.campaign_id) r;
+COMMENT ON VIEW crm_bi.campaign_results IS
+	'one row per campaign, as crm.campaign_report over the targets the reader can see: targeted, held out, responders, response rates, revenue, cost, return on cost, lift over the hold-out group';
+
+-- The BG/NBD and Gamma-Gamma models are fitted when the view is read, to
+-- the customers the reader can see (as crm.analyst_clv_model: days in UTC,
+-- each fit only on 5 customers or more), and predict as crm.analyst_clv.
+CREATE VIEW crm_bi.customer_clv WITH (security_invoker = true) AS
+WITH o AS (
+	SELECT o.contact_id, count(*) AS orders, sum(o.total) AS historic_value,
+		   min(o.ordered_at) AS first_order_at, max(o.ordered_at) AS last_order_at,
+		   crm.btyd_summary((o.ordered_at AT TIME ZONE 'UTC')::timestamptz, o.total,
+							(now() AT TIME ZONE 'UTC')::timestamptz) AS s
+	  FROM crm."order" o
+	 WHERE o.status <> ALL (ARRAY['cancelled', 'refunded'])
+	 GROUP BY o.contact_id),
+n AS (
+	SELECT count(*) AS customers, count(*) FILTER (WHERE (o.s).monetary_value > 0) AS repeat_customers FROM o),
+m AS MATERIALIZED (
+	SELECT CASE WHEN n.customers >= 5 THEN
+				(SELECT crm.bgnbd_fit((o.s).frequency, (o.s).recency, (o.s).t) FROM o) END AS tx,
+		   CASE WHEN n.repeat_customers >= 5 THEN
+				(SELECT crm.gammagamma_fit((o.s).frequency, (o.s).monetary_value)
+						FILTER (WHERE (o.s).monetary_value > 0) FROM o) END AS spend
+	  FROM n),
+p AS (
+	SELECT m.tx, m.spend,
+		   coalesce((crm.bgnbd_params(m.tx)).converged AND (crm.bgnbd_params(m.tx)).a < 1000
+					AND (crm.bgnbd_params(m.tx)).b < 1000, false) AS usable,
+		   coalesce((crm.gammagamma_params(m.spend)).converged AND (crm.gammagamma_params(m.spend)).q > 1, false)
+			 AS spend_usable
+	  FROM m)
+SELECT o.contact_id, o.orders, o.historic_value,
+	   o.first_order_at, (o.first_order_at AT TIME ZONE 'UTC')::date AS first_order_on,
+	   date_trunc('month', o.first_order_at AT TIME ZONE 'UTC')::date AS cohort_month,
+	   o.last_order_at, (o.last_order_at AT TIME ZONE 'UTC')::date AS last_order_on,
+	   (o.s).frequency AS repeat_purchases, (o.s).recency AS recency_days, (o.s).t AS age_days,
+	   (o.s).monetary_value AS mean_repeat_value,
+	   CASE WHEN p.usable THEN crm.expected_purchases(p.tx, 365, (o.s).frequency, (o.s).recency, (o.s).t) END
+		 AS expected_purchases_365d,
+	   CASE WHEN p.usable THEN crm.p_alive(p.tx, (o.s).frequency, (o.s).recency, (o.s).t) END AS p_alive,
+	   CASE WHEN NOT (p.usable AND p.spend_usable) THEN NULL
+			WHEN (o.s).frequency > 0 AND (o.s).monetary_value = 0 THEN 0	-- repeat purchases of nothing
+			ELSE crm.clv(p.tx, p.spend, (o.s).frequency, (o.s).recency, (o.s).t, (o.s).monetary_value,
+						 12, 0.01, 365 / 12.0)
+	   END AS clv_1y
+  FROM o CROSS JOIN p;
+COMMENT ON VIEW crm_bi.customer_clv IS
+	'one row per customer (a contact with an order that is not cancelled or refunded): orders, historic value, first and last order, BTYD summary in days (UTC), and under BG/NBD x Gamma-Gamma fitted on read to the customers the reader can see: expected purchases in 365 days, probability alive, one-year CLV';
+
+CREATE VIEW crm_bi.scores WITH (security_invoker = true) AS
+SELECT s.contact_id, s.score_group, s.score, crm.grade_of(s.score_group, s.score) AS grade
+  FROM crm.contact_scores s;
+COMMENT ON VIEW crm_bi.scores IS
+	'one row per contact and score group: the current score and its grade in the group';
+
+-- Aggregate views (over crm.analyst_*, every row at least 5 contacts) -------
+
+CREATE VIEW crm_bi.funnel_monthly WITH (security_invoker = true) AS
+SELECT f.month, f.stage::text AS stage, array_position(enum_range(NULL::crm.stage), f.stage) AS stage_rank,
+	   f.contacts, f.share
+  FROM crm.analyst_funnel f;
+COMMENT ON VIEW crm_bi.funnel_monthly IS
+	'one row per month (UTC) and stage, as crm.analyst_funnel: contacts in the stage at the end of the month (now for the current month) and their share; stages of fewer than 5 contacts are left out';
+
+CREATE VIEW crm_bi.stage_conversion_monthly WITH (security_invoker = true) AS
+SELECT c.month, c.stage::text AS stage, array_position(enum_range(NULL::crm.stage), c.stage) AS stage_rank,
+	   c.contacts, c.entered, c.moved_on, c.conversion,
+	   (extract(epoch FROM c.median_time_in_stage) / 86400)::float8 AS median_days_in_stage,
+	   (extract(epoch FROM c.p90_time_in_stage) / 86400)::float8 AS p90_days_in_stage
+  FROM crm.analyst_stage_conversion c;
+COMMENT ON VIEW crm_bi.stage_conversion_monthly IS
+	'one row per month (UTC) and stage entered, as crm.analyst_stage_conversion: contacts, entries, entries that moved on, conversion rate, median and p90 days in stage; stages entered by fewer than 5 contacts are left out';
+
+CREATE VIEW crm_bi.cohort_retention WITH (security_invoker = true) AS
+SELECT r.cohort_month, r.months_since, r.customers, r.active, r.retention
+  FROM crm.analyst_retention r;
+COMMENT ON VIEW crm_bi.cohort_retention IS
+	'one row per cohort (month of the first purchase, UTC) and months since, as crm.analyst_retention: cohort size, customers who bought that month, retention; rows of fewer than 5 active customers are left out';
+
+CREATE VIEW crm_bi.churn_monthly WITH (security_invoker = true) AS
+SELECT c.month, c.active, c.churned, c.churn_rate
+  FROM crm.analyst_churn c;
+COMMENT ON VIEW crm_bi.churn_monthly IS
+	'one row per month (UTC) whose next month has ended, as crm.analyst_churn: customers who bought, how many did not buy the next month, churn rate; months of fewer than 5 customers are left out';
+
+CREATE VIEW crm_bi.rfm_segments WITH (security_invoker = true) AS
+SELECT s.segment, s.contacts, s.share, s.avg_recency_days, s.avg_frequency, s.avg_monetary, s.monetary
+  FROM crm.analyst_rfm s;
+COMMENT ON VIEW crm_bi.rfm_segments IS
+	'one row per RFM segment (Champions ... Lost), as crm.analyst_rfm: customers, share, mean recency in days, mean orders, mean and total spend; segments of fewer than 5 customers are left out';
+
+CREATE VIEW crm_bi.clv_model WITH (security_invoker = true) AS
+SELECT m.contacts AS customers, m.repeat_customers, m.r, m.alpha, m.a, m.b, m.bgnbd_ll, m.bgnbd_converged,
+	   m.p, m.q, m.gamma, m.gammagamma_ll, m.gammagamma_converged
+  FROM crm.analyst_clv_model m;
+COMMENT ON VIEW crm_bi.clv_model IS
+	'one row (none below 5 customers): the BG/NBD and Gamma-Gamma parameters of crm.analyst_clv_model as float8 columns, with log-likelihoods and convergence';
+
+CREATE VIEW crm_bi.clv_distribution WITH (security_invoker = true) AS
+SELECT c.decile, c.contacts AS customers, c.clv_from, c.clv_to, c.avg_clv, c.total_clv,
+	   c.avg_expected_purchases, c.avg_p_alive
+  FROM crm.analyst_clv c;
+COMMENT ON VIEW crm_bi.clv_distribution IS
+	'one row per decile (1 = lowest) of predicted one-year CLV, as crm.analyst_clv: customers, lowest and highest CLV (not shown for the outer deciles), mean and total CLV, mean expected purchases in 365 days, mean probability alive; deciles of fewer than 5 customers are left out';
+
+CREATE VIEW crm_bi.campaign_lift WITH (security_invoker = true) AS
+SELECT c.campaign_id, c.campaign, c.channel, c.starts_on, c.ends_on, c.targeted, c.held_out, c.responded,
+	   c.response_rate, c.holdout_responded, c.holdout_response_rate, c.revenue, c.holdout_revenue, c.cost,
+	   c.return_on_cost, c.lift
+  FROM crm.analyst_campaign c;
+COMMENT ON VIEW crm_bi.campaign_lift IS
+	'one row per campaign of 5 targeted contacts or more, as crm.analyst_campaign: targeted, held out, responders, response rates, revenue, cost, return on cost, lift over the hold-out group (hold-out figures NULL below 5 held out)';
+
+CREATE VIEW crm_bi.pipeline WITH (security_invoker = true) AS
+SELECT p.pipeline_stage, p.deals, p.contacts, p.amount, p.weighted_amount
+  FROM crm.analyst_pipeline p;
+COMMENT ON VIEW crm_bi.pipeline IS
+	'one row per pipeline stage, as crm.analyst_pipeline: open deals, their contacts, amount, probability-weighted amount; stages of fewer than 5 contacts are left out';
+
+CREATE VIEW crm_bi.activity_totals_daily WITH (security_invoker = true) AS
+SELECT a.occurred_on AS activity_on, a.kind, a.activities, a.contacts
+  FROM crm.analyst_activity a;
+COMMENT ON VIEW crm_bi.activity_totals_daily IS
+	'one row per day (UTC) and activity kind, as crm.analyst_activity: activities and distinct contacts; days of a kind with fewer than 5 contacts are left out';
+
+CREATE VIEW crm_bi.order_totals_monthly WITH (security_invoker = true) AS
+SELECT o.ordered_month, o.status, o.currency, o.orders, o.contacts, o.total, o.items
+  FROM crm.analyst_order o;
+COMMENT ON VIEW crm_bi.order_totals_monthly IS
+	'one row per month (UTC), order status and currency, as crm.analyst_order: orders, distinct contacts, total, items; cells of fewer than 5 contacts are left out';
+
+CREATE VIEW crm_bi.deal_totals_monthly WITH (security_invoker = true) AS
+SELECT d.created_month, d.pipeline_stage, d.status, d.currency, d.deals, d.contacts, d.amount, d.weighted_amount
+  FROM crm.analyst_deal d;
+COMMENT ON VIEW crm_bi.deal_totals_monthly IS
+	'one row per month created (UTC), pipeline stage, status and currency, as crm.analyst_deal: deals, distinct contacts, amount, weighted amount; cells of fewer than 5 contacts are left out';
+
+-- Schema crm_bi (src/bi_views.sql)
+COMMENT ON COLUMN crm_bi.contacts.contact_id IS 'contact id (crm.contact)';
+COMMENT ON COLUMN crm_bi.contacts.email IS 'e-mail address as text, normalised (domain in lower case, local part case-folded)';
+COMMENT ON COLUMN crm_bi.contacts.email_domain IS 'domain of the e-mail address, lower-case IDNA ASCII form';
+COMMENT ON COLUMN crm_bi.contacts.first_name IS 'first name';
+COMMENT ON COLUMN crm_bi.contacts.last_name IS 'last name';
+COMMENT ON COLUMN crm_bi.contacts.phone IS 'telephone number as entered';
+COMMENT ON COLUMN crm_bi.contacts.city IS 'city';
+COMMENT ON COLUMN crm_bi.contacts.region IS 'region or state';
+COMMENT ON COLUMN crm_bi.contacts.country IS 'ISO 3166 alpha-2 country code';
+COMMENT ON COLUMN crm_bi.contacts.birth_date IS 'date of birth';
+COMMENT ON COLUMN crm_bi.contacts.age IS 'age in whole years today';
+COMMENT ON COLUMN crm_bi.contacts.income_band IS 'low, lower_middle, middle, upper_middle or high';
+COMMENT ON COLUMN crm_bi.contacts.job_title IS 'job title';
+COMMENT ON COLUMN crm_bi.contacts.lead_source IS 'where the lead came from (crm.lead_source)';
+COMMENT ON COLUMN crm_bi.contacts.owner IS 'database role of the sales rep who owns the contact';
+COMMENT ON COLUMN crm_bi.contacts.stage IS 'lifecycle stage as text: subscriber, lead, mql, sql, opportunity, customer, evangelist, disqualified, churned';
+COMMENT ON COLUMN crm_bi.contacts.stage_rank IS 'position of the stage in the lifecycle order: subscriber 1 ... evangelist 7, disqualified 8, churned 9 (sort by it)';
+COMMENT ON COLUMN crm_bi.contacts.do_not_contact IS 'unsubscribed, bounced or manual when the contact must never be contacted; NULL otherwise';
+COMMENT ON COLUMN crm_bi.contacts.created_at IS 'when the contact was created (timestamptz)';
+COMMENT ON COLUMN crm_bi.contacts.created_on IS 'day the contact was created, in UTC';
+COMMENT ON COLUMN crm_bi.contacts.updated_at IS 'when the contact was last updated (timestamptz)';
+COMMENT ON COLUMN crm_bi.contacts.company_id IS 'company the contact works for (crm.company); NULL if none';
+COMMENT ON COLUMN crm_bi.contacts.company_name IS 'name of the company';
+COMMENT ON COLUMN crm_bi.contacts.company_domain IS 'web domain of the company';
+COMMENT ON COLUMN crm_bi.contacts.company_industry IS 'industry of the company';
+COMMENT ON COLUMN crm_bi.contacts.company_employees IS 'number of employees of the company';
+COMMENT ON COLUMN crm_bi.contacts.company_annual_revenue IS 'annual revenue of the company';
+COMMENT ON COLUMN crm_bi.contacts.company_country IS 'ISO 3166 alpha-2 country code of the company';
+COMMENT ON COLUMN crm_bi.contacts.order_count IS 'orders that are not cancelled or refunded';
+COMMENT ON COLUMN crm_bi.contacts.lifetime_value IS 'sum of the orders that are not cancelled or refunded (0 without orders)';
+COMMENT ON COLUMN crm_bi.contacts.first_order_at IS 'time of the first order that is not cancelled or refunded; NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.first_order_on IS 'day of the first order, in UTC; NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.last_order_at IS 'time of the last order that is not cancelled or refunded; NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.last_order_on IS 'day of the last order, in UTC; NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.recency_days IS 'whole days since the last order; NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.rfm IS 'RFM cell as text ''r-f-m'' (quintiles over all customers the reader can see); NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.rfm_r IS 'recency score of the RFM cell, 1 to 5 (5 = most recent)';
+COMMENT ON COLUMN crm_bi.contacts.rfm_f IS 'frequency score of the RFM cell, 1 to 5 (5 = most orders)';
+COMMENT ON COLUMN crm_bi.contacts.rfm_m IS 'monetary score of the RFM cell, 1 to 5 (5 = highest spend)';
+COMMENT ON COLUMN crm_bi.contacts.rfm_segment IS 'named RFM segment (Champions, Loyal, ... Lost); NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.value_rank IS 'percentile (0 to 1) of the lifetime value among customers; NULL without orders';
+COMMENT ON COLUMN crm_bi.contacts.activity_count IS 'number of activities of the contact';
+COMMENT ON COLUMN crm_bi.contacts.last_activity_at IS 'time of the last activity; NULL without activities';
+COMMENT ON COLUMN crm_bi.contacts.consent_email IS 'current, unexpired consent to marketing e-mail';
+COMMENT ON COLUMN crm_bi.contacts.consent_phone IS 'current, unexpired consent to telephone calls';
+COMMENT ON COLUMN crm_bi.contacts.consent_sms IS 'current, unexpired consent to text messages';
+COMMENT ON COLUMN crm_bi.contacts.consent_post IS 'current, unexpired consent to letters and catalogues';
+COMMENT ON COLUMN crm_bi.contacts.consent_profiling IS 'current, unexpired consent to profiling and scoring';
+COMMENT ON COLUMN crm_bi.contacts.engagement_score IS 'current score in the engagement group';
+COMMENT ON COLUMN crm_bi.contacts.fit_score IS 'current score in the fit group';
+COMMENT ON COLUMN crm_bi.contacts.grade IS 'combined fit x engagement grade, A1 (best) to D4';
+COMMENT ON COLUMN crm_bi.activity_daily.contact_id IS 'contact id (crm.contact)';
+COMMENT ON COLUMN crm_bi.activity_daily.activity_on IS 'day of the activities, in UTC';
+COMMENT ON COLUMN crm_bi.activity_daily.kind IS 'activity kind (page_view, form_submit, email_open...)';
+COMMENT ON COLUMN crm_bi.activity_daily.activities IS 'number of activities of the contact of this kind that day';
+COMMENT ON COLUMN crm_bi.activity_daily.first_at IS 'time of the first of them (timestamptz)';
+COMMENT ON COLUMN crm_bi.activity_daily.last_at IS 'time of the last of them (timestamptz)';
+COMMENT ON COLUMN crm_bi.orders.contact_id IS 'contact who ordered (crm.contact)';
+COMMENT ON COLUMN crm_bi.orders.order_id IS 'order id';
+COMMENT ON COLUMN crm_bi.orders.ordered_at IS 'when the order was placed (timestamptz)';
+COMMENT ON COLUMN crm_bi.orders.ordered_on IS 'day the order was placed, in UTC';
+COMMENT ON COLUMN crm_bi.orders.ordered_month IS 'first day of the month the order was placed, in UTC';
+COMMENT ON COLUMN crm_bi.orders.status IS 'placed, paid, shipped, cancelled or refunded';
+COMMENT ON COLUMN crm_bi.orders.counts_as_purchase IS 'false for cancelled and refunded orders, which RFM, CLV and retention leave out';
+COMMENT ON COLUMN crm_bi.orders.currency IS 'ISO 4217 currency code of total';
+COMMENT ON COLUMN crm_bi.orders.total IS 'order total, in currency';
+COMMENT ON COLUMN crm_bi.orders.items IS 'number of items; NULL when not recorded';
+COMMENT ON COLUMN crm_bi.orders.external_ref IS 'reference of the order in another system';
+COMMENT ON COLUMN crm_bi.deals.contact_id IS 'contact of the deal (crm.contact)';
+COMMENT ON COLUMN crm_bi.deals.deal_id IS 'deal id';
+COMMENT ON COLUMN crm_bi.deals.company_id IS 'company of the deal (crm.company); NULL if none';
+COMMENT ON COLUMN crm_bi.deals.title IS 'title of the deal';
+COMMENT ON COLUMN crm_bi.deals.pipeline_stage IS 'pipeline stage (qualification, proposal, ...)';
+COMMENT ON COLUMN crm_bi.deals.status IS 'open, won or lost';
+COMMENT ON COLUMN crm_bi.deals.amount IS 'amount, in currency';
+COMMENT ON COLUMN crm_bi.deals.currency IS 'ISO 4217 currency code of amount';
+COMMENT ON COLUMN crm_bi.deals.probability IS 'probability of winning, 0 to 1';
+COMMENT ON COLUMN crm_bi.deals.weighted_amount IS 'amount x probability, rounded to 2 decimals';
+COMMENT ON COLUMN crm_bi.deals.expected_close IS 'expected close date';
+COMMENT ON COLUMN crm_bi.deals.owner IS 'database role of the sales rep who owns the deal';
+COMMENT ON COLUMN crm_bi.deals.created_at IS 'when the deal was created (timestamptz)';
+COMMENT ON COLUMN crm_bi.deals.created_on IS 'day the deal was created, in UTC';
+COMMENT ON COLUMN crm_bi.deals.closed_at IS 'when the deal was won or lost (timestamptz); NULL while open';
+COMMENT ON COLUMN crm_bi.deals.closed_on IS 'day the deal was won or lost, in UTC; NULL while open';
+COMMENT ON COLUMN crm_bi.deals.age_days IS 'days from creation to close, or to now while open';
+COMMENT ON COLUMN crm_bi.stage_transitions.contact_id IS 'contact whose stage changed (crm.contact)';
+COMMENT ON COLUMN crm_bi.stage_transitions.history_id IS 'id of the crm.stage_history row';
+COMMENT ON COLUMN crm_bi.stage_transitions.from_stage IS 'stage before, as text; NULL for the first stage of a contact';
+COMMENT ON COLUMN crm_bi.stage_transitions.from_stage_rank IS 'position of from_stage in the lifecycle order (subscriber 1 ... churned 9)';
+COMMENT ON COLUMN crm_bi.stage_transitions.to_stage IS 'stage after, as text';
+COMMENT ON COLUMN crm_bi.stage_transitions.to_stage_rank IS 'position of to_stage in the lifecycle order (subscriber 1 ... churned 9)';
+COMMENT ON COLUMN crm_bi.stage_transitions.changed_at IS 'when the stage changed (timestamptz)';
+COMMENT ON COLUMN crm_bi.stage_transitions.changed_on IS 'day the stage changed, in UTC';
+COMMENT ON COLUMN crm_bi.stage_transitions.days_since_previous IS 'days since the previous transition of the same record (time spent in from_stage); NULL for the first';
+COMMENT ON COLUMN crm_bi.stage_transitions.reason IS 'why the stage changed';
+COMMENT ON COLUMN crm_bi.stage_transitions.actor IS 'database role that made the change';
+COMMENT ON COLUMN crm_bi.stage_transitions.automatic IS 'true when the lifecycle policy promoted the contact';
+COMMENT ON COLUMN crm_bi.stage_transitions.forced IS 'true for a backward move made with force';
+COMMENT ON COLUMN crm_bi.stage_transitions.merged_from IS 'contact the row was written for, when a merge moved it here; NULL otherwise';
+COMMENT ON COLUMN crm_bi.segment_membership.contact_id IS 'member contact (crm.contact)';
+COMMENT ON COLUMN crm_bi.segment_membership.segment_id IS 'segment id (crm.segment)';
+COMMENT ON COLUMN crm_bi.segment_membership.segment IS 'segment name';
+COMMENT ON COLUMN crm_bi.segment_membership.segment_kind IS 'static or dynamic';
+COMMENT ON COLUMN crm_bi.segment_membership.entered_at IS 'when the contact entered the segment (timestamptz)';
+COMMENT ON COLUMN crm_bi.segment_membership.entered_on IS 'day the contact entered the segment, in UTC';
+COMMENT ON COLUMN crm_bi.segment_membership.exited_at IS 'when the contact left the segment; NULL while a member';
+COMMENT ON COLUMN crm_bi.segment_membership.exited_on IS 'day the contact left the segment, in UTC; NULL while a member';
+COMMENT ON COLUMN crm_bi.segment_membership.is_current IS 'true while the contact is a member';
+COMMENT ON COLUMN crm_bi.segment_membership.days_member IS 'days from entry to exit, or to now while a member';
+COMMENT ON COLUMN crm_bi.campaign_results.campaign_id IS 'campaign id (crm.campaign)';
+COMMENT ON COLUMN crm_bi.campaign_results.campaign IS 'campaign name';
+COMMENT ON COLUMN crm_bi.campaign_results.channel IS 'channel the campaign contacts on';
+COMMENT ON COLUMN crm_bi.campaign_results.segment IS 'name of the segment the audience comes from';
+COMMENT ON COLUMN crm_bi.campaign_results.starts_at IS 'start of the campaign window (timestamptz)';
+COMMENT ON COLUMN crm_bi.campaign_results.starts_on IS 'day the campaign starts, in UTC';
+COMMENT ON COLUMN crm_bi.campaign_results.ends_at IS 'end of the campaign window; NULL = open-ended';
+COMMENT ON COLUMN crm_bi.campaign_results.ends_on IS 'day the campaign ends, in UTC; NULL = open-ended';
+COMMENT ON COLUMN crm_bi.campaign_results.holdout_share IS 'share of targets held out as control group';
+COMMENT ON COLUMN crm_bi.campaign_results.targeted IS 'contacts targeted (not held out)';
+COMMENT ON COLUMN crm_bi.campaign_results.held_out IS 'contacts held out as control';
+COMMENT ON COLUMN crm_bi.campaign_results.responded IS 'targeted contacts who responded (an order, or an activity tagged with the campaign, in the window)';
+COMMENT ON COLUMN crm_bi.campaign_results.response_rate IS 'responded / targeted';
+COMMENT ON COLUMN crm_bi.campaign_results.holdout_responded IS 'held-out contacts who responded';
+COMMENT ON COLUMN crm_bi.campaign_results.holdout_response_rate IS 'holdout_responded / held_out';
+COMMENT ON COLUMN crm_bi.campaign_results.revenue IS 'order revenue of the targeted contacts in the window';
+COMMENT ON COLUMN crm_bi.campaign_results.holdout_revenue IS 'order revenue of the held-out contacts in the window';
+COMMENT ON COLUMN crm_bi.campaign_results.cost IS 'cost of the campaign';
+COMMENT ON COLUMN crm_bi.campaign_results.return_on_cost IS '(revenue - cost) / cost; NULL when the cost is 0';
+COMMENT ON COLUMN crm_bi.campaign_results.lift IS 'relative lift: response_rate / holdout_response_rate - 1';
+COMMENT ON COLUMN crm_bi.customer_clv.contact_id IS 'customer (crm.contact)';
+COMMENT ON COLUMN crm_bi.customer_clv.orders IS 'orders that are not cancelled or refunded';
+COMMENT ON COLUMN crm_bi.customer_clv.historic_value IS 'sum of those orders (as crm.historic_clv)';
+COMMENT ON COLUMN crm_bi.customer_clv.first_order_at IS 'time of the first order (timestamptz)';
+COMMENT ON COLUMN crm_bi.customer_clv.first_order_on IS 'day of the first order, in UTC';
+COMMENT ON COLUMN crm_bi.customer_clv.cohort_month IS 'first day of the month of the first order, in UTC (the retention cohort)';
+COMMENT ON COLUMN crm_bi.customer_clv.last_order_at IS 'time of the last order (timestamptz)';
+COMMENT ON COLUMN crm_bi.customer_clv.last_order_on IS 'day of the last order, in UTC';
+COMMENT ON COLUMN crm_bi.customer_clv.repeat_purchases IS 'BTYD frequency: purchase days after the first (same-day orders merge), up to now';
+COMMENT ON COLUMN crm_bi.customer_clv.recency_days IS 'BTYD recency: days from the first to the last purchase day (UTC)';
+COMMENT ON COLUMN crm_bi.customer_clv.age_days IS 'BTYD T: days from the first purchase day to now (UTC)';
+COMMENT ON COLUMN crm_bi.customer_clv.mean_repeat_value IS 'mean value of the repeat purchases; 0 without any';
+COMMENT ON COLUMN crm_bi.customer_clv.expected_purchases_365d IS 'BG/NBD expected purchases in the next 365 days; NULL unless the fit converged with a and b below 1000';
+COMMENT ON COLUMN crm_bi.customer_clv.p_alive IS 'BG/NBD probability that the customer is still active; NULL as expected_purchases_365d';
+COMMENT ON COLUMN crm_bi.customer_clv.clv_1y IS 'predicted one-year CLV (12 periods of 365/12 days, 1% discount a period, BG/NBD x Gamma-Gamma); NULL unless both fits converged, a and b are below 1000 and q > 1';
+COMMENT ON COLUMN crm_bi.scores.contact_id IS 'contact id (crm.contact)';
+COMMENT ON COLUMN crm_bi.scores.score_group IS 'score group (engagement, fit, ...; crm.score_group)';
+COMMENT ON COLUMN crm_bi.scores.score IS 'current score of the contact in the group';
+COMMENT ON COLUMN crm_bi.scores.grade IS 'grade label of the score, from the group''s thresholds';
+COMMENT ON COLUMN crm_bi.funnel_monthly.month IS 'first day of the month (UTC); contacts are counted at its end, now for the current month';
+COMMENT ON COLUMN crm_bi.funnel_monthly.stage IS 'lifecycle stage as text';
+COMMENT ON COLUMN crm_bi.funnel_monthly.stage_rank IS 'position of the stage in the lifecycle order (subscriber 1 ... churned 9)';
+COMMENT ON COLUMN crm_bi.funnel_monthly.contacts IS 'contacts in the stage at the end of the month (at least 5)';
+COMMENT ON COLUMN crm_bi.funnel_monthly.share IS 'contacts / all contacts with a stage at that time';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.month IS 'first day of the month (UTC) in which the stage was entered';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.stage IS 'the stage entered, as text';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.stage_rank IS 'position of the stage in the lifecycle order (subscriber 1 ... churned 9)';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.contacts IS 'distinct contacts that entered the stage in the month (at least 5)';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.entered IS 'entries into the stage in the month';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.moved_on IS 'entries that moved on to a later funnel stage before the month ended';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.conversion IS 'moved_on / entered';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.median_days_in_stage IS 'median days in the stage of the entries that left it within the month';
+COMMENT ON COLUMN crm_bi.stage_conversion_monthly.p90_days_in_stage IS '90th percentile of the days in the stage of the entries that left it within the month';
+COMMENT ON COLUMN crm_bi.cohort_retention.cohort_month IS 'first day of the month of the cohort''s first purchase (UTC)';
+COMMENT ON COLUMN crm_bi.cohort_retention.months_since IS 'months since the cohort month (0 = the cohort month)';
+COMMENT ON COLUMN crm_bi.cohort_retention.customers IS 'customers in the cohort';
+COMMENT ON COLUMN crm_bi.cohort_retention.active IS 'customers of the cohort who bought in that month (at least 5)';
+COMMENT ON COLUMN crm_bi.cohort_retention.retention IS 'active / customers';
+COMMENT ON COLUMN crm_bi.churn_monthly.month IS 'first day of the month (UTC)';
+COMMENT ON COLUMN crm_bi.churn_monthly.active IS 'customers who bought in the month (at least 5)';
+COMMENT ON COLUMN crm_bi.churn_monthly.churned IS 'of them, customers who did not buy in the next month';
+COMMENT ON COLUMN crm_bi.churn_monthly.churn_rate IS 'churned / active';
+COMMENT ON COLUMN crm_bi.rfm_segments.segment IS 'named RFM segment (Champions, Loyal, ... Lost)';
+COMMENT ON COLUMN crm_bi.rfm_segments.contacts IS 'customers in the segment (at least 5)';
+COMMENT ON COLUMN crm_bi.rfm_segments.share IS 'share of all customers';
+COMMENT ON COLUMN crm_bi.rfm_segments.avg_recency_days IS 'mean days since the last order';
+COMMENT ON COLUMN crm_bi.rfm_segments.avg_frequency IS 'mean number of orders';
+COMMENT ON COLUMN crm_bi.rfm_segments.avg_monetary IS 'mean total spend';
+COMMENT ON COLUMN crm_bi.rfm_segments.monetary IS 'total spend of the segment';
+COMMENT ON COLUMN crm_bi.clv_model.customers IS 'customers the BG/NBD model is fitted to (at least 5)';
+COMMENT ON COLUMN crm_bi.clv_model.repeat_customers IS 'customers with repeat purchases, the Gamma-Gamma model is fitted to';
+COMMENT ON COLUMN crm_bi.clv_model.r IS 'BG/NBD r (shape of the purchase-rate distribution)';
+COMMENT ON COLUMN crm_bi.clv_model.alpha IS 'BG/NBD alpha (scale of the purchase-rate distribution, in days)';
+COMMENT ON COLUMN crm_bi.clv_model.a IS 'BG/NBD a (dropout distribution)';
+COMMENT ON COLUMN crm_bi.clv_model.b IS 'BG/NBD b (dropout distribution)';
+COMMENT ON COLUMN crm_bi.clv_model.bgnbd_ll IS 'log-likelihood of the BG/NBD fit';
+COMMENT ON COLUMN crm_bi.clv_model.bgnbd_converged IS 'whether the BG/NBD fit converged';
+COMMENT ON COLUMN crm_bi.clv_model.p IS 'Gamma-Gamma p';
+COMMENT ON COLUMN crm_bi.clv_model.q IS 'Gamma-Gamma q (predictions need q > 1)';
+COMMENT ON COLUMN crm_bi.clv_model.gamma IS 'Gamma-Gamma gamma';
+COMMENT ON COLUMN crm_bi.clv_model.gammagamma_ll IS 'log-likelihood of the Gamma-Gamma fit';
+COMMENT ON COLUMN crm_bi.clv_model.gammagamma_converged IS 'whether the Gamma-Gamma fit converged';
+COMMENT ON COLUMN crm_bi.clv_distribution.decile IS 'decile of predicted one-year CLV, 1 = lowest';
+COMMENT ON COLUMN crm_bi.clv_distribution.customers IS 'customers in the decile (at least 5)';
+COMMENT ON COLUMN crm_bi.clv_distribution.clv_from IS 'lowest CLV in the decile (NULL for the lowest decile)';
+COMMENT ON COLUMN crm_bi.clv_distribution.clv_to IS 'highest CLV in the decile (NULL for the highest decile)';
+COMMENT ON COLUMN crm_bi.clv_distribution.avg_clv IS 'mean predicted one-year CLV';
+COMMENT ON COLUMN crm_bi.clv_distribution.total_clv IS 'total predicted one-year CLV';
+COMMENT ON COLUMN crm_bi.clv_distribution.avg_expected_purchases IS 'mean expected purchases in the next 365 days';
+COMMENT ON COLUMN crm_bi.clv_distribution.avg_p_alive IS 'mean probability that the customer is still active';
+COMMENT ON COLUMN crm_bi.campaign_lift.campaign_id IS 'campaign id';
+COMMENT ON COLUMN crm_bi.campaign_lift.campaign IS 'campaign name';
+COMMENT ON COLUMN crm_bi.campaign_lift.channel IS 'channel of the campaign';
+COMMENT ON COLUMN crm_bi.campaign_lift.starts_on IS 'day the campaign starts, in UTC';
+COMMENT ON COLUMN crm_bi.campaign_lift.ends_on IS 'day the campaign ends, in UTC; NULL = open-ended';
+COMMENT ON COLUMN crm_bi.campaign_lift.targeted IS 'contacts targeted (at least 5)';
+COMMENT ON COLUMN crm_bi.campaign_lift.held_out IS 'contacts held out as control (NULL below 5)';
+COMMENT ON COLUMN crm_bi.campaign_lift.responded IS 'targeted contacts who responded';
+COMMENT ON COLUMN crm_bi.campaign_lift.response_rate IS 'responded / targeted';
+COMMENT ON COLUMN crm_bi.campaign_lift.holdout_responded IS 'held-out contacts who responded (NULL below 5 held out)';
+COMMENT ON COLUMN crm_bi.campaign_lift.holdout_response_rate IS 'holdout_responded / held_out';
+COMMENT ON COLUMN crm_bi.campaign_lift.revenue IS 'revenue of the responders (NULL below 5 responders)';
+COMMENT ON COLUMN crm_bi.campaign_lift.holdout_revenue IS 'revenue of the held-out responders (NULL below 5 held out or 5 held-out responders)';
+COMMENT ON COLUMN crm_bi.campaign_lift.cost IS 'cost of the campaign';
+COMMENT ON COLUMN crm_bi.campaign_lift.return_on_cost IS '(revenue - cost) / cost (NULL below 5 responders)';
+COMMENT ON COLUMN crm_bi.campaign_lift.lift IS 'relative lift: response_rate / holdout_response_rate - 1 (NULL below 5 held out)';
+COMMENT ON COLUMN crm_bi.pipeline.pipeline_stage IS 'deal pipeline stage';
+COMMENT ON COLUMN crm_bi.pipeline.deals IS 'open deals in the stage';
+COMMENT ON COLUMN crm_bi.pipeline.contacts IS 'distinct contacts of those deals (at least 5)';
+COMMENT ON COLUMN crm_bi.pipeline.amount IS 'total amount of the open deals';
+COMMENT ON COLUMN crm_bi.pipeline.weighted_amount IS 'amount weighted by each deal''s probability';
+COMMENT ON COLUMN crm_bi.activity_totals_daily.activity_on IS 'day of the activities, in UTC';
+COMMENT ON COLUMN crm_bi.activity_totals_daily.kind IS 'activity kind';
+COMMENT ON COLUMN crm_bi.activity_totals_daily.activities IS 'activities of the kind that day';
+COMMENT ON COLUMN crm_bi.activity_totals_daily.contacts IS 'distinct contacts with such an activity that day (at least 5)';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.ordered_month IS 'first day of the month (UTC) the orders were placed';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.status IS 'placed, paid, shipped, cancelled or refunded';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.currency IS 'ISO 4217 currency code of total';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.orders IS 'orders in the cell';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.contacts IS 'distinct contacts with an order in the cell (at least 5)';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.total IS 'sum of the order totals, in currency';
+COMMENT ON COLUMN crm_bi.order_totals_monthly.items IS 'sum of the orders'' item counts';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.created_month IS 'first day of the month (UTC) the deals were created';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.pipeline_stage IS 'pipeline stage of the deals';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.status IS 'open, won or lost';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.currency IS 'ISO 4217 currency code of amount';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.deals IS 'deals in the cell';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.contacts IS 'distinct contacts with a deal in the cell (at least 5)';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.amount IS 'sum of the deal amounts, in currency';
+COMMENT ON COLUMN crm_bi.deal_totals_monthly.weighted_amount IS 'sum of amount x probability, in currency, rounded to 2 decimals';
+
+-- as at install (src/ownership.sql): when crm was installed by a role that is
+-- not a superuser (a trusted install), it owns crm_bi's views and may hand on
+-- USAGE on the schema
+DO $$
+DECLARE
+	installer regrole := (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'crm');
+	r record;
+BEGIN
+	IF installer = (SELECT a.oid FROM pg_catalog.pg_roles a WHERE a.rolname = current_user) THEN
+		RETURN;
+	END IF;
+	FOR r IN SELECT c.oid::regclass AS rel FROM pg_catalog.pg_class c
+			  WHERE c.relnamespace = 'crm_bi'::regnamespace AND c.relkind = 'v' ORDER BY c.oid LOOP
+		EXECUTE format('ALTER VIEW %s OWNER TO %s', r.rel, installer);
+	END LOOP;
+	EXECUTE format('GRANT USAGE ON SCHEMA crm_bi TO %s WITH GRANT OPTION', installer);
+END $$;
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

@@ -101,7 +101,21 @@ INSERT INTO rls_class VALUES
 	('crm.analyst_clv_model', 'analyst cells', 'contacts'),
 	('crm.analyst_clv', 'analyst cells', 'contacts'),
 	('crm.analyst_campaign', 'analyst cells', 'targeted'),
-	('crm.analyst_pipeline', 'analyst cells', 'contacts');
+	('crm.analyst_pipeline', 'analyst cells', 'contacts'),
+	-- crm_bi's aggregate views over them (src/bi_views.sql); its person
+	-- views are classified by their contact_id, or are invoker views
+	('crm_bi.funnel_monthly', 'analyst cells', 'contacts'),
+	('crm_bi.stage_conversion_monthly', 'analyst cells', 'contacts'),
+	('crm_bi.cohort_retention', 'analyst cells', 'active'),
+	('crm_bi.churn_monthly', 'analyst cells', 'active'),
+	('crm_bi.rfm_segments', 'analyst cells', 'contacts'),
+	('crm_bi.clv_model', 'analyst cells', 'customers'),
+	('crm_bi.clv_distribution', 'analyst cells', 'customers'),
+	('crm_bi.campaign_lift', 'analyst cells', 'targeted'),
+	('crm_bi.pipeline', 'analyst cells', 'contacts'),
+	('crm_bi.activity_totals_daily', 'analyst cells', 'contacts'),
+	('crm_bi.order_totals_monthly', 'analyst cells', 'contacts'),
+	('crm_bi.deal_totals_monthly', 'analyst cells', 'contacts');
 GRANT SELECT ON rls_class TO PUBLIC;
 
 -- Columns no analyst may see, by name (any crm.email column too).
