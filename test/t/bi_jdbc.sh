@@ -35,6 +35,12 @@ SELECT c.contact_id, o.at::timestamptz, o.total, 'paid'
 								  ('eve@example.org', '2026-02-15', 15)) o(email, at, total) ON c.email = o.email::crm.email;
 INSERT INTO crm.activity (contact_id, kind, occurred_at)
 SELECT contact_id, 'page_view', now() - interval '2 days' FROM crm.contact WHERE email = 'dan@example.org';
+-- a campaign on a static segment of dan and eve (who agreed to e-mail), for the read-only preview
+INSERT INTO crm.consent (contact_id, channel, status)
+SELECT contact_id, 'email', 'granted' FROM crm.contact WHERE email IN ('dan@example.org', 'eve@example.org');
+SELECT crm.create_static_segment('bi seg', 'the JDBC test''s customers');
+SELECT crm.add_to_segment('bi seg', ARRAY(SELECT contact_id FROM crm.contact WHERE email IN ('dan@example.org', 'eve@example.org')));
+SELECT crm.create_campaign('bi camp', 'bi seg');
 SQL
 java -cp "$jar" "$(dirname "$0")/../bi/BiClient.java" "${PGHOST:-localhost}" "${PGPORT:-5432}" "$db"
 status=$?
