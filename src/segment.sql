@@ -451,7 +451,8 @@ COMMENT ON FUNCTION crm.remove_from_segment(text, bigint[]) IS 'remove contacts 
 
 CREATE FUNCTION crm.refresh_segment(name text, full_refresh boolean DEFAULT false,
 	OUT entered bigint, OUT exited bigint)
-LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
 	s crm.segment;
 	snap pg_snapshot;
@@ -515,14 +516,18 @@ BEGIN
 			   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
 		  INTO entering, exiting;
 	END IF;
-	PERFORM crm.segment_apply(s.segment_id, entering, exiting);
 	entered := cardinality(entering);
 	exited := cardinality(exiting);
+	-- On Citus crm.segment is a reference table, which a transaction may
+	-- not write after a parallel operation on distributed tables: the
+	-- function runs its multi-shard statements one connection at a time
+	-- (citus.multi_shard_modify_mode, a placeholder setting off Citus)
 	UPDATE crm.segment g
 	   SET refreshed_at = now(), refreshed_snapshot = snap, refreshed_xid = pg_current_xact_id(),
 		   last_full = ev.everyone, last_evaluated = evaluated, last_entered = entered, last_exited = exited,
 		   time_dependent = ev.time_dependent, population_dependent = ev.population_dependent
 	 WHERE g.segment_id = s.segment_id;
+	PERFORM crm.segment_apply(s.segment_id, entering, exiting);
 	-- dirty rows every incremental segment has seen are no longer needed (a
 	-- snapshot's xmin is at most its own transaction's id)
 	DELETE FROM crm.segment_dirty d

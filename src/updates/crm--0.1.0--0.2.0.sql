@@ -2416,6 +2416,95 @@ BEGIN
 	EXECUTE format('GRANT USAGE ON SCHEMA crm_bi TO %s WITH GRANT OPTION', installer);
 END $$;
 
+-- crm.refresh_segment writes the segment's row before its members (issue 15:
+-- on Citus a reference table may not be written after parallel writes to
+-- distributed tables in one transaction)
+CREATE OR REPLACE FUNCTION crm.refresh_segment(name text, full_refresh boolean DEFAULT false,
+	OUT entered bigint, OUT exited bigint)
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
+DECLARE
+	s crm.segment;
+	snap pg_snapshot;
+	prev pg_snapshot;
+	cand bigint[];
+	ev record;
+	evaluated bigint;
+	entering bigint[];
+	exiting bigint[];
+BEGIN
+	-- the row lock serialises refreshes of one segment; once it is granted,
+	-- the next statements see what a concurrent refresh committed
+	s := crm.segment_lock(name);
+	IF s.kind = 'static' THEN
+		entered := 0;
+		exited := 0;
+		RETURN;
+	END IF;
+	snap := pg_current_snapshot();
+	prev := s.refreshed_snapshot;
+	-- The contacts to re-evaluate: those marked by transactions the last
+	-- refresh's snapshot did not see, and by the last refreshing transaction
+	-- itself (a snapshot counts its own transaction as seen once a later one
+	-- has completed, and its later changes reuse its marks).  NULL, everyone:
+	-- when asked, at the first refresh, when no marks are kept for the
+	-- predicate (time dependent), or when the snapshot is from the future (the
+	-- xids restarted: pg_restore).  A predicate that ranks contacts among each
+	-- other needs everyone as soon as anything changed.
+	IF full_refresh OR prev IS NULL OR s.time_dependent
+	   OR pg_snapshot_xmax(prev) > pg_snapshot_xmax(snap) THEN
+		cand := NULL;
+	ELSIF s.population_dependent THEN
+		cand := CASE WHEN EXISTS (
+					SELECT 1 FROM crm.segment_dirty d
+					 WHERE d.xid >= pg_snapshot_xmin(prev)
+					   AND (NOT pg_visible_in_snapshot(d.xid, prev) OR d.xid = s.refreshed_xid))
+				THEN NULL ELSE '{}' END;
+	ELSE
+		cand := ARRAY(SELECT DISTINCT d.contact_id FROM crm.segment_dirty d
+					   WHERE d.xid >= pg_snapshot_xmin(prev)
+						 AND (NOT pg_visible_in_snapshot(d.xid, prev) OR d.xid = s.refreshed_xid));
+	END IF;
+	-- the predicate runs as the segment's owner, validated again, and its
+	-- classification as validated now decides (no contact is read when the
+	-- candidates are none and the predicate is not time dependent)
+	ev := crm.segment_evaluate(s.segment_id, cand);
+	IF ev.everyone THEN
+		evaluated := (SELECT count(*) FROM crm.contact);
+		WITH fresh AS MATERIALIZED (SELECT unnest(ev.members) AS contact_id),
+		mem AS MATERIALIZED (SELECT m.contact_id FROM crm.segment_member m WHERE m.segment_id = s.segment_id)
+		SELECT ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
+			   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
+		  INTO entering, exiting;
+	ELSE
+		evaluated := cardinality(cand);
+		WITH fresh AS MATERIALIZED (SELECT unnest(ev.members) AS contact_id),
+		mem AS MATERIALIZED (
+			SELECT m.contact_id FROM unnest(cand) c(contact_id)
+			  JOIN crm.segment_member m ON m.segment_id = s.segment_id AND m.contact_id = c.contact_id)
+		SELECT ARRAY(SELECT f.contact_id FROM fresh f WHERE NOT EXISTS (SELECT 1 FROM mem WHERE mem.contact_id = f.contact_id)),
+			   ARRAY(SELECT m.contact_id FROM mem m WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.contact_id = m.contact_id))
+		  INTO entering, exiting;
+	END IF;
+	entered := cardinality(entering);
+	exited := cardinality(exiting);
+	-- On Citus crm.segment is a reference table, which a transaction may
+	-- not write after a parallel operation on distributed tables: the
+	-- function runs its multi-shard statements one connection at a time
+	-- (citus.multi_shard_modify_mode, a placeholder setting off Citus)
+	UPDATE crm.segment g
+	   SET refreshed_at = now(), refreshed_snapshot = snap, refreshed_xid = pg_current_xact_id(),
+		   last_full = ev.everyone, last_evaluated = evaluated, last_entered = entered, last_exited = exited,
+		   time_dependent = ev.time_dependent, population_dependent = ev.population_dependent
+	 WHERE g.segment_id = s.segment_id;
+	PERFORM crm.segment_apply(s.segment_id, entering, exiting);
+	-- dirty rows every incremental segment has seen are no longer needed (a
+	-- snapshot's xmin is at most its own transaction's id)
+	DELETE FROM crm.segment_dirty d
+	 WHERE d.xid < (SELECT min(pg_snapshot_xmin(g.refreshed_snapshot)) FROM crm.segment g
+					 WHERE g.kind = 'dynamic' AND NOT g.time_dependent HAVING bool_and(g.refreshed_snapshot IS NOT NULL));
+END $$;
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

@@ -83,10 +83,17 @@ SELECT crm.create_static_segment('vip') > 0 AS created;
 SELECT crm.add_to_segment('vip', ARRAY[1, 3]::bigint[]);
 SELECT m.contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id) WHERE s.name = 'vip' ORDER BY 1;
 
--- case: a dynamic segment, refreshed # todo: cannot execute DML on table "segment" because there was a parallel DML access to distributed table "segment_log" (refresh_segment writes the segment and its log in one transaction)
+-- case: a dynamic segment, refreshed, incrementally and with the others
 SELECT crm.create_segment('berlin', $$city = 'Berlin'$$) > 0 AS created;
 SELECT * FROM crm.refresh_segment('berlin');
 SELECT m.contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id) WHERE s.name = 'berlin' ORDER BY 1;
+-- an incremental refresh after a change, and every segment in one transaction
+UPDATE crm.contact SET city = 'Berlin' WHERE contact_id = 2;
+SELECT * FROM crm.refresh_segment('berlin');
+SELECT crm.create_segment('customers', $$stage = 'customer'$$) > 0 AS created;
+SELECT * FROM crm.refresh_segments() ORDER BY segment;
+SELECT s.name, m.contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id) ORDER BY 1, 2;
+SELECT s.name, s.last_full, s.last_evaluated FROM crm.segment s WHERE s.kind = 'dynamic' ORDER BY 1;
 
 -- case: funnel
 SELECT * FROM crm.funnel('2026-06-10 00:00+00');
