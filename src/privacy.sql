@@ -510,10 +510,14 @@ COMMENT ON FUNCTION crm.is_forgotten(crm.email) IS
 -- held this person's data are reduced to ids.  Orders are kept as they are.
 CREATE FUNCTION crm.forget_contact(contact_id bigint, reason text, keep_email_hash boolean DEFAULT false)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
 	c crm.contact;
 	hash bytea;
+	-- drawn here, not in the UPDATE: Citus sends an UPDATE to the shard
+	-- with its values, and refuses volatile functions in it
+	token text := 'erased-' || md5(gen_random_uuid()::text) || '@erased.invalid';
 	done record;
 	n_act bigint;
 	n_deal bigint;
@@ -552,7 +556,7 @@ BEGIN
 	RETURNING erasure_id INTO eid;
 
 	UPDATE crm.contact x
-	   SET email = 'erased-' || md5(gen_random_uuid()::text) || '@erased.invalid',
+	   SET email = token,
 		   first_name = NULL, last_name = NULL, phone = NULL, city = NULL, region = NULL,
 		   birth_date = NULL, income_band = NULL, job_title = NULL,
 		   attrs = jsonb_build_object('erased', true),

@@ -2505,6 +2505,99 @@ BEGIN
 					 WHERE g.kind = 'dynamic' AND NOT g.time_dependent HAVING bool_and(g.refreshed_snapshot IS NOT NULL));
 END $$;
 
+-- crm.forget_contact draws the erased address before its UPDATE and runs
+-- its multi-shard statements sequentially (issue 15: Citus refuses volatile
+-- functions in an UPDATE of a distributed table, and writes to reference
+-- tables after parallel operations)
+CREATE OR REPLACE FUNCTION crm.forget_contact(contact_id bigint, reason text, keep_email_hash boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
+DECLARE
+	c crm.contact;
+	hash bytea;
+	-- drawn here, not in the UPDATE: Citus sends an UPDATE to the shard
+	-- with its values, and refuses volatile functions in it
+	token text := 'erased-' || md5(gen_random_uuid()::text) || '@erased.invalid';
+	done record;
+	n_act bigint;
+	n_deal bigint;
+	n_task bigint;
+	n_consent bigint;
+	n_merge bigint;
+	eid bigint;
+BEGIN
+	IF btrim(reason) = '' THEN
+		RAISE EXCEPTION 'a reason is required to forget a contact'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Say why, e.g. ''erasure request of 2024-05-01 (ticket 123)''; it is kept in crm.erasure_log.';
+	END IF;
+	SELECT * INTO c FROM crm.contact x WHERE x.contact_id = forget_contact.contact_id FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM crm.require_contact(forget_contact.contact_id, 'erased');
+	END IF;
+	SELECT e.erasure_id, e.erased_at INTO done FROM crm.erasure_log e
+	 WHERE e.contact_id = forget_contact.contact_id;
+	IF FOUND THEN
+		RAISE NOTICE 'contact % was already forgotten', forget_contact.contact_id
+			USING DETAIL = format('Erased on %s; see crm.erasure_log, erasure_id %s.', done.erased_at, done.erasure_id);
+		RETURN NULL;
+	END IF;
+
+	IF keep_email_hash THEN
+		INSERT INTO crm.privacy_salt (salt)
+		VALUES (decode(md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text), 'hex'))
+		ON CONFLICT (id) DO NOTHING;
+		hash := crm.salted_email_hash(c.email);
+	END IF;
+
+	-- the erasure record first: it is what allows the consent notes to go
+	INSERT INTO crm.erasure_log (contact_id, reason, email_hash)
+	VALUES (forget_contact.contact_id, reason, hash)
+	RETURNING erasure_id INTO eid;
+
+	UPDATE crm.contact x
+	   SET email = token,
+		   first_name = NULL, last_name = NULL, phone = NULL, city = NULL, region = NULL,
+		   birth_date = NULL, income_band = NULL, job_title = NULL,
+		   attrs = jsonb_build_object('erased', true),
+		   do_not_contact = 'manual'
+	 WHERE x.contact_id = forget_contact.contact_id;
+	UPDATE crm.activity a SET properties = '{}'
+	 WHERE a.contact_id = forget_contact.contact_id AND a.properties <> '{}';
+	GET DIAGNOSTICS n_act = ROW_COUNT;
+	-- points earned by the stripped properties go too: the scores become
+	-- what crm.rescore() makes of the activities as they are now
+	PERFORM crm.rescore(ARRAY[forget_contact.contact_id]);
+	UPDATE crm.deal x SET title = 'deal ' || x.deal_id || ' (erased contact)'
+	 WHERE x.contact_id = forget_contact.contact_id;
+	GET DIAGNOSTICS n_deal = ROW_COUNT;
+	UPDATE crm.task x SET title = 'task ' || x.task_id || ' (erased contact)', note = NULL
+	 WHERE x.contact_id = forget_contact.contact_id;
+	GET DIAGNOSTICS n_task = ROW_COUNT;
+	UPDATE crm.consent x SET note = NULL
+	 WHERE x.contact_id = forget_contact.contact_id AND x.note IS NOT NULL;
+	GET DIAGNOSTICS n_consent = ROW_COUNT;
+	-- before-images of merges into this contact, and of merges into those
+	WITH RECURSIVE chain(id) AS (
+		SELECT forget_contact.contact_id
+		UNION
+		SELECT m.dropped_id FROM crm.merge_log m JOIN chain ON m.kept_id = chain.id)
+	UPDATE crm.merge_log m
+	   SET dropped_row = jsonb_build_object('contact_id', m.dropped_id, 'erased', true),
+		   kept_row = jsonb_build_object('contact_id', m.kept_id, 'erased', true),
+		   conflicts = '[]'
+	  FROM chain WHERE m.kept_id = chain.id;
+	GET DIAGNOSTICS n_merge = ROW_COUNT;
+
+	UPDATE crm.erasure_log e
+	   SET details = jsonb_build_object('activities_stripped', n_act, 'deals_redacted', n_deal,
+										'tasks_redacted', n_task, 'consent_notes_cleared', n_consent,
+										'merge_logs_redacted', n_merge, 'email_hash_kept', keep_email_hash)
+	 WHERE e.erasure_id = eid;
+	RETURN eid;
+END $$;
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

@@ -105,6 +105,22 @@ SELECT * FROM crm.rfm_scores('2026-06-10 00:00+00') ORDER BY contact_id;
 SELECT contact_id, crm.btyd_summary(ordered_at, total, '2026-06-10 00:00+00')
   FROM crm."order" WHERE status NOT IN ('cancelled', 'refunded') GROUP BY contact_id ORDER BY contact_id;
 
+-- case: what BI tools send: text periods, bigint scores, e-mail and stage filters by text
+SELECT * FROM crm.churn_rate('1 month'::varchar, '2026-01-01 00:00+00', '2026-06-01 00:00+00');
+SELECT count(*) FROM crm.retention_cohorts('1 month'::varchar);
+SELECT crm.rfm(5::bigint, 4::bigint, 3::bigint)::text, crm.activity_count(1, 'page_view', '3650 days'::varchar);
+SELECT contact_id FROM crm.contact WHERE email = 'ANN.LEE@example.com'::varchar OR stage = 'customer'::varchar ORDER BY 1;
+SELECT contact_id, crm.btyd_summary(ordered_at, total, '2026-06-10 00:00+00', '7 days'::varchar)
+  FROM crm."order" WHERE status NOT IN ('cancelled', 'refunded') GROUP BY contact_id ORDER BY contact_id;
+
+-- case: schema crm_bi (person and aggregate views, plain types)
+SELECT contact_id, email, email_domain, stage, stage_rank, rfm, rfm_r, order_count, lifetime_value
+  FROM crm_bi.contacts ORDER BY contact_id;
+SELECT contact_id, ordered_on, status, total FROM crm_bi.orders ORDER BY contact_id, order_id;
+SELECT contact_id, from_stage, to_stage, automatic FROM crm_bi.stage_transitions ORDER BY contact_id, changed_at, history_id;
+SELECT contact_id, score_group, round(score::numeric, 4), grade FROM crm_bi.scores ORDER BY 1, 2;
+SELECT count(*) FROM crm_bi.funnel_monthly;
+
 -- case: find_duplicates
 SELECT contact_a, contact_b, round(score::numeric, 6), reasons FROM crm.find_duplicates(0.5) ORDER BY 1, 2;
 
