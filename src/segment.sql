@@ -462,6 +462,7 @@ DECLARE
 	evaluated bigint;
 	entering bigint[];
 	exiting bigint[];
+	distributed boolean := pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
 BEGIN
 	-- the row lock serialises refreshes of one segment; once it is granted,
 	-- the next statements see what a concurrent refresh committed
@@ -481,7 +482,15 @@ BEGIN
 	-- predicate (time dependent), or when the snapshot is from the future (the
 	-- xids restarted: pg_restore).  A predicate that ranks contacts among each
 	-- other needs everyone as soon as anything changed.
-	IF full_refresh OR prev IS NULL OR s.time_dependent
+	-- On Citus the marks are written on the workers, with the workers' own
+	-- transaction ids, which the coordinator's snapshot cannot order: every
+	-- refresh there is a full one until the marks carry a cluster-wide order.
+	IF distributed THEN
+		EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+								 WHERE p.logicalrelid OPERATOR(pg_catalog.=) ''crm.segment_dirty''::pg_catalog.regclass)'
+		   INTO distributed;
+	END IF;
+	IF full_refresh OR prev IS NULL OR s.time_dependent OR distributed
 	   OR pg_snapshot_xmax(prev) > pg_snapshot_xmax(snap) THEN
 		cand := NULL;
 	ELSIF s.population_dependent THEN

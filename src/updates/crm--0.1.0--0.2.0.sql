@@ -2432,6 +2432,7 @@ DECLARE
 	evaluated bigint;
 	entering bigint[];
 	exiting bigint[];
+	distributed boolean := pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
 BEGIN
 	-- the row lock serialises refreshes of one segment; once it is granted,
 	-- the next statements see what a concurrent refresh committed
@@ -2451,7 +2452,15 @@ BEGIN
 	-- predicate (time dependent), or when the snapshot is from the future (the
 	-- xids restarted: pg_restore).  A predicate that ranks contacts among each
 	-- other needs everyone as soon as anything changed.
-	IF full_refresh OR prev IS NULL OR s.time_dependent
+	-- On Citus the marks are written on the workers, with the workers' own
+	-- transaction ids, which the coordinator's snapshot cannot order: every
+	-- refresh there is a full one until the marks carry a cluster-wide order.
+	IF distributed THEN
+		EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+								 WHERE p.logicalrelid OPERATOR(pg_catalog.=) ''crm.segment_dirty''::pg_catalog.regclass)'
+		   INTO distributed;
+	END IF;
+	IF full_refresh OR prev IS NULL OR s.time_dependent OR distributed
 	   OR pg_snapshot_xmax(prev) > pg_snapshot_xmax(snap) THEN
 		cand := NULL;
 	ELSIF s.population_dependent THEN
@@ -2519,6 +2528,8 @@ DECLARE
 	-- drawn here, not in the UPDATE: Citus sends an UPDATE to the shard
 	-- with its values, and refuses volatile functions in it
 	token text := 'erased-' || md5(gen_random_uuid()::text) || '@erased.invalid';
+	chain bigint[];			-- this contact and those merged into it, transitively
+	frontier bigint[];
 	done record;
 	n_act bigint;
 	n_deal bigint;
@@ -2569,25 +2580,32 @@ BEGIN
 	-- points earned by the stripped properties go too: the scores become
 	-- what crm.rescore() makes of the activities as they are now
 	PERFORM crm.rescore(ARRAY[forget_contact.contact_id]);
-	UPDATE crm.deal x SET title = 'deal ' || x.deal_id || ' (erased contact)'
+	-- immutable expressions only (textcat, jsonb_set, casts): Citus refuses
+	-- STABLE functions of columns in an UPDATE of a distributed table
+	UPDATE crm.deal x SET title = 'deal ' || x.deal_id::text || ' (erased contact)'
 	 WHERE x.contact_id = forget_contact.contact_id;
 	GET DIAGNOSTICS n_deal = ROW_COUNT;
-	UPDATE crm.task x SET title = 'task ' || x.task_id || ' (erased contact)', note = NULL
+	UPDATE crm.task x SET title = 'task ' || x.task_id::text || ' (erased contact)', note = NULL
 	 WHERE x.contact_id = forget_contact.contact_id;
 	GET DIAGNOSTICS n_task = ROW_COUNT;
 	UPDATE crm.consent x SET note = NULL
 	 WHERE x.contact_id = forget_contact.contact_id AND x.note IS NOT NULL;
 	GET DIAGNOSTICS n_consent = ROW_COUNT;
 	-- before-images of merges into this contact, and of merges into those
-	WITH RECURSIVE chain(id) AS (
-		SELECT forget_contact.contact_id
-		UNION
-		SELECT m.dropped_id FROM crm.merge_log m JOIN chain ON m.kept_id = chain.id)
+	-- (a loop, not a recursive CTE: Citus plans none over a reference table)
+	chain := ARRAY[forget_contact.contact_id];
+	frontier := chain;
+	LOOP
+		frontier := ARRAY(SELECT DISTINCT m.dropped_id FROM crm.merge_log m
+						   WHERE m.kept_id = ANY (frontier) AND m.dropped_id <> ALL (chain));
+		EXIT WHEN cardinality(frontier) = 0;
+		chain := chain || frontier;
+	END LOOP;
 	UPDATE crm.merge_log m
-	   SET dropped_row = jsonb_build_object('contact_id', m.dropped_id, 'erased', true),
-		   kept_row = jsonb_build_object('contact_id', m.kept_id, 'erased', true),
+	   SET dropped_row = jsonb_set('{"erased": true}', '{contact_id}', m.dropped_id::text::jsonb),
+		   kept_row = jsonb_set('{"erased": true}', '{contact_id}', m.kept_id::text::jsonb),
 		   conflicts = '[]'
-	  FROM chain WHERE m.kept_id = chain.id;
+	 WHERE m.kept_id = ANY (chain);
 	GET DIAGNOSTICS n_merge = ROW_COUNT;
 
 	UPDATE crm.erasure_log e
