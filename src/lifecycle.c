@@ -202,7 +202,6 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', ' '};
 	Oid			types[3] = {TEXTOID, BOOLOID, BOOLOID};
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.stage_log() must be a statement trigger on crm.contact");
@@ -236,17 +235,10 @@ crm_stage_log(PG_FUNCTION_ARGS)
 
 	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		if (SPI_execute_with_args(colocated_sql(sql), 3, types, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write crm.stage_history");
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }

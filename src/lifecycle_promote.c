@@ -130,7 +130,6 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	const char *table;
 	Datum		ids;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_newtable == NULL)
@@ -159,16 +158,9 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 		ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
 	}
 
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		promote_touched(table, ids);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }

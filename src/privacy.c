@@ -187,7 +187,6 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 	Datum		id;
 	Oid			contact_rel;
 	bool		can_lock;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -213,16 +212,9 @@ crm_redirect_merged_contact(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);	/* locked by an earlier row: it is there */
 
 	pinned = spi_connect_pinned();
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		tuple = redirect_row(td, tuple, attno, id, can_lock);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(tuple);
 }

@@ -399,7 +399,6 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	ActivityColumns cols;
 	TupleDesc	desc;
 	MemoryContext rowcxt;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL)
@@ -429,16 +428,9 @@ crm_score_activities(PG_FUNCTION_ARGS)
 	ExecDropSingleTupleTableSlot(slot);
 
 	pinned = spi_connect_pinned();
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		batch_flush(b, rc);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	scoring_batch_free(b);
 	MemoryContextDelete(rowcxt);
@@ -549,7 +541,6 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	RuleCache  *rc;
 	bool		is_company;
 	Datum		ids;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		td->tg_newtable == NULL)
@@ -565,19 +556,12 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	ids = transition_ids(td->tg_newtable, NULL, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
 	pinned = spi_connect_pinned();
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		if (is_company)
 			lock_company_contacts(ids);
 		refit_contacts(rc, is_company ? "c.company_id = ANY($1)" : "c.contact_id = ANY($1)",
 					   ids, INT8ARRAYOID);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
@@ -697,23 +681,15 @@ crm_forget_rule_points(PG_FUNCTION_ARGS)
 	Oid			types[1] = {INT8ARRAYOID};
 	Datum		ids;
 	int			pinned;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || td->tg_oldtable == NULL)
 		elog(ERROR, "crm.forget_rule_points() must be an AFTER DELETE statement trigger with an OLD TABLE");
 	ids = transition_ids(td->tg_oldtable, NULL, RelationGetDescr(td->tg_relation), "rule_id");
 	pinned = spi_connect_pinned();
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		run_for_local_contacts("DELETE FROM {crm.score_ledger} l WHERE l.rule_id = ANY ($1)", 1, types, &ids);
 		run_for_local_contacts("DELETE FROM {crm.score_event} e WHERE e.rule_id = ANY ($1)", 1, types, &ids);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
@@ -733,7 +709,6 @@ crm_forget_contact_points(PG_FUNCTION_ARGS)
 	Datum		ids = (Datum) 0;
 	bool		truncate;
 	int			pinned;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.forget_contact_points() must be a statement trigger");
@@ -745,9 +720,7 @@ crm_forget_contact_points(PG_FUNCTION_ARGS)
 		ids = transition_ids(td->tg_oldtable, NULL, RelationGetDescr(td->tg_relation), "contact_id");
 	}
 	pinned = spi_connect_pinned();
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		if (truncate)
 			SPI_execute(colocated_sql("TRUNCATE {crm.score_ledger}, {crm.score_event}"), false, 0);
 		else
@@ -757,12 +730,7 @@ crm_forget_contact_points(PG_FUNCTION_ARGS)
 			SPI_execute_with_args(colocated_sql("DELETE FROM {crm.score_event} e WHERE e.contact_id = ANY ($1)"),
 								  1, types, &ids, NULL, false, 0);
 		}
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }

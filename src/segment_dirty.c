@@ -58,7 +58,6 @@ crm_segment_dirty(PG_FUNCTION_ARGS)
 	bool		company;
 	Datum		ids;
 	int			pinned;
-	ShardScope	scope;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		(td->tg_newtable == NULL && td->tg_oldtable == NULL))
@@ -74,16 +73,9 @@ crm_segment_dirty(PG_FUNCTION_ARGS)
 	/* an update marks the contacts before and after (a row may move) */
 	ids = transition_ids(td->tg_oldtable, td->tg_newtable, RelationGetDescr(td->tg_relation),
 						 company ? "company_id" : "contact_id");
-	shard_scope_enter(td, &scope);
-	PG_TRY();
-	{
+	WITH_SHARD_SCOPE(td, {
 		mark(ids, company);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }

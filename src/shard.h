@@ -26,6 +26,22 @@ extern const char *trigger_table(TriggerData *td);
  */
 extern void shard_scope_enter(TriggerData *td, ShardScope *saved);
 extern void shard_scope_leave(ShardScope *saved);
+
+/* Run the statements (a braced block) inside the trigger's shard scope */
+#define WITH_SHARD_SCOPE(td, ...) \
+	do { \
+		ShardScope	scope_; \
+		shard_scope_enter((td), &scope_); \
+		PG_TRY(); \
+		{ \
+			__VA_ARGS__ \
+		} \
+		PG_FINALLY(); \
+		{ \
+			shard_scope_leave(&scope_); \
+		} \
+		PG_END_TRY(); \
+	} while (0)
 extern bool shard_scope_active(void);
 
 /* crm.name or its co-located shard; colocated_sql expands every {crm.name} of a text */
