@@ -378,6 +378,16 @@ capped(ScoreGroup *grp, double total)
 	return grp->has_cap && total > grp->cap ? grp->cap : total;
 }
 
+/* The capped score of a contact in a group (inside SPI); not inlined into a PG_TRY */
+static pg_noinline double
+contact_score(int64 contact_id, const char *gname, TimestampTz at)
+{
+	RuleCache  *rc = scoring_rules();
+	int			g = scoring_group_or_error(rc, gname);
+
+	return capped(&rc->groups[g], group_total(read_contact_rules(rc, contact_id, g, at), g));
+}
+
 /* Score of a contact in a group at a time */
 PG_FUNCTION_INFO_V1(crm_score);
 Datum
@@ -387,18 +397,27 @@ crm_score(PG_FUNCTION_ARGS)
 	int64		contact_id = PG_GETARG_INT64(0);
 	char	   *gname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
-	RuleCache  *rc = scoring_rules();
-	int			g = scoring_group_or_error(rc, gname);
-	double		total;
+	volatile double total = 0;
+	ShardScope	scope;
 
 	if (TIMESTAMP_NOT_FINITE(at))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("score time must be finite")));
 	pinned = spi_connect_pinned();
-	total = group_total(read_contact_rules(rc, contact_id, g, at), g);
+	/* called per contact in a query Citus may push to the contact's shard */
+	contact_scope_enter(contact_id, &scope);
+	PG_TRY();
+	{
+		total = contact_score(contact_id, gname, at);
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
 	spi_finish_pinned(pinned);
-	PG_RETURN_FLOAT8(capped(&rc->groups[g], total));
+	PG_RETURN_FLOAT8(total);
 }
 
 /* One row per contributing rule, and a "(cap)" row per capped group */

@@ -97,8 +97,8 @@ load_groups(RuleCache *rc)
 {
 	MemoryContext old;
 
-	if (SPI_execute("SELECT score_group, coalesce(date_part('epoch', half_life) * 1e6, 0), cap "
-					"FROM crm.score_group ORDER BY score_group", true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(colocated_sql("SELECT score_group, coalesce(date_part('epoch', half_life) * 1e6, 0), cap "
+								  "FROM {crm.score_group} ORDER BY score_group"), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read crm.score_group");
 	old = MemoryContextSwitchTo(rc->cxt);
 	rc->ngroups = SPI_processed;
@@ -125,12 +125,12 @@ load_rule_rows(RuleCache *rc)
 {
 	MemoryContext old;
 
-	if (SPI_execute("SELECT rule_id, name, false, active, score_group, activity_kind, condition, points, once, "
-					"       coalesce(date_part('epoch', \"window\") * 1e6, 0)::int8 "
-					"  FROM crm.scoring_rule "
-					"UNION ALL "
-					"SELECT rule_id, name, true, active, score_group, NULL, condition, points, false, 0 "
-					"  FROM crm.fit_rule ORDER BY 1", true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(colocated_sql("SELECT rule_id, name, false, active, score_group, activity_kind, condition, points, once, "
+								  "       coalesce(date_part('epoch', \"window\") * 1e6, 0)::int8 "
+								  "  FROM {crm.scoring_rule} "
+								  "UNION ALL "
+								  "SELECT rule_id, name, true, active, score_group, NULL, condition, points, false, 0 "
+								  "  FROM {crm.fit_rule} ORDER BY 1"), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read crm.scoring_rule and crm.fit_rule");
 	require_column_type(SPI_gettypeid(SPI_tuptable->tupdesc, 7), JSONPATHOID, "condition");
 	old = MemoryContextSwitchTo(rc->cxt);
@@ -176,7 +176,12 @@ load_rule_rows(RuleCache *rc)
 	MemoryContextSwitchTo(old);
 }
 
-/* Load groups and rules with SPI into the cache's own memory context */
+/*
+ * Load groups and rules with SPI into the cache's own memory context.  In a
+ * shard scope (src/shard.c) the tables are read through this node's copy
+ * of each reference table: a query on the table itself would be a
+ * distributed query inside the shard's, which Citus refuses.
+ */
 static void
 load_rules(RuleCache *rc)
 {

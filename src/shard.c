@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -86,6 +87,58 @@ shard_scope_enter(TriggerData *td, ShardScope *saved)
 	scope_depth++;
 }
 
+/*
+ * Is crm distributed here?  Without Citus no catalog lookup is needed (the
+ * relation is missing); a positive answer is kept for the backend.
+ */
+static bool
+crm_distributed(void)
+{
+	static bool distributed = false;
+	bool		isnull;
+
+	if (distributed)
+		return true;
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return false;
+	if (SPI_execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p "
+					" WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass)",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read Citus' metadata");
+	distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return distributed;
+}
+
+/*
+ * Around the reads of one contact's rows by a function Citus may have
+ * pushed to a worker with a query on a shard (crm.score over crm.contact):
+ * when this node holds the contact's shard, {crm.name} expands to the
+ * co-located shards, as in a trigger; elsewhere (one node, the
+ * coordinator) to the tables.  Must be called inside SPI.
+ */
+void
+contact_scope_enter(int64 contact_id, ShardScope *saved)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(contact_id)};
+	bool		isnull;
+
+	saved->shard = scope_shard;
+	scope_depth++;
+	if (!crm_distributed())
+		return;
+	/* the shard whose hash range holds the id (Citus hashes bigint with hashint8) */
+	if (SPI_execute_with_args("SELECT s.shardid FROM pg_catalog.pg_dist_shard s "
+							  "  JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
+							  " WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass "
+							  "   AND p.groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group) "
+							  "   AND pg_catalog.hashint8($1) BETWEEN s.shardminvalue::integer AND s.shardmaxvalue::integer",
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read Citus' metadata");
+	if (SPI_processed == 1)
+		scope_shard = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 bool
 shard_scope_active(void)
 {
@@ -115,12 +168,15 @@ colocated_shard(int64 shard, const char *logical)
 
 	args[0] = Int64GetDatum(shard);
 	args[1] = CStringGetTextDatum(quote_qualified_identifier("crm", logical));
-	/* the same hash range of the other table (Citus keeps co-located shards on one node) */
-	if (SPI_execute_with_args("SELECT o.shardid FROM pg_catalog.pg_dist_shard s "
-							  "  JOIN pg_catalog.pg_dist_shard o "
-							  "    ON o.logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass "
-							  "   AND o.shardminvalue OPERATOR(pg_catalog.=) s.shardminvalue "
-							  " WHERE s.shardid OPERATOR(pg_catalog.=) $1",
+	/*
+	 * The same hash range of the other table (Citus keeps co-located shards
+	 * on one node), or a reference table's one shard (on every node)
+	 */
+	if (SPI_execute_with_args("SELECT o.shardid FROM pg_catalog.pg_dist_shard o "
+							  "  JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid OPERATOR(pg_catalog.=) o.logicalrelid "
+							  " WHERE o.logicalrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass "
+							  "   AND (t.partmethod OPERATOR(pg_catalog.=) 'n' OR o.shardminvalue OPERATOR(pg_catalog.=) "
+							  "        (SELECT s.shardminvalue FROM pg_catalog.pg_dist_shard s WHERE s.shardid OPERATOR(pg_catalog.=) $1))",
 							  2, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -44,6 +44,9 @@ extern void shard_scope_leave(ShardScope *saved);
 	} while (0)
 extern bool shard_scope_active(void);
 
+/* The same for one contact's rows, read by a function Citus may push to a worker */
+extern void contact_scope_enter(int64 contact_id, ShardScope *saved);
+
 /* crm.name or its co-located shard; colocated_sql expands every {crm.name} of a text */
 extern char *colocated_rel(const char *logical);
 extern char *colocated_sql(const char *tmpl);
