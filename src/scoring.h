@@ -34,6 +34,11 @@ typedef struct ScoreGroup
 	double		half_life_us;	/* 0 = no decay */
 	bool		has_cap;
 	double		cap;
+	int			nlabels;		/* grade labels, best first (NULL: none) */
+	char	  **labels;
+	int			nthresholds;	/* descending minimum scores of labels[0..n-1] */
+	double	   *thresholds;
+	bool	   *threshold_null;
 } ScoreGroup;
 
 /* A compiled activity or fit rule */

@@ -238,11 +238,10 @@ RETURNS SETOF record
 COMMENT ON FUNCTION crm.explain_score(bigint, timestamptz) IS
 	'one row per rule that contributed to a contact''s scores (a "(cap)" row when a cap cut the total); contributions add up to crm.score';
 
+-- In C, from the rule cache (src/scoring_rules.c): it reads no table, so it
+-- also runs inside a query Citus pushes to a shard
 CREATE FUNCTION crm.grade_of(score_group text, score double precision) RETURNS text
-LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT g.grade_labels[1 + (SELECT count(*) FROM unnest(g.grade_thresholds) t WHERE score < t)::int]
-	  FROM crm.score_group g WHERE g.score_group = grade_of.score_group
-$$;
+	AS 'MODULE_PATHNAME', 'crm_grade_of' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.grade_of(text, double precision) IS 'grade label of a score in a group, from the group''s thresholds';
 
 CREATE FUNCTION crm.grade(contact_id bigint, at timestamptz DEFAULT now()) RETURNS text

@@ -15,6 +15,9 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/fmgrprotos.h"
+#include "utils/float.h"
+#include "utils/builtins.h"
+#include "utils/array.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -91,13 +94,43 @@ scoring_group_or_error(RuleCache *rc, const char *name)
 	return g;
 }
 
+/* A group's grade labels and thresholds (columns 4 and 5), in the current context */
+static void
+load_grades(ScoreGroup *g, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	require_column_type(SPI_gettypeid(desc, 4), TEXTARRAYOID, "grade_labels");
+	require_column_type(SPI_gettypeid(desc, 5), FLOAT8ARRAYOID, "grade_thresholds");
+	deconstruct_array_builtin(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)), TEXTOID,
+							  &elems, &nulls, &n);
+	g->nlabels = n;
+	g->labels = palloc0(sizeof(char *) * Max(n, 1));
+	for (int k = 0; k < n; k++)
+		g->labels[k] = nulls[k] ? NULL : TextDatumGetCString(elems[k]);
+	deconstruct_array_builtin(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)), FLOAT8OID,
+							  &elems, &nulls, &n);
+	g->nthresholds = n;
+	g->thresholds = palloc0(sizeof(double) * Max(n, 1));
+	g->threshold_null = palloc0(sizeof(bool) * Max(n, 1));
+	for (int k = 0; k < n; k++)
+	{
+		g->threshold_null[k] = nulls[k];
+		g->thresholds[k] = nulls[k] ? 0 : DatumGetFloat8(elems[k]);
+	}
+}
+
 /* Read crm.score_group into the cache (inside SPI) */
 static void
 load_groups(RuleCache *rc)
 {
 	MemoryContext old;
 
-	if (SPI_execute(colocated_sql("SELECT score_group, coalesce(date_part('epoch', half_life) * 1e6, 0), cap "
+	if (SPI_execute(colocated_sql("SELECT score_group, coalesce(date_part('epoch', half_life) * 1e6, 0), cap, "
+								  "       grade_labels, grade_thresholds "
 								  "FROM {crm.score_group} ORDER BY score_group"), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read crm.score_group");
 	old = MemoryContextSwitchTo(rc->cxt);
@@ -115,6 +148,7 @@ load_groups(RuleCache *rc)
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		rc->groups[i].has_cap = !isnull;
 		rc->groups[i].cap = isnull ? 0 : DatumGetFloat8(d);
+		load_grades(&rc->groups[i], tup, desc);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -279,4 +313,34 @@ crm_rules_changed(PG_FUNCTION_ARGS)
 	relid = get_relname_relid(trigger_table(td), get_namespace_oid("crm", false));
 	CacheInvalidateRelcacheByRelid(OidIsValid(relid) ? relid : RelationGetRelid(td->tg_relation));
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * crm.grade_of(group, score): the group's label for the score, labels[1 +
+ * the number of thresholds the score is below], NULL for an unknown group
+ * or a missing label.  From the cache, so that it reads no table inside a
+ * query Citus pushed to a shard.
+ */
+PG_FUNCTION_INFO_V1(crm_grade_of);
+Datum
+crm_grade_of(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	double		score = PG_GETARG_FLOAT8(1);
+	RuleCache  *rc = scoring_rules();
+	ScoreGroup *g = NULL;
+	int			below = 0;
+
+	for (int i = 0; i < rc->ngroups; i++)
+		if (strcmp(rc->groups[i].name, name) == 0)
+			g = &rc->groups[i];
+	if (g == NULL)
+		PG_RETURN_NULL();
+	for (int k = 0; k < g->nthresholds; k++)
+		/* score < t in SQL: NaN sorts above every number, a NULL t counts no */
+		if (!g->threshold_null[k] && float8_lt(score, g->thresholds[k]))
+			below++;
+	if (below >= g->nlabels || g->labels[below] == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(g->labels[below]));
 }

@@ -110,6 +110,49 @@ crm_distributed(void)
 }
 
 /*
+ * This node's placement of a reference table (its one shard), or 0 when the
+ * table is not one or has no placement here.  A function that Citus pushed
+ * into a query on a shard reads configuration through it, since a query on
+ * the table itself would be a distributed query inside the shard's.  Kept
+ * for the backend.
+ */
+static int64
+reference_placement(const char *logical)
+{
+	static struct
+	{
+		char		logical[NAMEDATALEN];
+		int64		shard;
+	}			known[32];
+	static int	nknown = 0;
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	int64		shard = 0;
+
+	for (int i = 0; i < nknown; i++)
+		if (strcmp(known[i].logical, logical) == 0)
+			return known[i].shard;
+	args[0] = CStringGetTextDatum(quote_qualified_identifier("crm", logical));
+	if (SPI_execute_with_args("SELECT s.shardid FROM pg_catalog.pg_dist_shard s "
+							  "  JOIN pg_catalog.pg_dist_partition t ON t.logicalrelid OPERATOR(pg_catalog.=) s.logicalrelid "
+							  "  JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
+							  " WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+							  "   AND t.partmethod OPERATOR(pg_catalog.=) 'n' "
+							  "   AND p.groupid OPERATOR(pg_catalog.=) (SELECT groupid FROM pg_catalog.pg_dist_local_group)",
+							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read Citus' metadata");
+	if (SPI_processed == 1)
+		shard = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (nknown < lengthof(known))
+	{
+		strlcpy(known[nknown].logical, logical, NAMEDATALEN);
+		known[nknown++].shard = shard;
+	}
+	return shard;
+}
+
+/*
  * Around the reads of one contact's rows by a function Citus may have
  * pushed to a worker with a query on a shard (crm.score over crm.contact):
  * when this node holds the contact's shard, {crm.name} expands to the
@@ -273,10 +316,15 @@ run_for_local_contacts(const char *tmpl, int nargs, Oid *types, Datum *args)
 char *
 colocated_rel(const char *logical)
 {
-	if (scope_depth == 0 || scope_shard == 0)
-		return quote_qualified_identifier("crm", logical);
-	return quote_qualified_identifier("crm", psprintf("%s_" INT64_FORMAT, logical,
-													  colocated_shard(scope_shard, logical)));
+	int64		placement;
+
+	if (scope_depth > 0 && scope_shard != 0)
+		return quote_qualified_identifier("crm", psprintf("%s_" INT64_FORMAT, logical,
+														  colocated_shard(scope_shard, logical)));
+	placement = crm_distributed() ? reference_placement(logical) : 0;
+	if (placement != 0)
+		return quote_qualified_identifier("crm", psprintf("%s_" INT64_FORMAT, logical, placement));
+	return quote_qualified_identifier("crm", logical);
 }
 
 /*

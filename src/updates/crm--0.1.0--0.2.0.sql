@@ -2616,6 +2616,11 @@ BEGIN
 	RETURN eid;
 END $$;
 
+-- crm.grade_of in C, from the rule cache (issue 15: an SQL read of
+-- crm.score_group inside a query Citus pushed to a shard is refused)
+CREATE OR REPLACE FUNCTION crm.grade_of(score_group text, score double precision) RETURNS text
+	AS 'MODULE_PATHNAME', 'crm_grade_of' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

@@ -119,7 +119,7 @@ SELECT contact_id, ordered_on, status, total FROM crm_bi.orders ORDER BY contact
 SELECT contact_id, from_stage, to_stage, automatic FROM crm_bi.stage_transitions ORDER BY contact_id, changed_at, history_id;
 SELECT count(*) FROM crm_bi.funnel_monthly;
 
--- case: crm_bi.scores # todo: cannot execute a distributed query from a query on a shard (crm.score per contact, pushed down with the scan of crm.contact)
+-- case: crm_bi.scores (crm.score and crm.grade_of per contact, pushed to the shards)
 SELECT contact_id, score_group, round(score::numeric, 4), grade FROM crm_bi.scores ORDER BY 1, 2;
 
 -- case: find_duplicates
