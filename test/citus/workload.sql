@@ -83,6 +83,23 @@ SELECT crm.create_static_segment('vip') > 0 AS created;
 SELECT crm.add_to_segment('vip', ARRAY[1, 3]::bigint[]);
 SELECT m.contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id) WHERE s.name = 'vip' ORDER BY 1;
 
+-- case: a campaign on the static segment: consent, targets (preview and recorded), report
+INSERT INTO crm.consent (contact_id, channel, status, recorded_at) VALUES
+	(1, 'email', 'granted', '2026-05-01 00:00+00'), (3, 'email', 'granted', '2026-05-01 00:00+00');
+SELECT crm.create_campaign('vip mail', 'vip', 'email', '2026-06-01 00:00+00', NULL, 100, 0) AS camp \gset
+SELECT contact_id, email FROM crm.campaign_targets_preview(:camp) ORDER BY 1;
+SELECT contact_id, email FROM crm.campaign_targets(:camp) ORDER BY 1;
+SELECT campaign, targeted, held_out, responded, cost FROM crm.campaign_report(:camp);
+
+-- case: a fit rule scores new and updated contacts
+INSERT INTO crm.fit_rule (name, score_group, condition, points)
+VALUES ('in Germany', 'fit', '$.country == "DE"', 15);
+INSERT INTO crm.contact (contact_id, email, country) VALUES (8, 'gus@example.de', 'DE');
+UPDATE crm.contact SET country = 'DE' WHERE contact_id = 4;
+SELECT contact_id, crm.score(contact_id, 'fit', '2026-06-10 00:00+00') FROM crm.contact WHERE contact_id IN (4, 8) ORDER BY 1;
+DELETE FROM crm.fit_rule WHERE name = 'in Germany';
+SELECT count(*) FROM crm.score_ledger WHERE contact_id IN (4, 8);
+
 -- case: a dynamic segment, refreshed after a change and with the others (full refreshes on Citus)
 SELECT crm.create_segment('berlin', $$city = 'Berlin'$$) > 0 AS created;
 SELECT * FROM crm.refresh_segment('berlin');
