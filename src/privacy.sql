@@ -219,9 +219,11 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass two different contact ids: the one to keep and the duplicate to drop.';
 	END IF;
-	-- lock both in id order; a concurrent insert's foreign-key check waits
-	PERFORM 1 FROM crm.contact c WHERE c.contact_id IN (keep, drop)
-	 ORDER BY c.contact_id FOR UPDATE;
+	-- lock both in id order; a concurrent insert's foreign-key check waits.
+	-- One contact per statement: on Citus each is then a single-shard
+	-- query, the only kind that may take row locks.
+	PERFORM 1 FROM crm.contact c WHERE c.contact_id = least(keep, drop) FOR UPDATE;
+	PERFORM 1 FROM crm.contact c WHERE c.contact_id = greatest(keep, drop) FOR UPDATE;
 	PERFORM crm.require_contact(keep, 'kept');
 	PERFORM crm.require_contact(drop, 'dropped');
 	SELECT * INTO k FROM crm.contact c WHERE c.contact_id = keep;

@@ -2621,6 +2621,253 @@ END $$;
 CREATE OR REPLACE FUNCTION crm.grade_of(score_group text, score double precision) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_grade_of' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
+-- crm.merge_contacts locks its two contacts one statement each (issue 15: on
+-- Citus only single-shard queries may take row locks); otherwise the same
+CREATE OR REPLACE FUNCTION crm.merge_contacts(keep bigint, drop bigint, dry_run boolean DEFAULT false)
+RETURNS TABLE (item text, action text, rows bigint)
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k crm.contact;
+	d crm.contact;
+	r record;
+	ix record;
+	n bigint;
+	log_id bigint;
+	v_moved jsonb := '[]';
+	v_conflicts jsonb := '[]';
+	ctes text[] := '{}';
+	names text[] := '{}';
+	counts bigint[];
+	cond text;
+	stmt text;
+	cols text;
+	merged jsonb;
+	nref int := 0;
+	refs crm.contact_reference[];
+	cur crm.stage;
+	v_stage crm.stage;
+	v_forced boolean;
+	v_reason text;
+BEGIN
+	IF keep = drop THEN
+		RAISE EXCEPTION 'cannot merge contact % into itself', keep
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass two different contact ids: the one to keep and the duplicate to drop.';
+	END IF;
+	-- lock both in id order; a concurrent insert's foreign-key check waits.
+	-- One contact per statement: on Citus each is then a single-shard
+	-- query, the only kind that may take row locks.
+	PERFORM 1 FROM crm.contact c WHERE c.contact_id = least(keep, drop) FOR UPDATE;
+	PERFORM 1 FROM crm.contact c WHERE c.contact_id = greatest(keep, drop) FOR UPDATE;
+	PERFORM crm.require_contact(keep, 'kept');
+	PERFORM crm.require_contact(drop, 'dropped');
+	SELECT * INTO k FROM crm.contact c WHERE c.contact_id = keep;
+	SELECT * INTO d FROM crm.contact c WHERE c.contact_id = drop;
+	-- the catalog walk once, not once per step
+	refs := ARRAY(SELECT x FROM crm.contact_references() x);
+
+	IF dry_run THEN
+		FOR r IN SELECT * FROM unnest(refs) LOOP
+			EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
+			   INTO n USING drop;
+			IF n > 0 THEN
+				item := r.table_name::text;
+				action := CASE WHEN r.table_name = 'crm.consent'::regclass THEN 'copy to keep'
+							   WHEN r.action = 'function' THEN 'call ' || r.merge_function::text
+							   WHEN r.table_name = 'crm.stage_history'::regclass AND r.action = 'move'
+								 THEN 'move, marked merged_from'
+							   ELSE r.action END;
+				rows := n;
+				RETURN NEXT;
+			END IF;
+		END LOOP;
+		v_stage := crm.merged_stage(k.stage, d.stage);
+		item := 'crm.stage_history';
+		action := format('record the merge: %s -> %s%s', k.stage, v_stage,
+						 CASE WHEN crm.stage_move_is_forward(k.stage, v_stage) OR k.stage = v_stage
+							  THEN '' ELSE ' (forced)' END);
+		rows := 1;
+		RETURN NEXT;
+		item := 'crm.contact'; action := 'fill empty fields of keep, then delete drop'; rows := 1;
+		RETURN NEXT;
+		RETURN;
+	END IF;
+
+	INSERT INTO crm.merge_log (kept_id, dropped_id, dropped_row, kept_row)
+	VALUES (keep, drop, to_jsonb(d), to_jsonb(k))
+	RETURNING merge_id INTO log_id;
+
+	-- registered merge functions see both contacts first
+	FOR r IN SELECT * FROM unnest(refs) x WHERE x.action = 'function' LOOP
+		EXECUTE format('SELECT %s($1, $2)', r.merge_function::regproc) USING keep, drop;
+		EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
+		   INTO n USING drop;
+		IF n > 0 THEN
+			RAISE EXCEPTION 'merge function % left % rows of contact % in %', r.merge_function, n, drop, r.table_name
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		v_moved := v_moved || jsonb_build_object('table', r.table_name::text, 'action', 'merged by ' || r.merge_function::text);
+	END LOOP;
+
+	-- consent: copy the ledger onto keep, settle each channel on the most
+	-- restrictive current state of the two, then remove the originals
+	INSERT INTO crm.consent (contact_id, channel, status, recorded_at, valid_until, source, actor, note, merged_from)
+	SELECT keep, l.channel, l.status, l.recorded_at, l.valid_until, l.source, l.actor, l.note, drop
+	  FROM crm.consent l WHERE l.contact_id = drop ORDER BY l.recorded_at, l.consent_id;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		INSERT INTO crm.consent (contact_id, channel, status, valid_until, source, note)
+		SELECT keep, w.channel,
+			   CASE WHEN w.valid_until <= now() THEN 'revoked' ELSE w.status END,
+			   CASE WHEN w.valid_until > now() THEN w.valid_until END, 'merge',
+			   format('most restrictive of contacts %s and %s', keep, drop)
+			   || CASE WHEN w.valid_until <= now() THEN ' (a grant had expired)' ELSE '' END
+		  FROM (SELECT c.channel,
+					   CASE WHEN bool_or(c.status = 'revoked') THEN 'revoked'
+							WHEN bool_or(c.status = 'denied') THEN 'denied' ELSE 'granted' END AS status,
+					   CASE WHEN bool_and(c.status = 'granted') THEN min(c.valid_until) END AS valid_until
+				  FROM (SELECT DISTINCT ON (l.contact_id, l.channel) l.contact_id, l.channel, l.status, l.valid_until
+						  FROM crm.consent l WHERE l.contact_id IN (keep, drop) AND l.merged_from IS DISTINCT FROM drop
+						 ORDER BY l.contact_id, l.channel, l.recorded_at DESC, l.consent_id DESC) c
+				 GROUP BY c.channel) w
+		  -- only where the copied history does not already end in that state
+		 WHERE NOT EXISTS (
+				SELECT 1 FROM (SELECT l.status, l.valid_until FROM crm.consent l
+								WHERE l.contact_id = keep AND l.channel = w.channel
+								ORDER BY l.recorded_at DESC, l.consent_id DESC LIMIT 1) last
+				 WHERE last.status = w.status
+				   AND (w.status <> 'granted' OR last.valid_until IS NOT DISTINCT FROM w.valid_until));
+		DELETE FROM crm.consent l WHERE l.contact_id = drop;
+		v_moved := v_moved || jsonb_build_object('table', 'crm.consent', 'action', 'copied to keep', 'rows', n);
+	END IF;
+
+	-- rows that would clash on a unique key: the kept contact's row wins
+	FOR r IN SELECT * FROM unnest(refs) x
+			  WHERE x.action IN ('move', 'delete') AND x.table_name <> 'crm.consent'::regclass LOOP
+		IF r.action = 'delete' THEN
+			EXECUTE format('WITH g AS (DELETE FROM %s t WHERE t.%I = $1 RETURNING t.*)
+							SELECT count(*), coalesce(jsonb_agg(jsonb_build_object(%L, to_jsonb(g))), ''[]'') FROM g',
+						   r.table_name, r.contact_column, r.table_name::text)
+			   INTO n, merged USING drop;
+			v_conflicts := v_conflicts || merged;
+			v_moved := v_moved || jsonb_build_object('table', r.table_name::text, 'action', 'deleted (logged)', 'rows', n);
+			CONTINUE;
+		END IF;
+		FOR ix IN
+			SELECT (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+					 WHERE a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey::int2[])
+					   AND a.attname <> r.contact_column) AS others
+			  FROM pg_index x
+			 WHERE x.indrelid = r.table_name AND x.indisunique AND x.indpred IS NULL
+			   AND x.indexprs IS NULL
+			   AND (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = x.indrelid
+					   AND a.attname = r.contact_column) = ANY (x.indkey::int2[])
+		LOOP
+			cond := '';
+			FOR j IN 1..coalesce(array_length(ix.others, 1), 0) LOOP
+				cond := cond || format(' AND k.%1$I = t.%1$I', ix.others[j]);
+			END LOOP;
+			EXECUTE format('WITH g AS (DELETE FROM %1$s t WHERE t.%2$I = $1 AND EXISTS (
+								SELECT 1 FROM %1$s k WHERE k.%2$I = $2%3$s) RETURNING t.*)
+							SELECT count(*), coalesce(jsonb_agg(jsonb_build_object(%4$L, to_jsonb(g))), ''[]'') FROM g',
+						   r.table_name, r.contact_column, cond, r.table_name::text)
+			   INTO n, merged USING drop, keep;
+			IF n > 0 THEN
+				v_conflicts := v_conflicts || merged;
+				v_moved := v_moved || jsonb_build_object('table', r.table_name::text, 'action', 'key clash: kept keep''s row, logged drop''s', 'rows', n);
+			END IF;
+		END LOOP;
+	END LOOP;
+
+	-- move everything else in one statement
+	FOR r IN SELECT * FROM unnest(refs) x
+			  WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass LOOP
+		nref := nref + 1;
+		-- a history row keeps the contact it was first written for
+		ctes := ctes || format('m%s AS (UPDATE %s SET %I = $1%s WHERE %I = $2 RETURNING 1)',
+							   nref, r.table_name, r.contact_column,
+							   CASE WHEN r.table_name = 'crm.stage_history'::regclass
+									THEN ', merged_from = coalesce(merged_from, $2)' ELSE '' END,
+							   r.contact_column);
+		names := names || r.table_name::text;
+	END LOOP;
+	IF nref > 0 THEN
+		stmt := 'WITH ' || array_to_string(ctes, ', ') || ' SELECT ARRAY[';
+		FOR j IN 1..nref LOOP
+			stmt := stmt || CASE WHEN j > 1 THEN ', ' ELSE '' END || format('(SELECT count(*) FROM m%s)', j);
+		END LOOP;
+		EXECUTE stmt || ']::bigint[]' INTO counts USING keep, drop;
+		FOR j IN 1..nref LOOP
+			IF counts[j] > 0 THEN
+				v_moved := v_moved || jsonb_build_object('table', names[j], 'action', 'moved', 'rows', counts[j]);
+			END IF;
+		END LOOP;
+	END IF;
+
+	-- nothing may still point at drop (ON DELETE CASCADE would lose it)
+	FOR r IN SELECT * FROM unnest(refs) LOOP
+		EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
+		   INTO n USING drop;
+		IF n > 0 THEN
+			RAISE EXCEPTION 'merge would lose % rows of % that still point at contact %', n, r.table_name, drop
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'Register how to merge that table in crm.merge_rule.';
+		END IF;
+	END LOOP;
+
+	-- keep's empty fields from drop; the strictest do-not-contact; attrs
+	-- joined (keep wins per key); drop's address kept in attrs.merged_emails;
+	-- the stage below
+	merged := (to_jsonb(d) - '{contact_id,email,owner,created_at,updated_at,stage,attrs}'::text[])
+			  || jsonb_strip_nulls(to_jsonb(k))
+			  || jsonb_build_object(
+					'created_at', least(k.created_at, d.created_at),
+					'attrs', d.attrs || k.attrs || jsonb_build_object('merged_emails',
+						coalesce(k.attrs -> 'merged_emails', '[]') || coalesce(d.attrs -> 'merged_emails', '[]')
+						|| to_jsonb(d.email::text)));
+	SELECT string_agg(format('%1$I = r.%1$I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+	  FROM pg_attribute a
+	 WHERE a.attrelid = 'crm.contact'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	   AND a.attgenerated = '' AND a.attidentity = ''
+	   AND a.attname NOT IN ('contact_id', 'email', 'updated_at', 'stage');
+	DELETE FROM crm.contact c WHERE c.contact_id = drop;
+	EXECUTE format('UPDATE crm.contact c SET %s FROM jsonb_populate_record(NULL::crm.contact, $1) r
+					 WHERE c.contact_id = $2', cols) USING merged, keep;
+
+	-- the most advanced stage, and a history row that records the merge, so
+	-- the history ends at the contact's stage even when drop's moved rows
+	-- are later than keep's own (read again: the update may have promoted)
+	SELECT c.stage INTO cur FROM crm.contact c WHERE c.contact_id = keep;
+	v_stage := crm.merged_stage(cur, d.stage);
+	v_reason := format('merge: contact %s (stage %s) merged into this one', drop, d.stage);
+	IF v_stage = cur THEN
+		v_forced := false;
+		INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason)
+		VALUES (keep, cur, cur, clock_timestamp(), v_reason);
+	ELSE
+		-- leaving an exit, or a lead becoming churned, is outside the
+		-- forward-only rule: forced, and logged as such
+		v_forced := NOT crm.stage_move_is_forward(cur, v_stage);
+		PERFORM crm.set_stage(keep, v_stage, v_reason, force => v_forced);
+	END IF;
+	v_moved := v_moved || jsonb_build_object('table', 'crm.stage_history',
+		'action', format('recorded the merge: %s -> %s%s', cur, v_stage, CASE WHEN v_forced THEN ' (forced)' ELSE '' END),
+		'rows', 1);
+	-- the kept contact's scores, recomputed from its merged history
+	PERFORM crm.rescore(ARRAY[keep]);
+
+	UPDATE crm.merge_log m SET moved = v_moved, conflicts = v_conflicts
+	 WHERE m.merge_id = log_id;
+	FOR r IN SELECT * FROM jsonb_to_recordset(v_moved) AS x("table" text, action text, rows bigint) LOOP
+		item := r."table";
+		action := r.action;
+		rows := r.rows;
+		RETURN NEXT;
+	END LOOP;
+	item := 'crm.merge_log'; action := 'logged'; rows := 1;
+	RETURN NEXT;
+END $$;
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage
