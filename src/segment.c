@@ -574,12 +574,15 @@ check_shape(AnalyzeContext *cxt, Query *q)
 				 internalerrquery(cxt->predicate)));
 }
 
-/* Look up one of crm's helper functions */
+/*
+ * Look up one of crm's helper functions; with missing_ok, InvalidOid when it
+ * is not there (a 0.1.0 schema not yet updated lacks the newer ones)
+ */
 static Oid
-extension_function(const char *name, int nargs, Oid *argtypes)
+extension_function(const char *name, int nargs, Oid *argtypes, bool missing_ok)
 {
 	return LookupFuncName(list_make2(makeString("crm"), makeString(pstrdup(name))),
-						  nargs, argtypes, false);
+						  nargs, argtypes, missing_ok);
 }
 
 /*
@@ -602,18 +605,14 @@ check_predicate(AnalyzeContext *cxt, const char *predicate, const char *self)
 	cxt->profile_relid = get_relname_relid("contact_profile", cxt->crm_nsp);
 	if (!OidIsValid(cxt->profile_relid))
 		elog(ERROR, "view crm.contact_profile is missing");
-	cxt->in_segment_fn = extension_function("in_segment", 2, in_segment_args);
-	cxt->activity_count_fn = extension_function("activity_count", 3, count_args);
-	/* missing (InvalidOid) under a 0.1.0 schema not yet updated */
-	cxt->activity_count_text_fn = LookupFuncName(list_make2(makeString("crm"), makeString("activity_count")),
-												 3, count_text_args, true);
+	cxt->in_segment_fn = extension_function("in_segment", 2, in_segment_args, false);
+	cxt->activity_count_fn = extension_function("activity_count", 3, count_args, false);
+	cxt->activity_count_text_fn = extension_function("activity_count", 3, count_text_args, true);
 	stage_text_args[0] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("stage"),
 										 ObjectIdGetDatum(cxt->crm_nsp));
-	cxt->stage_text_fns[0] = LookupFuncName(list_make2(makeString("crm"), makeString("stage_eq_text")),
-											2, stage_text_args, true);
-	cxt->stage_text_fns[1] = LookupFuncName(list_make2(makeString("crm"), makeString("stage_ne_text")),
-											2, stage_text_args, true);
-	cxt->my_roles_fn = extension_function("my_roles", 0, NULL);
+	cxt->stage_text_fns[0] = extension_function("stage_eq_text", 2, stage_text_args, true);
+	cxt->stage_text_fns[1] = extension_function("stage_ne_text", 2, stage_text_args, true);
+	cxt->my_roles_fn = extension_function("my_roles", 0, NULL, false);
 
 	WITH_PREDICATE_POSITIONS(cxt, 0, lex_tokens(cxt));
 	cxt->sql = psprintf("%s%s%s", PREDICATE_PREFIX, predicate, PREDICATE_SUFFIX);
