@@ -91,6 +91,11 @@ SELECT kept_id = :keep AS kept, dropped_row ->> 'email' AS dropped_email, droppe
 	   jsonb_array_length(conflicts) AS conflict_rows,
 	   conflicts -> 0 -> 'public.contact_score' ->> 'points' AS logged_score, merged_by = current_user AS by_me
   FROM crm.merge_log WHERE dropped_id = :drop;
+-- ... with the images of the consent rows it let go, and the merge is over
+SELECT in_progress, string_agg((x ->> 'channel') || ' ' || (x ->> 'status') || ' ' || (x ->> 'source'), ', '
+							   ORDER BY x ->> 'recorded_at') AS consent_images,
+	   bool_and((x ->> 'contact_id')::bigint = :drop) AS of_drop
+  FROM crm.merge_log, jsonb_array_elements(moved_consent) x WHERE dropped_id = :drop GROUP BY in_progress;
 
 -- an application still holding the old id: its insert lands on keep
 INSERT INTO crm.activity (contact_id, kind) VALUES (:drop, 'page_view') RETURNING contact_id = :keep AS redirected;
@@ -189,6 +194,7 @@ SELECT count(*) AS consent_rows_kept, count(note) AS notes_left FROM crm.consent
 SELECT reason, erased_by = current_user AS by_me, email_hash IS NOT NULL AS hash_kept, details
   FROM crm.erasure_log WHERE contact_id = :keep;
 SELECT dropped_row, kept_row FROM crm.merge_log WHERE kept_id = :keep;
+SELECT jsonb_array_length(moved_consent) AS consent_images_left FROM crm.merge_log WHERE kept_id = :keep;
 -- the address only matches again through the salted hash
 SELECT crm.is_forgotten('keep@merge.example') AS forgotten, crm.is_forgotten('KEEP@Merge.Example') AS any_spelling,
 	   crm.is_forgotten('someone@else.example') AS other;

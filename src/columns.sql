@@ -197,6 +197,8 @@ COMMENT ON COLUMN crm.merge_log.dropped_row IS 'before-image of the dropped cont
 COMMENT ON COLUMN crm.merge_log.kept_row IS 'before-image of the kept contact as JSON';
 COMMENT ON COLUMN crm.merge_log.moved IS 'JSON array, one object per table: table, action and rows affected';
 COMMENT ON COLUMN crm.merge_log.conflicts IS 'JSON array of before-images of the dropped contact''s rows removed on key clashes or deleted';
+COMMENT ON COLUMN crm.merge_log.moved_consent IS 'JSON array of the dropped contact''s consent rows (before-images) that the merge copied onto the kept contact and then removed';
+COMMENT ON COLUMN crm.merge_log.in_progress IS 'true only inside the merging transaction, while the dropped contact''s rows move (crm.consent_append_only lets the listed consent rows go then)';
 COMMENT ON COLUMN crm.merge_rule.table_name IS 'table whose rows point at a contact';
 COMMENT ON COLUMN crm.merge_rule.contact_column IS 'column of that table holding the contact id (default contact_id)';
 COMMENT ON COLUMN crm.merge_rule.action IS 'move (default), delete or function';

@@ -30,14 +30,17 @@ SELECT pg_catalog.pg_extension_config_dump('crm.consent_consent_id_seq', '');
 -- Two paths may still remove or redact rows, and neither is a switch a user
 -- can flip (no GUC, no session variable): each is allowed only when the
 -- invariant that makes it harmless already holds in the database.
---  * DELETE of a row of contact D is allowed when this very transaction has
---    logged the merge of D (crm.merge_log, dropped_id = D, txid = ours) and
---    an identical copy of the row (channel, status, recorded_at,
---    valid_until, source, actor) already sits on the kept contact with
---    merged_from = D.  That is what crm.merge_contacts does: it re-inserts
---    the history onto the kept contact, then removes the originals so the
+--  * DELETE of a row of contact D is allowed while a merge of D is in
+--    progress (a crm.merge_log row with dropped_id = D and in_progress,
+--    which the merge clears before it commits) and that merge's
+--    moved_consent lists the row's full image.
+--    crm.merge_contacts first copies the history onto the kept contact
+--    (merged_from = D), logs the originals there, then removes them so the
 --    merged-away contact can be deleted.  Whoever deletes this way has
---    therefore moved the row, not lost it.
+--    therefore logged the row, not lost it (even a hand-written log row
+--    keeps the image of what it let go).  The check reads only the
+--    row and crm.merge_log (a reference table on Citus), so it holds on a
+--    shard, where the kept contact's rows may be on another node.
 --  * UPDATE that only clears note (to NULL) is allowed for a contact that
 --    crm.erasure_log records as forgotten: crm.forget_contact redacts free
 --    text that may hold personal data, and keeps status, channel and times.
@@ -47,16 +50,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' AND EXISTS (
 		SELECT 1 FROM crm.merge_log m
-		  JOIN crm.consent c ON c.contact_id OPERATOR(pg_catalog.=) m.kept_id
 		 WHERE m.dropped_id OPERATOR(pg_catalog.=) OLD.contact_id
-		   AND m.txid OPERATOR(pg_catalog.=) pg_catalog.txid_current()
-		   AND c.merged_from OPERATOR(pg_catalog.=) OLD.contact_id
-		   AND c.channel OPERATOR(pg_catalog.=) OLD.channel
-		   AND c.status OPERATOR(pg_catalog.=) OLD.status
-		   AND c.recorded_at OPERATOR(pg_catalog.=) OLD.recorded_at
-		   AND c.valid_until IS NOT DISTINCT FROM OLD.valid_until
-		   AND c.source IS NOT DISTINCT FROM OLD.source
-		   AND c.actor OPERATOR(pg_catalog.=) OLD.actor) THEN
+		   AND m.in_progress
+		   AND m.moved_consent OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(OLD))) THEN
 		RETURN OLD;
 	END IF;
 	IF TG_LEVEL = 'ROW' AND TG_OP = 'UPDATE' AND NEW.note IS NULL

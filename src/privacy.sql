@@ -42,6 +42,8 @@ CREATE TABLE crm.merge_log (
 	kept_row	jsonb NOT NULL,
 	moved		jsonb NOT NULL DEFAULT '[]',
 	conflicts	jsonb NOT NULL DEFAULT '[]',
+	moved_consent jsonb NOT NULL DEFAULT '[]',
+	in_progress boolean NOT NULL DEFAULT false,
 	CONSTRAINT kept_is_not_dropped CHECK (kept_id <> dropped_id)
 );
 COMMENT ON TABLE crm.merge_log IS
@@ -183,14 +185,17 @@ COMMENT ON FUNCTION crm.require_contact(bigint, text) IS
 -- rules; in short: lock both contacts (in id order, so two merges cannot
 -- deadlock), log both before-images, run registered merge functions, move
 -- the consent ledger (copy onto keep, then remove; see crm.consent_append_only),
--- delete rows that clash on a unique key (logged), move every other row in
--- one statement (so composite foreign keys such as order_line -> order are
--- checked once both sides moved; stage history rows are marked merged_from),
+-- delete rows that clash on a unique key (logged), move every other row by
+-- insert and delete (referenced tables first, so composite foreign keys such
+-- as order_line -> order hold; stage history rows are marked merged_from),
 -- check that nothing still points at drop, fill keep's empty fields, delete
 -- drop, and end keep's stage history with a row recording the merge.
 CREATE FUNCTION crm.merge_contacts(keep bigint, drop bigint, dry_run boolean DEFAULT false)
 RETURNS TABLE (item text, action text, rows bigint)
-LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+-- on Citus, one connection per node: the consent trigger on a worker must
+-- see this transaction's crm.merge_log row (a placeholder setting off Citus)
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
 	k crm.contact;
 	d crm.contact;
@@ -200,14 +205,15 @@ DECLARE
 	log_id bigint;
 	v_moved jsonb := '[]';
 	v_conflicts jsonb := '[]';
-	ctes text[] := '{}';
-	names text[] := '{}';
-	counts bigint[];
 	cond text;
-	stmt text;
 	cols text;
+	vals text;
+	moving regclass[] := '{}';
+	ordered regclass[] := '{}';
+	consent_rows jsonb;
+	stage_entry jsonb;
+	counted jsonb := '{}';
 	merged jsonb;
-	nref int := 0;
 	refs crm.contact_reference[];
 	cur crm.stage;
 	v_stage crm.stage;
@@ -258,8 +264,12 @@ BEGIN
 		RETURN;
 	END IF;
 
-	INSERT INTO crm.merge_log (kept_id, dropped_id, dropped_row, kept_row)
-	VALUES (keep, drop, to_jsonb(d), to_jsonb(k))
+	-- in progress until the end: while it is, crm.consent_append_only lets
+	-- the consent rows logged here go (after they are copied onto keep)
+	SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.consent_id), '[]') INTO consent_rows
+	  FROM crm.consent l WHERE l.contact_id = drop;
+	INSERT INTO crm.merge_log (kept_id, dropped_id, dropped_row, kept_row, moved_consent, in_progress)
+	VALUES (keep, drop, to_jsonb(d), to_jsonb(k), consent_rows, true)
 	RETURNING merge_id INTO log_id;
 
 	-- registered merge functions see both contacts first
@@ -328,12 +338,17 @@ BEGIN
 			   AND (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = x.indrelid
 					   AND a.attname = r.contact_column) = ANY (x.indkey::int2[])
 		LOOP
-			cond := '';
-			FOR j IN 1..coalesce(array_length(ix.others, 1), 0) LOOP
-				cond := cond || format(' AND k.%1$I = t.%1$I', ix.others[j]);
-			END LOOP;
-			EXECUTE format('WITH g AS (DELETE FROM %1$s t WHERE t.%2$I = $1 AND EXISTS (
-								SELECT 1 FROM %1$s k WHERE k.%2$I = $2%3$s) RETURNING t.*)
+			-- keep's keys read first (one contact's shard), then drop's rows
+			-- with those keys deleted (the other's): on Citus the two
+			-- contacts' rows are on different shards
+			IF ix.others IS NULL THEN
+				cond := format('EXISTS (SELECT 1 FROM %s k WHERE k.%I = $2)', r.table_name, r.contact_column);
+			ELSE
+				SELECT string_agg(format('t.%I', o), ', '), string_agg(format('k.%I', o), ', ')
+				  INTO cols, vals FROM unnest(ix.others) o;
+				cond := format('(%s) IN (SELECT %s FROM %s k WHERE k.%I = $2)', cols, vals, r.table_name, r.contact_column);
+			END IF;
+			EXECUTE format('WITH g AS (DELETE FROM %1$s t WHERE t.%2$I = $1 AND %3$s RETURNING t.*)
 							SELECT count(*), coalesce(jsonb_agg(jsonb_build_object(%4$L, to_jsonb(g))), ''[]'') FROM g',
 						   r.table_name, r.contact_column, cond, r.table_name::text)
 			   INTO n, merged USING drop, keep;
@@ -344,30 +359,80 @@ BEGIN
 		END LOOP;
 	END LOOP;
 
-	-- move everything else in one statement
-	FOR r IN SELECT * FROM unnest(refs) x
-			  WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass LOOP
-		nref := nref + 1;
-		-- a history row keeps the contact it was first written for
-		ctes := ctes || format('m%s AS (UPDATE %s SET %I = $1%s WHERE %I = $2 RETURNING 1)',
-							   nref, r.table_name, r.contact_column,
-							   CASE WHEN r.table_name = 'crm.stage_history'::regclass
-									THEN ', merged_from = coalesce(merged_from, $2)' ELSE '' END,
-							   r.contact_column);
-		names := names || r.table_name::text;
-	END LOOP;
-	IF nref > 0 THEN
-		stmt := 'WITH ' || array_to_string(ctes, ', ') || ' SELECT ARRAY[';
-		FOR j IN 1..nref LOOP
-			stmt := stmt || CASE WHEN j > 1 THEN ', ' ELSE '' END || format('(SELECT count(*) FROM m%s)', j);
-		END LOOP;
-		EXECUTE stmt || ']::bigint[]' INTO counts USING keep, drop;
-		FOR j IN 1..nref LOOP
-			IF counts[j] > 0 THEN
-				v_moved := v_moved || jsonb_build_object('table', names[j], 'action', 'moved', 'rows', counts[j]);
-			END IF;
-		END LOOP;
+	-- the most advanced stage, and a history row that records the merge,
+	-- before drop's rows arrive: their copies fire keep's triggers, which
+	-- then promote only past what the two stages already were (by a
+	-- combined score, say), and the history ends at the contact's stage
+	-- even when drop's moved rows are later than keep's own
+	SELECT c.stage INTO cur FROM crm.contact c WHERE c.contact_id = keep;
+	v_stage := crm.merged_stage(cur, d.stage);
+	v_reason := format('merge: contact %s (stage %s) merged into this one', drop, d.stage);
+	IF v_stage = cur THEN
+		v_forced := false;
+		INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason)
+		VALUES (keep, cur, cur, clock_timestamp(), v_reason);
+	ELSE
+		-- leaving an exit, or a lead becoming churned, is outside the
+		-- forward-only rule: forced, and logged as such
+		v_forced := NOT crm.stage_move_is_forward(cur, v_stage);
+		PERFORM crm.set_stage(keep, v_stage, v_reason, force => v_forced);
 	END IF;
+	stage_entry := jsonb_build_object('table', 'crm.stage_history',
+		'action', format('recorded the merge: %s -> %s%s', cur, v_stage, CASE WHEN v_forced THEN ' (forced)' ELSE '' END),
+		'rows', 1);
+
+	-- move everything else: copy drop's rows onto keep, referenced tables
+	-- first (order before order_line), then delete the originals, the
+	-- referencing ones first.  Insert and delete, not an update of the
+	-- contact column: on Citus that column places the row on its shard.
+	-- The copies are new rows to the triggers (scores, promotions), as if
+	-- keep had done what drop did; keep is rescored below.
+	SELECT array_agg(x.table_name) INTO moving FROM unnest(refs) x
+	 WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass;
+	WHILE cardinality(ordered) < cardinality(moving) LOOP
+		n := cardinality(ordered);
+		ordered := ordered || ARRAY(
+			SELECT m FROM unnest(moving) m
+			 WHERE m <> ALL (ordered)
+			   AND NOT EXISTS (SELECT 1 FROM pg_constraint con
+								WHERE con.conrelid = m AND con.contype = 'f' AND con.confrelid <> m
+								  AND con.confrelid = ANY (moving) AND con.confrelid <> ALL (ordered)));
+		IF cardinality(ordered) = n THEN
+			RAISE EXCEPTION 'cannot order the tables to move: their foreign keys form a cycle (%)',
+				ARRAY(SELECT m FROM unnest(moving) m WHERE m <> ALL (ordered))
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+	END LOOP;
+	FOR i IN 1..coalesce(cardinality(ordered), 0) LOOP
+		SELECT x.* INTO r FROM unnest(refs) x WHERE x.table_name = ordered[i] LIMIT 1;
+		-- every stored column but the contact's; a history row keeps the
+		-- contact it was first written for
+		SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+			   string_agg(CASE WHEN r.table_name = 'crm.stage_history'::regclass AND a.attname = 'merged_from'
+							   THEN 'coalesce(t.merged_from, $2)' ELSE 't.' || quote_ident(a.attname) END,
+						  ', ' ORDER BY a.attnum),
+			   CASE WHEN bool_or(a.attidentity = 'a') THEN 'OVERRIDING SYSTEM VALUE' ELSE '' END
+		  INTO cols, vals, cond
+		  FROM pg_attribute a
+		 WHERE a.attrelid = r.table_name AND a.attnum > 0 AND NOT a.attisdropped
+		   AND a.attgenerated = '' AND a.attname <> r.contact_column;
+		EXECUTE format('INSERT INTO %1$s (%2$I%3$s) %4$s SELECT $1%5$s FROM %1$s t WHERE t.%2$I = $2',
+					   r.table_name, r.contact_column,
+					   CASE WHEN cols IS NULL THEN '' ELSE ', ' || cols END, cond,
+					   CASE WHEN vals IS NULL THEN '' ELSE ', ' || vals END)
+		  USING keep, drop;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		counted := counted || jsonb_build_object(r.table_name::text, n);
+	END LOOP;
+	FOR i IN REVERSE coalesce(cardinality(ordered), 0)..1 LOOP
+		SELECT x.* INTO r FROM unnest(refs) x WHERE x.table_name = ordered[i] LIMIT 1;
+		EXECUTE format('DELETE FROM %s t WHERE t.%I = $1', r.table_name, r.contact_column) USING drop;
+	END LOOP;
+	SELECT v_moved || coalesce(jsonb_agg(jsonb_build_object('table', x.table_name::text, 'action', 'moved',
+															'rows', counted -> x.table_name::text) ORDER BY x.i), '[]')
+	  INTO v_moved
+	  FROM unnest(refs) WITH ORDINALITY x(table_name, contact_column, action, merge_function, i)
+	 WHERE (counted ->> x.table_name::text)::bigint > 0;
 
 	-- nothing may still point at drop (ON DELETE CASCADE would lose it)
 	FOR r IN SELECT * FROM unnest(refs) LOOP
@@ -399,29 +464,11 @@ BEGIN
 	EXECUTE format('UPDATE crm.contact c SET %s FROM jsonb_populate_record(NULL::crm.contact, $1) r
 					 WHERE c.contact_id = $2', cols) USING merged, keep;
 
-	-- the most advanced stage, and a history row that records the merge, so
-	-- the history ends at the contact's stage even when drop's moved rows
-	-- are later than keep's own (read again: the update may have promoted)
-	SELECT c.stage INTO cur FROM crm.contact c WHERE c.contact_id = keep;
-	v_stage := crm.merged_stage(cur, d.stage);
-	v_reason := format('merge: contact %s (stage %s) merged into this one', drop, d.stage);
-	IF v_stage = cur THEN
-		v_forced := false;
-		INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason)
-		VALUES (keep, cur, cur, clock_timestamp(), v_reason);
-	ELSE
-		-- leaving an exit, or a lead becoming churned, is outside the
-		-- forward-only rule: forced, and logged as such
-		v_forced := NOT crm.stage_move_is_forward(cur, v_stage);
-		PERFORM crm.set_stage(keep, v_stage, v_reason, force => v_forced);
-	END IF;
-	v_moved := v_moved || jsonb_build_object('table', 'crm.stage_history',
-		'action', format('recorded the merge: %s -> %s%s', cur, v_stage, CASE WHEN v_forced THEN ' (forced)' ELSE '' END),
-		'rows', 1);
+	v_moved := v_moved || stage_entry;
 	-- the kept contact's scores, recomputed from its merged history
 	PERFORM crm.rescore(ARRAY[keep]);
 
-	UPDATE crm.merge_log m SET moved = v_moved, conflicts = v_conflicts
+	UPDATE crm.merge_log m SET moved = v_moved, conflicts = v_conflicts, in_progress = false
 	 WHERE m.merge_id = log_id;
 	FOR r IN SELECT * FROM jsonb_to_recordset(v_moved) AS x("table" text, action text, rows bigint) LOOP
 		item := r."table";
@@ -596,7 +643,7 @@ BEGIN
 	UPDATE crm.merge_log m
 	   SET dropped_row = jsonb_set('{"erased": true}', '{contact_id}', m.dropped_id::text::jsonb),
 		   kept_row = jsonb_set('{"erased": true}', '{contact_id}', m.kept_id::text::jsonb),
-		   conflicts = '[]'
+		   conflicts = '[]', moved_consent = '[]'
 	 WHERE m.kept_id = ANY (chain);
 	GET DIAGNOSTICS n_merge = ROW_COUNT;
 

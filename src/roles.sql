@@ -197,7 +197,10 @@ BEGIN
 		('crm_sales', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', data),
 		('crm_sales', 'SELECT, INSERT, DELETE', 'TABLE', 'crm.consent'),
 		('crm_sales', 'SELECT, INSERT, UPDATE', 'TABLE', 'crm.company'),
-		('crm_sales', 'INSERT, UPDATE (moved, conflicts)', 'TABLE', 'crm.merge_log'),
+		('crm_sales', 'INSERT, UPDATE (moved, conflicts, in_progress)', 'TABLE', 'crm.merge_log'),
+		-- the consent rows a merge in progress moves (the rep reads them on
+		-- the kept contact anyway): crm.consent_append_only checks them
+		('crm_sales', 'SELECT (moved_consent, in_progress)', 'TABLE', 'crm.merge_log'),
 		('crm_sales', 'USAGE', 'SEQUENCE', sequences),
 		('crm_sales', 'EXECUTE', 'FUNCTION', 'crm.merge_contacts(bigint, bigint, boolean)'),
 		-- the triggers run as the writer: they read rules, policy and segment

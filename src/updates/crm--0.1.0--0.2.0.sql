@@ -211,7 +211,10 @@ BEGIN
 		('crm_sales', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', data),
 		('crm_sales', 'SELECT, INSERT, DELETE', 'TABLE', 'crm.consent'),
 		('crm_sales', 'SELECT, INSERT, UPDATE', 'TABLE', 'crm.company'),
-		('crm_sales', 'INSERT, UPDATE (moved, conflicts)', 'TABLE', 'crm.merge_log'),
+		('crm_sales', 'INSERT, UPDATE (moved, conflicts, in_progress)', 'TABLE', 'crm.merge_log'),
+		-- the consent rows a merge in progress moves (the rep reads them on
+		-- the kept contact anyway): crm.consent_append_only checks them
+		('crm_sales', 'SELECT (moved_consent, in_progress)', 'TABLE', 'crm.merge_log'),
 		('crm_sales', 'USAGE', 'SEQUENCE', sequences),
 		('crm_sales', 'EXECUTE', 'FUNCTION', 'crm.merge_contacts(bigint, bigint, boolean)'),
 		-- the triggers run as the writer: they read rules, policy and segment
@@ -2604,7 +2607,7 @@ BEGIN
 	UPDATE crm.merge_log m
 	   SET dropped_row = jsonb_set('{"erased": true}', '{contact_id}', m.dropped_id::text::jsonb),
 		   kept_row = jsonb_set('{"erased": true}', '{contact_id}', m.kept_id::text::jsonb),
-		   conflicts = '[]'
+		   conflicts = '[]', moved_consent = '[]'
 	 WHERE m.kept_id = ANY (chain);
 	GET DIAGNOSTICS n_merge = ROW_COUNT;
 
@@ -2621,11 +2624,45 @@ END $$;
 CREATE OR REPLACE FUNCTION crm.grade_of(score_group text, score double precision) RETURNS text
 	AS 'MODULE_PATHNAME', 'crm_grade_of' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
--- crm.merge_contacts locks its two contacts one statement each (issue 15: on
--- Citus only single-shard queries may take row locks); otherwise the same
+-- crm.merge_contacts on Citus (issue 15): locks its two contacts one
+-- statement each (only single-shard queries may take row locks), settles the
+-- stage before the rows move, and moves them by INSERT ... SELECT and DELETE
+-- (a distribution column cannot be updated); the dropped contact's consent
+-- rows are logged (moved_consent) while the merge is in progress, which is
+-- what crm.consent_append_only checks, on the shard, before a DELETE
+ALTER TABLE crm.merge_log
+	ADD COLUMN moved_consent jsonb NOT NULL DEFAULT '[]',
+	ADD COLUMN in_progress boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN crm.merge_log.moved_consent IS 'JSON array of the dropped contact''s consent rows (before-images) that the merge copied onto the kept contact and then removed';
+COMMENT ON COLUMN crm.merge_log.in_progress IS 'true only inside the merging transaction, while the dropped contact''s rows move (crm.consent_append_only lets the listed consent rows go then)';
+CREATE OR REPLACE FUNCTION crm.consent_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' AND EXISTS (
+		SELECT 1 FROM crm.merge_log m
+		 WHERE m.dropped_id OPERATOR(pg_catalog.=) OLD.contact_id
+		   AND m.in_progress
+		   AND m.moved_consent OPERATOR(pg_catalog.@>) pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(OLD))) THEN
+		RETURN OLD;
+	END IF;
+	IF TG_LEVEL = 'ROW' AND TG_OP = 'UPDATE' AND NEW.note IS NULL
+	   AND (to_jsonb(NEW) - 'note') OPERATOR(pg_catalog.=) (to_jsonb(OLD) - 'note')
+	   AND EXISTS (SELECT 1 FROM crm.erasure_log e
+				    WHERE e.contact_id OPERATOR(pg_catalog.=) OLD.contact_id) THEN
+		RETURN NEW;
+	END IF;
+	RAISE EXCEPTION 'crm.consent is append-only: % is not allowed', TG_OP
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+			  DETAIL = 'Consent rows are the legal record of what a contact agreed to and when.',
+			  HINT = 'Record a change of consent by inserting a new row with status granted, denied or revoked.';
+END $$;
+
 CREATE OR REPLACE FUNCTION crm.merge_contacts(keep bigint, drop bigint, dry_run boolean DEFAULT false)
 RETURNS TABLE (item text, action text, rows bigint)
-LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp
+-- on Citus, one connection per node: the consent trigger on a worker must
+-- see this transaction's crm.merge_log row (a placeholder setting off Citus)
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
 	k crm.contact;
 	d crm.contact;
@@ -2635,14 +2672,15 @@ DECLARE
 	log_id bigint;
 	v_moved jsonb := '[]';
 	v_conflicts jsonb := '[]';
-	ctes text[] := '{}';
-	names text[] := '{}';
-	counts bigint[];
 	cond text;
-	stmt text;
 	cols text;
+	vals text;
+	moving regclass[] := '{}';
+	ordered regclass[] := '{}';
+	consent_rows jsonb;
+	stage_entry jsonb;
+	counted jsonb := '{}';
 	merged jsonb;
-	nref int := 0;
 	refs crm.contact_reference[];
 	cur crm.stage;
 	v_stage crm.stage;
@@ -2693,8 +2731,12 @@ BEGIN
 		RETURN;
 	END IF;
 
-	INSERT INTO crm.merge_log (kept_id, dropped_id, dropped_row, kept_row)
-	VALUES (keep, drop, to_jsonb(d), to_jsonb(k))
+	-- in progress until the end: while it is, crm.consent_append_only lets
+	-- the consent rows logged here go (after they are copied onto keep)
+	SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.consent_id), '[]') INTO consent_rows
+	  FROM crm.consent l WHERE l.contact_id = drop;
+	INSERT INTO crm.merge_log (kept_id, dropped_id, dropped_row, kept_row, moved_consent, in_progress)
+	VALUES (keep, drop, to_jsonb(d), to_jsonb(k), consent_rows, true)
 	RETURNING merge_id INTO log_id;
 
 	-- registered merge functions see both contacts first
@@ -2763,12 +2805,17 @@ BEGIN
 			   AND (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = x.indrelid
 					   AND a.attname = r.contact_column) = ANY (x.indkey::int2[])
 		LOOP
-			cond := '';
-			FOR j IN 1..coalesce(array_length(ix.others, 1), 0) LOOP
-				cond := cond || format(' AND k.%1$I = t.%1$I', ix.others[j]);
-			END LOOP;
-			EXECUTE format('WITH g AS (DELETE FROM %1$s t WHERE t.%2$I = $1 AND EXISTS (
-								SELECT 1 FROM %1$s k WHERE k.%2$I = $2%3$s) RETURNING t.*)
+			-- keep's keys read first (one contact's shard), then drop's rows
+			-- with those keys deleted (the other's): on Citus the two
+			-- contacts' rows are on different shards
+			IF ix.others IS NULL THEN
+				cond := format('EXISTS (SELECT 1 FROM %s k WHERE k.%I = $2)', r.table_name, r.contact_column);
+			ELSE
+				SELECT string_agg(format('t.%I', o), ', '), string_agg(format('k.%I', o), ', ')
+				  INTO cols, vals FROM unnest(ix.others) o;
+				cond := format('(%s) IN (SELECT %s FROM %s k WHERE k.%I = $2)', cols, vals, r.table_name, r.contact_column);
+			END IF;
+			EXECUTE format('WITH g AS (DELETE FROM %1$s t WHERE t.%2$I = $1 AND %3$s RETURNING t.*)
 							SELECT count(*), coalesce(jsonb_agg(jsonb_build_object(%4$L, to_jsonb(g))), ''[]'') FROM g',
 						   r.table_name, r.contact_column, cond, r.table_name::text)
 			   INTO n, merged USING drop, keep;
@@ -2779,30 +2826,80 @@ BEGIN
 		END LOOP;
 	END LOOP;
 
-	-- move everything else in one statement
-	FOR r IN SELECT * FROM unnest(refs) x
-			  WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass LOOP
-		nref := nref + 1;
-		-- a history row keeps the contact it was first written for
-		ctes := ctes || format('m%s AS (UPDATE %s SET %I = $1%s WHERE %I = $2 RETURNING 1)',
-							   nref, r.table_name, r.contact_column,
-							   CASE WHEN r.table_name = 'crm.stage_history'::regclass
-									THEN ', merged_from = coalesce(merged_from, $2)' ELSE '' END,
-							   r.contact_column);
-		names := names || r.table_name::text;
-	END LOOP;
-	IF nref > 0 THEN
-		stmt := 'WITH ' || array_to_string(ctes, ', ') || ' SELECT ARRAY[';
-		FOR j IN 1..nref LOOP
-			stmt := stmt || CASE WHEN j > 1 THEN ', ' ELSE '' END || format('(SELECT count(*) FROM m%s)', j);
-		END LOOP;
-		EXECUTE stmt || ']::bigint[]' INTO counts USING keep, drop;
-		FOR j IN 1..nref LOOP
-			IF counts[j] > 0 THEN
-				v_moved := v_moved || jsonb_build_object('table', names[j], 'action', 'moved', 'rows', counts[j]);
-			END IF;
-		END LOOP;
+	-- the most advanced stage, and a history row that records the merge,
+	-- before drop's rows arrive: their copies fire keep's triggers, which
+	-- then promote only past what the two stages already were (by a
+	-- combined score, say), and the history ends at the contact's stage
+	-- even when drop's moved rows are later than keep's own
+	SELECT c.stage INTO cur FROM crm.contact c WHERE c.contact_id = keep;
+	v_stage := crm.merged_stage(cur, d.stage);
+	v_reason := format('merge: contact %s (stage %s) merged into this one', drop, d.stage);
+	IF v_stage = cur THEN
+		v_forced := false;
+		INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason)
+		VALUES (keep, cur, cur, clock_timestamp(), v_reason);
+	ELSE
+		-- leaving an exit, or a lead becoming churned, is outside the
+		-- forward-only rule: forced, and logged as such
+		v_forced := NOT crm.stage_move_is_forward(cur, v_stage);
+		PERFORM crm.set_stage(keep, v_stage, v_reason, force => v_forced);
 	END IF;
+	stage_entry := jsonb_build_object('table', 'crm.stage_history',
+		'action', format('recorded the merge: %s -> %s%s', cur, v_stage, CASE WHEN v_forced THEN ' (forced)' ELSE '' END),
+		'rows', 1);
+
+	-- move everything else: copy drop's rows onto keep, referenced tables
+	-- first (order before order_line), then delete the originals, the
+	-- referencing ones first.  Insert and delete, not an update of the
+	-- contact column: on Citus that column places the row on its shard.
+	-- The copies are new rows to the triggers (scores, promotions), as if
+	-- keep had done what drop did; keep is rescored below.
+	SELECT array_agg(x.table_name) INTO moving FROM unnest(refs) x
+	 WHERE x.action = 'move' AND x.table_name <> 'crm.consent'::regclass;
+	WHILE cardinality(ordered) < cardinality(moving) LOOP
+		n := cardinality(ordered);
+		ordered := ordered || ARRAY(
+			SELECT m FROM unnest(moving) m
+			 WHERE m <> ALL (ordered)
+			   AND NOT EXISTS (SELECT 1 FROM pg_constraint con
+								WHERE con.conrelid = m AND con.contype = 'f' AND con.confrelid <> m
+								  AND con.confrelid = ANY (moving) AND con.confrelid <> ALL (ordered)));
+		IF cardinality(ordered) = n THEN
+			RAISE EXCEPTION 'cannot order the tables to move: their foreign keys form a cycle (%)',
+				ARRAY(SELECT m FROM unnest(moving) m WHERE m <> ALL (ordered))
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+	END LOOP;
+	FOR i IN 1..coalesce(cardinality(ordered), 0) LOOP
+		SELECT x.* INTO r FROM unnest(refs) x WHERE x.table_name = ordered[i] LIMIT 1;
+		-- every stored column but the contact's; a history row keeps the
+		-- contact it was first written for
+		SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+			   string_agg(CASE WHEN r.table_name = 'crm.stage_history'::regclass AND a.attname = 'merged_from'
+							   THEN 'coalesce(t.merged_from, $2)' ELSE 't.' || quote_ident(a.attname) END,
+						  ', ' ORDER BY a.attnum),
+			   CASE WHEN bool_or(a.attidentity = 'a') THEN 'OVERRIDING SYSTEM VALUE' ELSE '' END
+		  INTO cols, vals, cond
+		  FROM pg_attribute a
+		 WHERE a.attrelid = r.table_name AND a.attnum > 0 AND NOT a.attisdropped
+		   AND a.attgenerated = '' AND a.attname <> r.contact_column;
+		EXECUTE format('INSERT INTO %1$s (%2$I%3$s) %4$s SELECT $1%5$s FROM %1$s t WHERE t.%2$I = $2',
+					   r.table_name, r.contact_column,
+					   CASE WHEN cols IS NULL THEN '' ELSE ', ' || cols END, cond,
+					   CASE WHEN vals IS NULL THEN '' ELSE ', ' || vals END)
+		  USING keep, drop;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		counted := counted || jsonb_build_object(r.table_name::text, n);
+	END LOOP;
+	FOR i IN REVERSE coalesce(cardinality(ordered), 0)..1 LOOP
+		SELECT x.* INTO r FROM unnest(refs) x WHERE x.table_name = ordered[i] LIMIT 1;
+		EXECUTE format('DELETE FROM %s t WHERE t.%I = $1', r.table_name, r.contact_column) USING drop;
+	END LOOP;
+	SELECT v_moved || coalesce(jsonb_agg(jsonb_build_object('table', x.table_name::text, 'action', 'moved',
+															'rows', counted -> x.table_name::text) ORDER BY x.i), '[]')
+	  INTO v_moved
+	  FROM unnest(refs) WITH ORDINALITY x(table_name, contact_column, action, merge_function, i)
+	 WHERE (counted ->> x.table_name::text)::bigint > 0;
 
 	-- nothing may still point at drop (ON DELETE CASCADE would lose it)
 	FOR r IN SELECT * FROM unnest(refs) LOOP
@@ -2834,29 +2931,11 @@ BEGIN
 	EXECUTE format('UPDATE crm.contact c SET %s FROM jsonb_populate_record(NULL::crm.contact, $1) r
 					 WHERE c.contact_id = $2', cols) USING merged, keep;
 
-	-- the most advanced stage, and a history row that records the merge, so
-	-- the history ends at the contact's stage even when drop's moved rows
-	-- are later than keep's own (read again: the update may have promoted)
-	SELECT c.stage INTO cur FROM crm.contact c WHERE c.contact_id = keep;
-	v_stage := crm.merged_stage(cur, d.stage);
-	v_reason := format('merge: contact %s (stage %s) merged into this one', drop, d.stage);
-	IF v_stage = cur THEN
-		v_forced := false;
-		INSERT INTO crm.stage_history (contact_id, from_stage, to_stage, changed_at, reason)
-		VALUES (keep, cur, cur, clock_timestamp(), v_reason);
-	ELSE
-		-- leaving an exit, or a lead becoming churned, is outside the
-		-- forward-only rule: forced, and logged as such
-		v_forced := NOT crm.stage_move_is_forward(cur, v_stage);
-		PERFORM crm.set_stage(keep, v_stage, v_reason, force => v_forced);
-	END IF;
-	v_moved := v_moved || jsonb_build_object('table', 'crm.stage_history',
-		'action', format('recorded the merge: %s -> %s%s', cur, v_stage, CASE WHEN v_forced THEN ' (forced)' ELSE '' END),
-		'rows', 1);
+	v_moved := v_moved || stage_entry;
 	-- the kept contact's scores, recomputed from its merged history
 	PERFORM crm.rescore(ARRAY[keep]);
 
-	UPDATE crm.merge_log m SET moved = v_moved, conflicts = v_conflicts
+	UPDATE crm.merge_log m SET moved = v_moved, conflicts = v_conflicts, in_progress = false
 	 WHERE m.merge_id = log_id;
 	FOR r IN SELECT * FROM jsonb_to_recordset(v_moved) AS x("table" text, action text, rows bigint) LOOP
 		item := r."table";
