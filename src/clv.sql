@@ -117,34 +117,32 @@ CREATE FUNCTION crm.bgbb_params(crm.bgbb, OUT alpha float8, OUT beta float8, OUT
 AS 'MODULE_PATHNAME', 'crm_clv_model_record' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION crm.bgbb_params(crm.bgbb) IS 'BG/BB parameters as a record';
 
--- Fitting aggregates: compressed internal state of distinct rows
-CREATE FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8) IS 'transition of the (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped)';
-CREATE FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8, float8)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8, float8) IS 'transition of the weighted (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped)';
-CREATE FUNCTION crm.clv_spend_trans(internal, float8, float8)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_spend_trans(internal, float8, float8) IS 'transition of crm.gammagamma_fit (not STRICT: rows with a NULL are skipped)';
-CREATE FUNCTION crm.clv_spend_trans(internal, float8, float8, float8)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_spend_trans(internal, float8, float8, float8) IS 'transition of the weighted crm.gammagamma_fit (not STRICT: rows with a NULL are skipped)';
-CREATE FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8) IS 'transition of crm.bgbb_fit (not STRICT: rows with a NULL are skipped)';
-CREATE FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8, float8)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_discrete_trans(internal, float8, float8, float8, float8) IS 'transition of the weighted crm.bgbb_fit (not STRICT: rows with a NULL are skipped)';
-CREATE FUNCTION crm.clv_rows_combine(internal, internal)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rows_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_rows_combine(internal, internal) IS 'combine function of the CLV fits (not STRICT: either state may be empty)';
-CREATE FUNCTION crm.clv_rows_serialize(internal)
-RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rows_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_rows_serialize(internal) IS 'serialisation of the CLV fit state (sorted distinct rows with weights)';
-CREATE FUNCTION crm.clv_rows_deserialize(bytea, internal)
-RETURNS internal AS 'MODULE_PATHNAME', 'crm_clv_rows_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION crm.clv_rows_deserialize(bytea, internal) IS 'deserialisation of the CLV fit state';
+-- Fitting aggregates: a state of distinct rows, as bytea (its flat form):
+-- Citus computes partial aggregates on its workers only for a state type
+-- it can send, never for internal.  In memory the state is an expanded
+-- object changed in place (src/clv_fit.c); it is flattened only when it
+-- leaves the process (a parallel worker's or a Citus worker's partial state).
+CREATE FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8) IS 'transition of the (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8, float8) IS 'transition of the weighted (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_spend_trans(bytea, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_spend_trans(bytea, float8, float8) IS 'transition of crm.gammagamma_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_spend_trans(bytea, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_spend_trans(bytea, float8, float8, float8) IS 'transition of the weighted crm.gammagamma_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8) IS 'transition of crm.bgbb_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8, float8) IS 'transition of the weighted crm.bgbb_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_rows_combine(bytea, bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rows_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rows_combine(bytea, bytea) IS 'combine function of the CLV fits: merges sorted distinct rows (not STRICT: either state may be empty; only inside an aggregate)';
 
 -- Fitting: one final function and two aggregates (unweighted, and with a
 -- weight: the number of customers a row stands for) per model, the same
@@ -173,19 +171,17 @@ BEGIN
 	LOOP
 		-- %1$s model, %2$s transition function, %3$s the aggregate's arguments
 		EXECUTE pg_catalog.format($sql$
-			CREATE FUNCTION crm.%1$s_final(internal) RETURNS crm.%1$I
+			CREATE FUNCTION crm.%1$s_final(bytea) RETURNS crm.%1$I
 				AS 'MODULE_PATHNAME', 'crm_%1$s_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-			COMMENT ON FUNCTION crm.%1$s_final(internal) IS
-				'final function of crm.%1$s_fit: maximum likelihood (not STRICT: an empty input is an error)';
+			COMMENT ON FUNCTION crm.%1$s_final(bytea) IS
+				'final function of crm.%1$s_fit: maximum likelihood (not STRICT: an empty input is an error; only inside an aggregate)';
 			CREATE AGGREGATE crm.%1$s_fit(%3$s) (
-				SFUNC = crm.%2$s, STYPE = internal, FINALFUNC = crm.%1$s_final,
-				COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-				DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+				SFUNC = crm.%2$s, STYPE = bytea, SSPACE = 8192, FINALFUNC = crm.%1$s_final,
+				COMBINEFUNC = crm.clv_rows_combine, PARALLEL = SAFE);
 			COMMENT ON AGGREGATE crm.%1$s_fit(%3$s) IS %4$L;
 			CREATE AGGREGATE crm.%1$s_fit(%3$s, weight float8) (
-				SFUNC = crm.%2$s, STYPE = internal, FINALFUNC = crm.%1$s_final,
-				COMBINEFUNC = crm.clv_rows_combine, SERIALFUNC = crm.clv_rows_serialize,
-				DESERIALFUNC = crm.clv_rows_deserialize, PARALLEL = SAFE);
+				SFUNC = crm.%2$s, STYPE = bytea, SSPACE = 8192, FINALFUNC = crm.%1$s_final,
+				COMBINEFUNC = crm.clv_rows_combine, PARALLEL = SAFE);
 			COMMENT ON AGGREGATE crm.%1$s_fit(%3$s, weight float8) IS %5$L;
 			$sql$, m.name, m.trans, m.args, m.about, m.weighted_about);
 	END LOOP;

@@ -6,7 +6,17 @@
  * The transition functions check each row (clv_prepare.c) and add it to
  * the state's distinct-row tables (clv_rows.c); the combine function
  * merges sorted runs, so combining the partial states of a parallel plan
- * (or Citus) is a linear merge.  The serial forms are in clv_serial.c.
+ * (or Citus) is a linear merge.
+ *
+ * The state's SQL type is bytea, not internal: Citus computes a partial
+ * aggregate on its workers only for a transition type it can send as text
+ * (worker_partial_agg / coord_combine_agg), never for internal.  In memory
+ * the state is an expanded object (utils/expandeddatum.h) owned by the
+ * aggregate's context, changed in place by the transition and combine
+ * functions and passed between calls as the same read-write pointer, so no
+ * row copies a state; its flat form (clv_serial.c) is made only when the
+ * state leaves the process: a parallel worker's tuple to the leader, a Citus
+ * worker's partial state to the coordinator.
  */
 #include "postgres.h"
 
@@ -14,6 +24,7 @@
 #include <math.h>
 
 #include "fmgr.h"
+#include "utils/expandeddatum.h"
 #include "utils/memutils.h"
 
 #include "clv_rows.h"
@@ -32,6 +43,114 @@ clv_agg_context(FunctionCallInfo fcinfo, const char *fn)
 	if (!AggCheckCallContext(fcinfo, &cxt))
 		elog(ERROR, "%s called in non-aggregate context", fn);
 	return cxt;
+}
+
+/* The state as an expanded object: its rows, and its flat form once made */
+typedef struct ClvState
+{
+	ExpandedObjectHeader hdr;
+	ClvRows    *rows;			/* in hdr.eoh_context */
+	bytea	   *flat;			/* NULL until asked for, and after a change */
+} ClvState;
+
+static Size state_flat_size(ExpandedObjectHeader *eohptr);
+static void state_flatten_into(ExpandedObjectHeader *eohptr, void *result, Size allocated_size);
+
+static const ExpandedObjectMethods state_methods = {
+	state_flat_size,
+	state_flatten_into
+};
+
+/* The flat form's size (made here, kept for the flatten_into that follows) */
+static Size
+state_flat_size(ExpandedObjectHeader *eohptr)
+{
+	ClvState   *cs = (ClvState *) eohptr;
+
+	if (cs->flat == NULL)
+	{
+		/* made in the caller's context (the sorts' scratch dies with it), kept in the state's */
+		bytea	   *flat = clv_rows_flatten(cs->rows);
+
+		cs->flat = MemoryContextAlloc(cs->hdr.eoh_context, VARSIZE(flat));
+		memcpy(cs->flat, flat, VARSIZE(flat));
+		pfree(flat);
+	}
+	return VARSIZE(cs->flat);
+}
+
+/* Write the flat form made by state_flat_size */
+static void
+state_flatten_into(ExpandedObjectHeader *eohptr, void *result, Size allocated_size)
+{
+	ClvState   *cs = (ClvState *) eohptr;
+
+	if (cs->flat == NULL || VARSIZE(cs->flat) != allocated_size)
+		elog(ERROR, "CLV state flattened without its size");
+	memcpy(result, cs->flat, allocated_size);
+}
+
+/* The state is about to change: its flat form no longer holds */
+static void
+state_changed(ClvState *cs)
+{
+	if (cs->flat)
+		pfree(cs->flat);
+	cs->flat = NULL;
+}
+
+/* A new empty state owned by the aggregate's context cxt */
+static ClvState *
+state_new(MemoryContext cxt, int kind)
+{
+	MemoryContext own = AllocSetContextCreate(cxt, "crm CLV fit state", ALLOCSET_DEFAULT_SIZES);
+	ClvState   *cs = MemoryContextAllocZero(own, sizeof(ClvState));
+
+	EOH_init_header(&cs->hdr, &state_methods, own);
+	cs->rows = clv_rows_new(own, kind);
+	return cs;
+}
+
+/* Is d a state of ours in expanded form (read-write or read-only)? */
+static inline bool
+is_expanded_state(Datum d)
+{
+	return VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(d))
+		&& DatumGetEOHP(d)->eoh_methods == &state_methods;
+}
+
+/* A new state of cxt holding the rows of the flat form d */
+static ClvState *
+state_from_flat(Datum d, MemoryContext cxt)
+{
+	bytea	   *flat = DatumGetByteaPP(d);
+	ClvState   *cs = state_new(cxt, 0);
+
+	clv_rows_read_flat(cs->rows, VARDATA_ANY(flat), VARSIZE_ANY_EXHDR(flat));
+	return cs;
+}
+
+/*
+ * The state in argument argno, to be changed in place: the aggregate's own
+ * read-write state as it is, anything else (a flat form; a state not owned
+ * by this aggregate) copied into a new one
+ */
+static ClvState *
+state_arg(FunctionCallInfo fcinfo, int argno, MemoryContext cxt)
+{
+	Datum		d = PG_GETARG_DATUM(argno);
+
+	if (is_expanded_state(d) && VARATT_IS_EXTERNAL_EXPANDED_RW(DatumGetPointer(d))
+		&& MemoryContextGetParent(DatumGetEOHP(d)->eoh_context) == cxt)
+		return (ClvState *) DatumGetEOHP(d);
+	return state_from_flat(d, cxt);
+}
+
+/* The read-write datum of a state */
+static inline Datum
+state_datum(ClvState *cs)
+{
+	return EOHPGetRWDatum(&cs->hdr);
 }
 
 /* Check a weight: positive finite, or zero (row ignored) */
@@ -66,12 +185,13 @@ static Datum
 rows_transition(FunctionCallInfo fcinfo, int family, const double *k, double w)
 {
 	MemoryContext cxt = clv_agg_context(fcinfo, "clv fit transition");
-	ClvRows    *st = PG_ARGISNULL(0) ? clv_rows_new(cxt, family) : (ClvRows *) PG_GETARG_POINTER(0);
+	ClvState   *cs = PG_ARGISNULL(0) ? state_new(cxt, family) : state_arg(fcinfo, 0, cxt);
 
-	st->rows_in++;
+	state_changed(cs);
+	cs->rows->rows_in++;
 	if (w > 0)
-		clv_rows_add(st, k, w);
-	PG_RETURN_POINTER(st);
+		clv_rows_add(cs->rows, k, w);
+	PG_RETURN_DATUM(state_datum(cs));
 }
 
 /*
@@ -97,7 +217,7 @@ state_unchanged(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
 
 /*
@@ -155,7 +275,7 @@ crm_clv_discrete_trans(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(crm_clv_rows_combine);
 /*
- * Combine two states (the second may be a deserialised worker state): the
+ * Combine two states (the second may be the flat form of a worker's): the
  * rows of b, sorted, are merged into a's sorted run, so combining the
  * partial states of a parallel plan costs a linear merge, not a rehash.
  */
@@ -163,33 +283,57 @@ Datum
 crm_clv_rows_combine(PG_FUNCTION_ARGS)
 {
 	MemoryContext cxt = clv_agg_context(fcinfo, "crm_clv_rows_combine");
-	ClvRows    *a = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
-	ClvRows    *b = PG_ARGISNULL(1) ? NULL : (ClvRows *) PG_GETARG_POINTER(1);
+	ClvState   *acs;
+	ClvRows    *a,
+			   *b;
 	MemoryContext old;
 	const ClvRow *brows;
 	int64		nb;
+	bool		b_own;			/* b is a copy of ours, in a's context */
 
-	if (b == NULL)
+	if (PG_ARGISNULL(1))
 	{
-		if (a == NULL)
+		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_POINTER(a);
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 	}
-	if (a == NULL)
-		a = clv_rows_new(cxt, b->kind);
+	if (PG_ARGISNULL(0) && !is_expanded_state(PG_GETARG_DATUM(1)))
+	{
+		/* the first state in: its flat form read straight into a new state */
+		PG_RETURN_DATUM(state_datum(state_from_flat(PG_GETARG_DATUM(1), cxt)));
+	}
+	if (is_expanded_state(PG_GETARG_DATUM(1)))
+	{
+		b = ((ClvState *) DatumGetEOHP(PG_GETARG_DATUM(1)))->rows;
+		acs = PG_ARGISNULL(0) ? state_new(cxt, b->kind) : state_arg(fcinfo, 0, cxt);
+		b_own = false;
+	}
+	else
+	{
+		bytea	   *flat = PG_GETARG_BYTEA_PP(1);
+
+		acs = state_arg(fcinfo, 0, cxt);
+		/* the run in a's context: the merge below adopts or frees it */
+		b = clv_rows_new(CurrentMemoryContext, 0);
+		b->cxt = acs->rows->cxt;
+		clv_rows_read_flat(b, VARDATA_ANY(flat), VARSIZE_ANY_EXHDR(flat));
+		b_own = true;
+	}
+	state_changed(acs);
+	a = acs->rows;
 	if (a->kind != b->kind)
 		elog(ERROR, "cannot combine CLV states of families %d and %d", a->kind, b->kind);
 	brows = clv_rows_parts(b, &nb);
 	clv_frac_merge_in(a, b->frun, b->nfrun);
-	if (a->run == NULL && b->cxt == a->cxt && b->run == brows)
+	if (b_own && b->frun)
+		pfree(b->frun);
+	if (a->run == NULL && b_own && b->run == brows)
 	{
-		/* the first state in: take its run (in this context) as it is */
+		/* nothing merged in yet: take b's run (in this context) as it is */
 		a->run = b->run;
 		a->nrun = nb;
-		b->run = NULL;
-		b->nrun = 0;
 		a->rows_in += b->rows_in;
-		PG_RETURN_POINTER(a);
+		PG_RETURN_DATUM(state_datum(acs));
 	}
 	old = MemoryContextSwitchTo(a->cxt);
 	/* grown in place (no fresh pages for what a holds), merged from the back */
@@ -199,24 +343,57 @@ crm_clv_rows_combine(PG_FUNCTION_ARGS)
 		a->run = repalloc_huge(a->run, sizeof(ClvRow) * Max(a->nrun + nb, 1));
 	MemoryContextSwitchTo(old);
 	a->nrun = clv_merge_runs_in_place(a->run, a->nrun, brows, nb);
-	if (b->cxt == a->cxt && b->run == brows && brows != NULL)
-	{
-		/* a deserialised run lives in this context: free it now, not at the end */
-		pfree(b->run);
-		b->run = NULL;
-		b->nrun = 0;
-	}
+	if (b_own && b->run == brows && brows != NULL)
+		pfree(b->run);			/* read into this context: freed now, not at the end */
 	a->rows_in += b->rows_in;
-	PG_RETURN_POINTER(a);
+	PG_RETURN_DATUM(state_datum(acs));
+}
+
+/*
+ * Serial forms for the install script of crm 0.1.0, whose fits have an
+ * internal state with SERIALFUNC and DESERIALFUNC: a database still at
+ * 0.1.0 runs them with this library until ALTER EXTENSION crm UPDATE
+ * replaces those aggregates.  The internal datum is the same expanded
+ * state (its read-write pointer), so the other functions serve both.
+ */
+PG_FUNCTION_INFO_V1(crm_clv_rows_serialize);
+/* 0.1.0's SERIALFUNC: the state's flat form */
+Datum
+crm_clv_rows_serialize(PG_FUNCTION_ARGS)
+{
+	clv_agg_context(fcinfo, "crm_clv_rows_serialize");
+	if (!is_expanded_state(PG_GETARG_DATUM(0)))
+		elog(ERROR, "crm_clv_rows_serialize called without a CLV state");
+	PG_RETURN_BYTEA_P(clv_rows_flatten(((ClvState *) DatumGetEOHP(PG_GETARG_DATUM(0)))->rows));
+}
+
+PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
+/* 0.1.0's DESERIALFUNC: a state from its flat form */
+Datum
+crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = clv_agg_context(fcinfo, "crm_clv_rows_deserialize");
+
+	PG_RETURN_DATUM(state_datum(state_from_flat(PG_GETARG_DATUM(0), cxt)));
 }
 
 /* The state at the final function; an empty input is an error */
 ClvRows *
 clv_final_state(FunctionCallInfo fcinfo, const char *what)
 {
-	ClvRows    *st = PG_ARGISNULL(0) ? NULL : (ClvRows *) PG_GETARG_POINTER(0);
+	MemoryContext cxt = clv_agg_context(fcinfo, what);
+	ClvRows    *st = NULL;
 
-	clv_agg_context(fcinfo, what);
+	if (!PG_ARGISNULL(0) && is_expanded_state(PG_GETARG_DATUM(0)))
+	{
+		ClvState   *cs = (ClvState *) DatumGetEOHP(PG_GETARG_DATUM(0));
+
+		/* the final functions sort the rows in place: the same rows, but not the same memory */
+		state_changed(cs);
+		st = cs->rows;
+	}
+	else if (!PG_ARGISNULL(0))
+		st = state_from_flat(PG_GETARG_DATUM(0), cxt)->rows;
 	if (st == NULL || clv_rows_empty(st))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

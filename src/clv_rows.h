@@ -272,6 +272,10 @@ extern int64 clv_merge_runs_in_place(ClvRow *rows, int64 na, const ClvRow *b, in
 extern int	clv_frac_cmp(const void *x, const void *y);
 extern void clv_frac_merge_in(ClvRows *st, const ClvFrac *b, int64 nb);
 
+/* clv_serial.c: the flat form */
+extern bytea *clv_rows_flatten(ClvRows *st);
+extern void clv_rows_read_flat(ClvRows *st, const char *data, int len);
+
 /* clv_fit.c */
 extern MemoryContext clv_agg_context(FunctionCallInfo fcinfo, const char *fn);
 

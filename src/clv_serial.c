@@ -1,7 +1,8 @@
 /*
  * clv_serial.c
- *		The serial forms of the CLV fit state (serialise and deserialise
- *		functions of the fitting aggregates).
+ *		The flat form of the CLV fit state: the bytes a parallel worker or a
+ *		Citus worker sends for its partial state (clv_fit.c keeps the state
+ *		as an expanded object whose flat form this is).
  */
 #include "postgres.h"
 
@@ -295,24 +296,24 @@ deserialize_compact(StringInfo buf, ClvRows *st, int64 n)
 		pfree(vals[c]);
 }
 
-PG_FUNCTION_INFO_V1(crm_clv_rows_serialize);
-/* Serialise a state to bytea (sorted, so equal states give equal bytes) */
-Datum
-crm_clv_rows_serialize(PG_FUNCTION_ARGS)
+/*
+ * The flat form of a state, a bytea in the current memory context
+ * (sorted, so equal states give equal bytes)
+ */
+bytea *
+clv_rows_flatten(ClvRows *st)
 {
-	ClvRows    *st = (ClvRows *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
 	const ClvRow *rows;
 	int64		n,
 				j;
 	int			i;
 
-	clv_agg_context(fcinfo, "crm_clv_rows_serialize");
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, st->kind);
 	pq_sendint64(&buf, st->rows_in);
 	if (serialize_packed(&buf, st))
-		PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+		return pq_endtypsend(&buf);
 	rows = clv_rows_parts(st, &n);
 	if (n > (MaxAllocHugeSize - 64) / sizeof(ClvRow))
 		elog(ERROR, "CLV state of %lld rows is too large to serialise", (long long) n);
@@ -343,7 +344,7 @@ crm_clv_rows_serialize(PG_FUNCTION_ARGS)
 		for (i = 0; i < 3; i++)
 			pq_sendint64(&buf, (int64) st->frun[j].s[i]);
 	}
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	return pq_endtypsend(&buf);
 }
 
 /* Read n raw rows from buf into st's run */
@@ -387,7 +388,7 @@ deserialize_frac(StringInfo buf, ClvRows *st)
 		elog(ERROR, "corrupt CLV state: %lld fractional rows in %d bytes", (long long) nf, buf->len - buf->cursor);
 	if (nf == 0)
 		return;
-	st->frun = palloc_extended(sizeof(ClvFrac) * nf, MCXT_ALLOC_HUGE);
+	st->frun = MemoryContextAllocExtended(st->cxt, sizeof(ClvFrac) * nf, MCXT_ALLOC_HUGE);
 	for (j = 0; j < nf; j++)
 	{
 		ClvFrac    *f = &st->frun[j];
@@ -403,28 +404,22 @@ deserialize_frac(StringInfo buf, ClvRows *st)
 	st->nfrun = nf;
 }
 
-PG_FUNCTION_INFO_V1(crm_clv_rows_deserialize);
-/* Rebuild a state from its serialised form: one sorted run, checked */
-Datum
-crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
+/*
+ * Read a flat form (len bytes at data) into the empty state st, checked:
+ * its kind and one sorted run, allocated in st->cxt
+ */
+void
+clv_rows_read_flat(ClvRows *st, const char *data, int len)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
-	ClvRows    *st;
-	MemoryContext cxt;
 	int64		n;
-	int			kind,
-				form;
+	int			form;
 
-	cxt = clv_agg_context(fcinfo, "crm_clv_rows_deserialize");
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
+	buf.data = (char *) data;
+	buf.len = len;
+	buf.maxlen = len;
 	buf.cursor = 0;
-	kind = pq_getmsgint(&buf, 4);
-	/* the run in the aggregate's context: the combine function adopts it */
-	st = clv_rows_new(CurrentMemoryContext, kind);
-	st->cxt = cxt;
+	st->kind = pq_getmsgint(&buf, 4);
 	st->rows_in = pq_getmsgint64(&buf);
 	n = pq_getmsgint64(&buf);
 	if (n < 0 || n > PG_INT32_MAX)
@@ -439,5 +434,4 @@ crm_clv_rows_deserialize(PG_FUNCTION_ARGS)
 	st->nrun = n;
 	deserialize_frac(&buf, st);
 	pq_getmsgend(&buf);
-	PG_RETURN_POINTER(st);
 }

@@ -923,6 +923,100 @@ SELECT g.segment, g.contacts, g.share, g.avg_recency_days, g.avg_frequency, g.av
 COMMENT ON VIEW crm.analyst_rfm IS
 	'one row per RFM segment of crm.rfm_scores() (now, all orders): customers, their share, mean recency in days, mean orders, mean and total spend; segments of fewer than 5 customers are left out';
 
+-- The CLV fitting aggregates: their state is bytea (an expanded object in
+-- memory, src/clv_fit.c) instead of internal, so that Citus computes them
+-- as partial aggregates on its workers.  An aggregate's state type cannot
+-- be altered: the aggregates and their support functions are made again
+-- (no object depends on them yet: the views that fit come below).
+DO $drop_fits$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT * FROM (VALUES
+		('bgnbd', 'float8, float8, float8'), ('mbgnbd', 'float8, float8, float8'),
+		('paretonbd', 'float8, float8, float8'), ('gammagamma', 'float8, float8'),
+		('bgbb', 'float8, float8, float8')) AS v(name, args)
+	LOOP
+		EXECUTE pg_catalog.format('DROP AGGREGATE crm.%1$s_fit(%2$s); DROP AGGREGATE crm.%1$s_fit(%2$s, float8); DROP FUNCTION crm.%1$s_final(internal);',
+								  m.name, m.args);
+	END LOOP;
+END
+$drop_fits$;
+DROP FUNCTION crm.clv_rfm_trans(internal, float8, float8, float8), crm.clv_rfm_trans(internal, float8, float8, float8, float8),
+	crm.clv_spend_trans(internal, float8, float8), crm.clv_spend_trans(internal, float8, float8, float8),
+	crm.clv_discrete_trans(internal, float8, float8, float8), crm.clv_discrete_trans(internal, float8, float8, float8, float8),
+	crm.clv_rows_combine(internal, internal), crm.clv_rows_serialize(internal), crm.clv_rows_deserialize(bytea, internal);
+-- Fitting aggregates: a state of distinct rows, as bytea (its flat form):
+-- Citus computes partial aggregates on its workers only for a state type
+-- it can send, never for internal.  In memory the state is an expanded
+-- object changed in place (src/clv_fit.c); it is flattened only when it
+-- leaves the process (a parallel worker's or a Citus worker's partial state).
+CREATE FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8) IS 'transition of the (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rfm_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rfm_trans(bytea, float8, float8, float8, float8) IS 'transition of the weighted (frequency, recency, T) fits (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_spend_trans(bytea, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_spend_trans(bytea, float8, float8) IS 'transition of crm.gammagamma_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_spend_trans(bytea, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_spend_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_spend_trans(bytea, float8, float8, float8) IS 'transition of the weighted crm.gammagamma_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8) IS 'transition of crm.bgbb_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8, float8)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_discrete_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_discrete_trans(bytea, float8, float8, float8, float8) IS 'transition of the weighted crm.bgbb_fit (not STRICT: rows with a NULL are skipped; only inside an aggregate)';
+CREATE FUNCTION crm.clv_rows_combine(bytea, bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_clv_rows_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION crm.clv_rows_combine(bytea, bytea) IS 'combine function of the CLV fits: merges sorted distinct rows (not STRICT: either state may be empty; only inside an aggregate)';
+
+-- Fitting: one final function and two aggregates (unweighted, and with a
+-- weight: the number of customers a row stands for) per model, the same
+-- shape for all five, made by one loop (schema-qualified like the types).
+DO $fits$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN SELECT * FROM (VALUES
+		('bgnbd', 'clv_rfm_trans', 'frequency float8, recency float8, t float8',
+		 'fit a BG/NBD model to customers (frequency, recency, T) by maximum likelihood',
+		 'fit a BG/NBD model to weighted rows (frequency, recency, T, number of customers)'),
+		('mbgnbd', 'clv_rfm_trans', 'frequency float8, recency float8, t float8',
+		 'fit an MBG/NBD model to customers (frequency, recency, T) by maximum likelihood',
+		 'fit an MBG/NBD model to weighted rows (frequency, recency, T, number of customers)'),
+		('paretonbd', 'clv_rfm_trans', 'frequency float8, recency float8, t float8',
+		 'fit a Pareto/NBD model to customers (frequency, recency, T) by maximum likelihood',
+		 'fit a Pareto/NBD model to weighted rows (frequency, recency, T, number of customers)'),
+		('gammagamma', 'clv_spend_trans', 'frequency float8, monetary_value float8',
+		 'fit a Gamma-Gamma spend model to customers (frequency, mean repeat spend); rows with frequency 0 are ignored',
+		 'fit a Gamma-Gamma spend model to weighted rows; rows with frequency 0 are ignored'),
+		('bgbb', 'clv_discrete_trans', 'frequency float8, recency float8, n float8',
+		 'fit a BG/BB model to customers (frequency, recency, n opportunities)',
+		 'fit a BG/BB model to weighted rows (frequency, recency, n, number of customers)')
+	) AS v(name, trans, args, about, weighted_about)
+	LOOP
+		-- %1$s model, %2$s transition function, %3$s the aggregate's arguments
+		EXECUTE pg_catalog.format($sql$
+			CREATE FUNCTION crm.%1$s_final(bytea) RETURNS crm.%1$I
+				AS 'MODULE_PATHNAME', 'crm_%1$s_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+			COMMENT ON FUNCTION crm.%1$s_final(bytea) IS
+				'final function of crm.%1$s_fit: maximum likelihood (not STRICT: an empty input is an error; only inside an aggregate)';
+			CREATE AGGREGATE crm.%1$s_fit(%3$s) (
+				SFUNC = crm.%2$s, STYPE = bytea, SSPACE = 8192, FINALFUNC = crm.%1$s_final,
+				COMBINEFUNC = crm.clv_rows_combine, PARALLEL = SAFE);
+			COMMENT ON AGGREGATE crm.%1$s_fit(%3$s) IS %4$L;
+			CREATE AGGREGATE crm.%1$s_fit(%3$s, weight float8) (
+				SFUNC = crm.%2$s, STYPE = bytea, SSPACE = 8192, FINALFUNC = crm.%1$s_final,
+				COMBINEFUNC = crm.clv_rows_combine, PARALLEL = SAFE);
+			COMMENT ON AGGREGATE crm.%1$s_fit(%3$s, weight float8) IS %5$L;
+			$sql$, m.name, m.trans, m.args, m.about, m.weighted_about);
+	END LOOP;
+END
+$fits$;
+
 -- The CLV model: BG/NBD and Gamma-Gamma fitted to the BTYD summary (in days,
 -- days in UTC) of every customer's orders up to now.  Each fit runs only on
 -- 5 customers or more (an empty fit is an error).

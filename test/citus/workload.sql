@@ -159,3 +159,24 @@ SELECT count(*) FROM crm.erasure_log;
 -- an erased address is a random token: only its form is compared
 SELECT contact_id, regexp_replace(email, '^erased-[0-9a-f]{32}@', 'erased-TOKEN@'), stage FROM crm.contact ORDER BY contact_id;
 SELECT contact_id, rule_id, hits, raw_points FROM crm.score_ledger ORDER BY contact_id, rule_id;
+
+-- case: CLV fits over btyd_summary ... GROUP BY contact_id (partial states combined from the workers)
+-- the CDNOW sample (2,357 customers, 6,919 purchases; psql variable cdnow: its path, read by the server)
+CREATE TEMP TABLE cdnow_raw (line text);
+COPY cdnow_raw FROM :'cdnow';
+CREATE TEMP TABLE cdnow AS
+SELECT 100000 + f[1]::bigint AS contact_id, (to_date(f[3], 'YYYYMMDD') + time '12:00') AT TIME ZONE 'UTC' AS ordered_at,
+       f[5]::numeric(14, 2) AS total, row_number() OVER () AS n
+  FROM (SELECT regexp_split_to_array(btrim(line), '\s+') f FROM cdnow_raw) s;
+INSERT INTO crm.contact (contact_id, email, lead_source, country)
+SELECT DISTINCT contact_id, 'cdnow-' || contact_id || '@cdnow.example', 'import', 'US' FROM cdnow;
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total, items)
+SELECT contact_id, 100000 + n, ordered_at, 'paid', total, 1 FROM cdnow;
+SELECT customers, round(b.r::numeric, 4) AS r, round(b.alpha::numeric, 4) AS alpha, round(b.a::numeric, 4) AS a,
+       round(b.b::numeric, 4) AS b, round(b.ll::numeric, 3) AS bgnbd_ll, b.converged,
+       round(g.p::numeric, 4) AS p, round(g.q::numeric, 4) AS q, round(g.gamma::numeric, 4) AS gamma, g.converged
+  FROM (SELECT count(*) AS customers, crm.bgnbd_fit((s).frequency, (s).recency, (s).t) AS bg,
+               crm.gammagamma_fit((s).frequency, (s).monetary_value) FILTER (WHERE (s).monetary_value > 0) AS gg
+          FROM (SELECT crm.btyd_summary(ordered_at, total, '1998-07-01 00:00+00', '7 days') AS s
+                  FROM crm."order" WHERE contact_id > 100000 GROUP BY contact_id) per_customer) f,
+       crm.bgnbd_params(f.bg) b, crm.gammagamma_params(f.gg) g;

@@ -82,7 +82,7 @@ n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; return "$1"; }
 
 cases=$(grep -c '^-- case: ' "$workload")
-echo "1..$((6 + cases))"
+echo "1..$((7 + cases))"
 
 # the cluster
 setup=0
@@ -169,8 +169,8 @@ for f in "$tmp"/case/*.sql; do
 	name=$(cat "$f.name")
 	todo=
 	case $name in *"# todo: "*) todo=${name#*# todo: }; name=${name%% # todo: *};; esac
-	one -f "$f" >"$f.one" 2>&1; rc_one=$?
-	q "$port_coord" -f "$f" >"$f.citus" 2>&1; rc_citus=$?
+	one -v cdnow="$root/test/data/CDNOW_sample.txt" -f "$f" >"$f.one" 2>&1; rc_one=$?
+	q "$port_coord" -v cdnow="$root/test/data/CDNOW_sample.txt" -f "$f" >"$f.citus" 2>&1; rc_citus=$?
 	sed -i 's/^psql:[^ ]*: //' "$f.one" "$f.citus"
 	if [ "$rc_one" = 0 ] && [ "$rc_citus" = 0 ] && cmp -s "$f.one" "$f.citus"; then
 		n=$((n + 1)); echo "ok $n - $name${todo:+ # TODO $todo}"
@@ -188,5 +188,15 @@ for f in "$tmp"/case/*.sql; do
 	if [ "$rc_one" != 0 ]; then echo "#   one node failed: $(grep -m1 -E '^(ERROR|FATAL)' "$f.one")"; fi
 	diff "$f.one" "$f.citus" | head -20 | sed 's/^/#   /'
 done
+
+# the CLV fits combine partial states computed on the workers: the worker
+# query calls worker_partial_agg, the coordinator coord_combine_agg
+fit_query="SELECT crm.bgnbd_fit((s).frequency, (s).recency, (s).t), crm.gammagamma_fit((s).frequency, (s).monetary_value)
+  FROM (SELECT crm.btyd_summary(ordered_at, total, '1998-07-01 00:00+00', '7 days') AS s FROM crm.\"order\" GROUP BY contact_id) c"
+q "$port_coord" -c "EXPLAIN (VERBOSE, COSTS OFF) $fit_query" >"$tmp/fit_plan.txt" 2>&1
+grep -q "worker_partial_agg('crm\.bgnbd_fit(" "$tmp/fit_plan.txt" && grep -q "worker_partial_agg('crm\.gammagamma_fit(" "$tmp/fit_plan.txt" &&
+	grep -q 'coord_combine_agg' "$tmp/fit_plan.txt"
+ok $? "crm.bgnbd_fit and crm.gammagamma_fit over btyd_summary ... GROUP BY contact_id: partial aggregates on the workers (EXPLAIN)" ||
+	sed 's/^/#   /' "$tmp/fit_plan.txt" | head -40
 # a case's failure is in its TAP line; prove counts it
 exit 0
