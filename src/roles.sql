@@ -117,7 +117,10 @@ COMMENT ON VIEW crm.analyst_deal IS 'deals per month created, pipeline stage, st
 -- Create or adopt the roles, grant, and put row-level security on the
 -- contact table and on every table that points at contacts.
 CREATE FUNCTION crm.setup_roles() RETURNS TABLE (object text, done text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+-- on Citus, one connection per node: the grants are DDL on the shards of
+-- every table, one after another (a placeholder setting off Citus)
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
 	-- the contact and the tables that hang off it (row-level security below)
 	data text := 'crm.contact, crm.activity, crm.deal, crm."order", crm.order_line, crm.task, crm.score_ledger, '

@@ -131,7 +131,10 @@ DROP FUNCTION crm.rfm(integer, integer, integer);
 -- instead of name patterns (five of which matched nothing) and ALL ... IN SCHEMA;
 -- the same privileges on every object
 CREATE OR REPLACE FUNCTION crm.setup_roles() RETURNS TABLE (object text, done text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+-- on Citus, one connection per node: the grants are DDL on the shards of
+-- every table, one after another (a placeholder setting off Citus)
+SET citus.multi_shard_modify_mode = 'sequential' AS $$
 DECLARE
 	-- the contact and the tables that hang off it (row-level security below)
 	data text := 'crm.contact, crm.activity, crm.deal, crm."order", crm.order_line, crm.task, crm.score_ledger, '

@@ -82,7 +82,7 @@ n=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; return "$1"; }
 
 cases=$(grep -c '^-- case: ' "$workload")
-echo "1..$((7 + cases))"
+echo "1..$((8 + cases))"
 
 # the cluster
 setup=0
@@ -188,6 +188,11 @@ for f in "$tmp"/case/*.sql; do
 	if [ "$rc_one" != 0 ]; then echo "#   one node failed: $(grep -m1 -E '^(ERROR|FATAL)' "$f.one")"; fi
 	diff "$f.one" "$f.citus" | head -20 | sed 's/^/#   /'
 done
+
+# the merge case moves rows between nodes: its two contacts are on different ones
+[ "$(q "$port_coord" -c "SELECT count(DISTINCT p.nodeport) FROM unnest(ARRAY[1, 5]) id,
+	pg_dist_shard_placement p WHERE p.shardid = pg_catalog.get_shard_id_for_distribution_column('crm.contact', id)")" = 2 ]
+ok $? "contacts 1 and 5 (the merge case) are on different workers"
 
 # the CLV fits combine partial states computed on the workers: the worker
 # query calls worker_partial_agg, the coordinator coord_combine_agg
