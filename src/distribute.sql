@@ -247,6 +247,27 @@ BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE TRIGGER USER', rel);
 	END LOOP;
 
+	-- crm.set_stage runs on the node of its contact (Citus delegates the
+	-- call): the guard and the log triggers on the shard learn of crm's own
+	-- move (its reason, force and time) from the backend that runs the
+	-- UPDATE, which must be theirs
+	table_name := 'crm.contact'::regclass;
+	distribution := 'by contact_id';
+	detail := NULL;
+	IF EXISTS (SELECT FROM pg_dist_object o
+				WHERE o.classid = 'pg_proc'::regclass
+				  AND o.objid = 'crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)'::regprocedure
+				  AND o.distribution_argument_index IS NOT NULL) THEN
+		action := 'already delegated crm.set_stage';
+	ELSE
+		PERFORM pg_catalog.create_distributed_function('crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)',
+													   'contact_id', colocate_with => 'crm.contact', force_delegation => true);
+		changed := changed + 1;
+		action := 'delegated crm.set_stage';
+		detail := 'calls run on the node of the contact';
+	END IF;
+	RETURN NEXT;
+
 	-- Triggers on a worker's shards take ids (stage_history.history_id) from
 	-- that worker's copy of the sequence, which crm created there like the
 	-- coordinator's: give each node its own range, as Citus does for the

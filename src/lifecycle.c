@@ -11,14 +11,17 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "crm.h"
 #include "lifecycle.h"
@@ -62,6 +65,7 @@ typedef struct StageMove
 	const char *reason;			/* NULL with automatic: the score rules */
 	bool		automatic;
 	bool		force;
+	MoveTimes	times;			/* when each move happened (none: now) */
 } StageMove;
 
 static StageMove *current_move = NULL;
@@ -119,12 +123,22 @@ move_running(void)
 	return move_depth > 0;
 }
 
-/* Run one UPDATE of stages with a move context (lifecycle.h) */
+/* Run one UPDATE of stages with a move context, at the clock (lifecycle.h) */
 uint64
 run_move(const char *sql, int nargs, Oid *types, Datum *values, const char *reason,
 		 bool automatic, bool force)
 {
-	StageMove	move = {reason, automatic, force};
+	MoveTimes	now = {0};
+
+	return run_move_at(sql, nargs, types, values, reason, automatic, force, now);
+}
+
+/* Run one UPDATE of stages with a move context, each contact's move at its time */
+uint64
+run_move_at(const char *sql, int nargs, Oid *types, Datum *values, const char *reason,
+			bool automatic, bool force, MoveTimes times)
+{
+	StageMove	move = {reason, automatic, force, times};
 	StageMove  *saved = current_move;
 	uint64		n;
 
@@ -199,9 +213,9 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	int			pinned;
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	const char *sql;
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	Oid			types[3] = {TEXTOID, BOOLOID, BOOLOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', 'n', 'n'};
+	Oid			types[5] = {TEXTOID, BOOLOID, BOOLOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.stage_log() must be a statement trigger on crm.contact");
@@ -218,13 +232,23 @@ crm_stage_log(PG_FUNCTION_ARGS)
 			"SELECT n.contact_id, NULL::crm.stage, n.stage, least(n.created_at, now()), coalesce($1, 'created'), $2, $3 "
 			"  FROM new_rows n ORDER BY n.contact_id) s";
 	else
+		/*
+		 * The move's time is the event's (the mover says it per contact;
+		 * otherwise the clock), never later than the clock nor earlier
+		 * than the contact's previous transition; recorded_at (the clock) by
+		 * its default, as the 0.1.0 schema has no such column
+		 */
 		sql = "INSERT INTO {crm.stage_history} (history_id, contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
 			"SELECT nextval('crm.stage_history_history_id_seq'), s.* FROM ( "
-			"SELECT n.contact_id, o.stage, n.stage, clock_timestamp(), "
+			"SELECT n.contact_id, o.stage, n.stage, "
+			"       greatest(least(coalesce(ev.at, clock_timestamp()), clock_timestamp()), "
+			"                (SELECT h.changed_at FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+			"                  ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1)), "
 			"       CASE WHEN $1 IS NOT NULL OR NOT $2 THEN $1 "
 			"            WHEN n.stage = 'sql' THEN 'SQL rule: engagement and fit scores reached the SQL thresholds' "
 			"            ELSE 'MQL rule: engagement and fit scores reached the MQL thresholds' END, $2, $3 "
 			"  FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id "
+			"  LEFT JOIN ROWS FROM (unnest($4), unnest($5)) ev(id, at) ON ev.id = n.contact_id "
 			" WHERE o.stage IS DISTINCT FROM n.stage ORDER BY n.contact_id) s";
 	if (current_move != NULL && current_move->reason != NULL)
 		args[0] = CStringGetTextDatum(current_move->reason);
@@ -232,15 +256,65 @@ crm_stage_log(PG_FUNCTION_ARGS)
 		nulls[0] = 'n';
 	args[1] = BoolGetDatum(current_move != NULL && current_move->automatic);
 	args[2] = BoolGetDatum(current_move != NULL && current_move->force);
+	if (current_move != NULL && current_move->times.ids != (Datum) 0)
+	{
+		args[3] = current_move->times.ids;
+		args[4] = current_move->times.at;
+		nulls[3] = nulls[4] = ' ';
+	}
 
 	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
 	WITH_SHARD_SCOPE(td, {
-		if (SPI_execute_with_args(colocated_sql(sql), 3, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_with_args(colocated_sql(sql), 5, types, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write crm.stage_history");
 	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * The time of a manual move (argument 4): none given, the clock (as any
+ * move without an event); given, it must not be in the future nor before
+ * the contact's last transition (which the caller has locked)
+ */
+static MoveTimes
+manual_move_time(FunctionCallInfo fcinfo, int64 contact_id)
+{
+	TimestampTz at;
+	Datum		id = Int64GetDatum(contact_id);
+	Oid			types[1] = {INT8OID};
+	MoveTimes	t = {0};
+	bool		isnull;
+	Datum		last;
+
+	/* 0.1.0's crm.set_stage has no such argument */
+	if (PG_NARGS() <= 4 || PG_ARGISNULL(4))
+		return t;
+	at = PG_GETARG_TIMESTAMPTZ(4);
+
+	if (TIMESTAMP_NOT_FINITE(at) || at > GetCurrentTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the time of a stage move must be a finite time, not in the future"),
+				 errhint("Pass at => the time the move happened (default now).")));
+	SPI_execute_with_args(colocated_sql("SELECT max(changed_at) FROM {crm.stage_history} WHERE contact_id = $1"),
+						  1, types, &id, NULL, true, 1);
+	last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull && at < DatumGetTimestampTz(last))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot date a stage move of contact %lld at %s, before its last transition at %s",
+						(long long) contact_id, pstrdup(timestamptz_to_str(at)),
+						pstrdup(timestamptz_to_str(DatumGetTimestampTz(last)))),
+				 errhint("A history goes forward in time: date the move at or after that time.")));
+	t.ids = PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	{
+		Datum		a = TimestampTzGetDatum(at);
+
+		t.at = PointerGetDatum(construct_array(&a, 1, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
+	return t;
 }
 
 /* Manual move; backward needs force and a reason */
@@ -285,8 +359,8 @@ crm_set_stage(PG_FUNCTION_ARGS)
 				(errmsg("contact %lld is already at stage \"%s\"", (long long) contact_id,
 						stage_label(stage))));
 	else
-		run_move("UPDATE {crm.contact} SET stage = $2 WHERE contact_id = $1",
-				 2, types, args, reason, false, force);
+		run_move_at("UPDATE {crm.contact} SET stage = $2 WHERE contact_id = $1",
+					2, types, args, reason, false, force, manual_move_time(fcinfo, contact_id));
 	spi_finish_pinned(pinned);
 	PG_RETURN_DATUM(stage);
 }

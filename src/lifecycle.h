@@ -16,6 +16,21 @@
 extern uint64 run_move(const char *sql, int nargs, Oid *types, Datum *values,
 					   const char *reason, bool automatic, bool force);
 
+/*
+ * When the moves happened in the world: two arrays, contact ids (int8[])
+ * and their times (timestamptz[]); ids 0 for none (the clock).  A contact
+ * not in them moves at the clock.
+ */
+typedef struct MoveTimes
+{
+	Datum		ids;
+	Datum		at;
+} MoveTimes;
+
+/* run_move, each contact's move dated by times */
+extern uint64 run_move_at(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *reason, bool automatic, bool force, MoveTimes times);
+
 /* Is one of our own moves running? (its UPDATE fires the triggers again) */
 extern bool move_running(void);
 

@@ -60,6 +60,7 @@ CREATE TABLE crm.stage_history (
 	automatic	boolean NOT NULL DEFAULT false,
 	forced		boolean NOT NULL DEFAULT false,
 	merged_from bigint,
+	recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
 	PRIMARY KEY (contact_id, history_id)
 );
 COMMENT ON TABLE crm.stage_history IS 'every lifecycle transition: from, to, when, why, by whom, automatic or manual';
@@ -109,11 +110,12 @@ CREATE TRIGGER stage_promote_update AFTER UPDATE ON crm.deal
 CREATE TRIGGER stage_promote AFTER INSERT ON crm."order"
 	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.stage_promote('order');
 
-CREATE FUNCTION crm.set_stage(contact_id bigint, stage crm.stage, reason text, force boolean DEFAULT false)
+CREATE FUNCTION crm.set_stage(contact_id bigint, stage crm.stage, reason text, force boolean DEFAULT false,
+	at timestamptz DEFAULT NULL)
 RETURNS crm.stage
 	AS 'MODULE_PATHNAME', 'crm_set_stage' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION crm.set_stage(bigint, crm.stage, text, boolean) IS
-	'moves a contact to a stage by hand; a backward move needs force => true and a reason; logged in crm.stage_history';
+COMMENT ON FUNCTION crm.set_stage(bigint, crm.stage, text, boolean, timestamptz) IS
+	'moves a contact to a stage by hand, at a time (NULL: the clock; else not in the future, not before its last transition); a backward move needs force => true and a reason; logged in crm.stage_history';
 
 -- The guard's rule as a function, for callers that move stages on their own
 -- terms (crm.merge_contacts forces, and logs as forced, only what the guard

@@ -24,16 +24,39 @@
 #include "shard.h"
 
 /*
+ * When each contact's event happened: sql returns one row of two arrays,
+ * contact ids and times (NULL, NULL for none), copied out of SPI's result
+ */
+static MoveTimes
+times_of(const char *sql, int nargs, Oid *types, Datum *args)
+{
+	MoveTimes	t = {0};
+	bool		isnull;
+	Datum		ids;
+
+	if (SPI_execute_with_args(colocated_sql(sql), nargs, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the times of the events");
+	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return t;
+	t.ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
+	t.at = PointerGetDatum(PG_DETOAST_DATUM_COPY(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)));
+	return t;
+}
+
+/*
  * Promote the given contacts whose scores pass the policy's SQL or MQL
- * rule.  Scores are read set-based with crm.scores_of, only for contacts in
- * a stage the rules can move.  Returns how many moved.
+ * rule.  Scores are read set-based with crm.scores_of as of "at" (NULL:
+ * now), only for contacts in a stage the rules can move; each move is dated
+ * by times.  Returns how many moved.
  */
 static uint64
-promote_by_scores(Datum ids)
+promote_by_scores(Datum ids, Datum at, bool at_null, MoveTimes times)
 {
-	Oid			types[1] = {INT8ARRAYOID};
-	Datum		args[1] = {ids};
+	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZOID};
+	Datum		args[2] = {ids, at};
 	bool		isnull;
+	uint64		n;
 
 	/*
 	 * Narrow the ids first, in a statement of its own: an id array that is a
@@ -52,9 +75,10 @@ promote_by_scores(Datum ids)
 		return 0;
 
 	/* one statement for both rules: the scores are read once */
-	return run_move("WITH p AS (SELECT * FROM crm.policy()), "
-					"     e AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.engagement_group FROM p)) s), "
-					"     f AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.fit_group FROM p)) s), "
+	args[1] = at_null ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : at;
+	n = run_move_at("WITH p AS (SELECT * FROM crm.policy()), "
+					"     e AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.engagement_group FROM p), $2) s), "
+					"     f AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.fit_group FROM p), $2) s), "
 					"     target AS ( "
 					"       SELECT e.contact_id, "
 					"              CASE WHEN (p.sql_min_engagement IS NOT NULL OR p.sql_min_fit IS NOT NULL) "
@@ -68,58 +92,116 @@ promote_by_scores(Datum ids)
 					"UPDATE {crm.contact} t SET stage = target.stage FROM target "
 					" WHERE t.contact_id = target.contact_id AND target.stage IS NOT NULL "
 					"   AND t.stage IN ('subscriber', 'lead', 'mql') AND t.stage < target.stage",
-					1, types, args, NULL, true, false);
+					2, types, args, NULL, true, false, times);
+	return n;
 }
 
-/* Open deals make opportunities; won deals and orders make customers */
+/*
+ * A move caused by deals or orders: which rows of the source cause it, the
+ * time of the event (the first one; for a revival, the last), from which
+ * stages to which, and why
+ */
+typedef struct EventMove
+{
+	const char *rows;			/* condition on x (the source) and p (the policy) */
+	const char *time;			/* aggregate over x: when it happened */
+	const char *from;			/* the stages it moves out of */
+	const char *to;
+	const char *reason;
+	bool		force;
+} EventMove;
+
+#define BEFORE_OPPORTUNITY "'subscriber', 'lead', 'mql', 'sql'"
+#define BEFORE_CUSTOMER BEFORE_OPPORTUNITY ", 'opportunity'"
+
+static const EventMove deal_moves[] = {
+	{"x.status = 'open'", "min(x.created_at)", BEFORE_OPPORTUNITY, "opportunity", "deal opened", false},
+	{"x.status = 'won'", "min(x.closed_at)", BEFORE_CUSTOMER, "customer", "deal won", false},
+	{"x.status = 'won' AND p.revive_churned", "max(x.closed_at)", "'churned'", "customer", "deal won after churn: revived", true},
+};
+static const EventMove activity_moves[] = {
+	{"x.kind = ANY(p.sql_acceptance_kinds)", "min(x.occurred_at)", "'subscriber', 'lead', 'mql'", "sql",
+	 "sales acceptance activity", false},
+};
+static const EventMove order_moves[] = {
+	{"true", "min(x.ordered_at)", BEFORE_CUSTOMER, "customer", "order placed", false},
+	{"p.revive_churned", "max(x.ordered_at)", "'churned'", "customer", "order after churn: revived", true},
+};
+
+/* Run moves whose causes are rows of source (SQL with nargs int8[] args) */
 static uint64
-promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Datum *args)
+run_event_moves(const EventMove *moves, int nmoves, const char *source, int nargs, Datum *args)
 {
 	Oid			types[1] = {INT8ARRAYOID};
 	StringInfoData sql;
 	uint64		n = 0;
 
 	initStringInfo(&sql);
-	if (deals)
+	for (int i = 0; i < nmoves; i++)
 	{
-		appendStringInfo(&sql,
-						 "UPDATE {crm.contact} t SET stage = 'opportunity' "
-						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d WHERE d.status = 'open') s "
-						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql')", deals);
-		n += run_move(sql.data, nargs, types, args, "deal opened", true, false);
+		MoveTimes	times;
+		Datum		ids[1];
+
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE {crm.contact} t SET stage = 'customer' "
-						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d WHERE d.status = 'won') s "
-						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity')", deals);
-		n += run_move(sql.data, nargs, types, args, "deal won", true, false);
+						 "SELECT array_agg(s.contact_id), array_agg(s.t) FROM ( "
+						 "SELECT x.contact_id, %s AS t FROM %s x, crm.policy() p WHERE %s GROUP BY x.contact_id) s",
+						 moves[i].time, source, moves[i].rows);
+		times = times_of(sql.data, nargs, types, args);
+		if (times.ids == (Datum) 0)
+			continue;
+		ids[0] = times.ids;
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "UPDATE {crm.contact} t SET stage = 'customer' "
-						 "  FROM (SELECT DISTINCT d.contact_id FROM %s d, crm.policy() p "
-						 "         WHERE d.status = 'won' AND p.revive_churned) s "
-						 " WHERE t.contact_id = s.contact_id AND t.stage = 'churned'", deals);
-		n += run_move(sql.data, nargs, types, args, "deal won after churn: revived", true, true);
-	}
-	if (orders)
-	{
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "UPDATE {crm.contact} t SET stage = 'customer' "
-						 "  FROM (SELECT DISTINCT o.contact_id FROM %s o) s "
-						 " WHERE t.contact_id = s.contact_id AND t.stage IN ('subscriber', 'lead', 'mql', 'sql', 'opportunity')", orders);
-		n += run_move(sql.data, nargs, types, args, "order placed", true, false);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "UPDATE {crm.contact} t SET stage = 'customer' "
-						 "  FROM (SELECT DISTINCT o.contact_id FROM %s o, crm.policy() p WHERE p.revive_churned) s "
-						 " WHERE t.contact_id = s.contact_id AND t.stage = 'churned'", orders);
-		n += run_move(sql.data, nargs, types, args, "order after churn: revived", true, true);
+						 "UPDATE {crm.contact} t SET stage = '%s' FROM unnest($1) u(id) "
+						 " WHERE t.contact_id = u.id AND t.stage IN (%s)", moves[i].to, moves[i].from);
+		n += run_move_at(sql.data, 1, types, ids, moves[i].reason, true, moves[i].force, times);
 	}
 	return n;
 }
 
+/* Open deals make opportunities; won deals and orders make customers */
+static uint64
+promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Datum *args)
+{
+	uint64		n = 0;
+
+	if (deals)
+		n += run_event_moves(deal_moves, lengthof(deal_moves), deals, nargs, args);
+	if (orders)
+		n += run_event_moves(order_moves, lengthof(order_moves), orders, nargs, args);
+	return n;
+}
+
 static void promote_touched(const char *table, Datum ids);
+static const MoveTimes no_times = {0};
+
+/*
+ * Score promotions caused by new activities: the scores as of the latest
+ * of them (not later than now), each contact's move dated by its latest
+ * activity then, so that events loaded one at a time in time order give the
+ * history live traffic would have.  Older activities arriving late can also
+ * lift today's score: a second pass at now, dated now, for those.
+ */
+static void
+promote_by_activity_scores(Datum ids)
+{
+	MoveTimes	times;
+	bool		isnull;
+	Datum		at;
+
+	if (SPI_execute("SELECT least(max(occurred_at), now()), now() FROM new_rows", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the transition table");
+	at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return;
+	times = times_of("SELECT array_agg(s.contact_id), array_agg(s.t) FROM ( "
+					 "SELECT contact_id, max(occurred_at) AS t FROM new_rows "
+					 " WHERE occurred_at <= now() GROUP BY contact_id) s", 0, NULL, NULL);
+	promote_by_scores(ids, at, false, times);
+	if (DatumGetTimestampTz(at) < GetCurrentTransactionStartTimestamp())
+		promote_by_scores(ids, (Datum) 0, true, no_times);
+}
 
 /* AFTER INSERT/UPDATE FOR EACH STATEMENT: apply the policy to touched contacts */
 PG_FUNCTION_INFO_V1(crm_stage_promote);
@@ -169,22 +251,13 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 static void
 promote_touched(const char *table, Datum ids)
 {
-	Oid			types[1] = {INT8ARRAYOID};
-
 	if (strcmp(table, "activity") == 0)
 	{
-		Datum		args[1] = {ids};
-
-		/* a join, not a correlated subquery: the transition table is scanned once */
-		run_move("UPDATE {crm.contact} t SET stage = 'sql' "
-				 "  FROM (SELECT DISTINCT a.contact_id FROM new_rows a, crm.policy() p "
-				 "         WHERE a.kind = ANY(p.sql_acceptance_kinds)) a "
-				 " WHERE t.contact_id = a.contact_id AND t.stage IN ('subscriber', 'lead', 'mql')",
-				 0, types, args, "sales acceptance activity", true, false);
-		promote_by_scores(ids);
+		run_event_moves(activity_moves, lengthof(activity_moves), "new_rows", 0, NULL);
+		promote_by_activity_scores(ids);
 	}
 	else if (strcmp(table, "contact") == 0)
-		promote_by_scores(ids);
+		promote_by_scores(ids, (Datum) 0, true, no_times);
 	else if (strcmp(table, "deal") == 0)
 		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
 	else if (strcmp(table, "order") == 0)
@@ -212,14 +285,10 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 		ids = PG_GETARG_DATUM(0);
 	{
 		Datum		args[1] = {ids};
-		Oid			types[1] = {INT8ARRAYOID};
 
-		n = run_move("UPDATE {crm.contact} t SET stage = 'sql' FROM crm.policy() p "
-					 " WHERE t.contact_id = ANY($1) AND t.stage IN ('subscriber', 'lead', 'mql') AND EXISTS "
-					 "       (SELECT 1 FROM {crm.activity} a WHERE a.contact_id = t.contact_id "
-					 "           AND a.kind = ANY(p.sql_acceptance_kinds))",
-					 1, types, args, "sales acceptance activity", true, false);
-		n += promote_by_scores(ids);
+		n = run_event_moves(activity_moves, lengthof(activity_moves),
+							"(SELECT * FROM {crm.activity} WHERE contact_id = ANY($1))", 1, args);
+		n += promote_by_scores(ids, (Datum) 0, true, no_times);
 		n += promote_by_deals_and_orders("(SELECT * FROM {crm.deal} WHERE contact_id = ANY($1))",
 										 "(SELECT * FROM {crm.order} WHERE contact_id = ANY($1))",
 										 1, args);
@@ -237,20 +306,42 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 	Datum		args[1] = {PG_GETARG_DATUM(0)};
 	Oid			types[1] = {TIMESTAMPTZOID};
 	uint64		n;
+	MoveTimes	times;
 
 	if (TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(0)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite time")));
 	pinned = spi_connect_pinned();
-	n = run_move("UPDATE {crm.contact} t SET stage = 'churned' FROM crm.policy() p "
-				 " WHERE t.stage IN ('customer', 'evangelist') "
-				 "   AND NOT EXISTS (SELECT 1 FROM {crm.order} o WHERE o.contact_id = t.contact_id "
-				 "                      AND o.ordered_at > $1 - p.churn_after AND o.ordered_at <= $1) "
-				 "   AND NOT EXISTS (SELECT 1 FROM {crm.deal} d WHERE d.contact_id = t.contact_id "
-				 "                      AND d.status = 'won' AND d.closed_at > $1 - p.churn_after "
-				 "                      AND d.closed_at <= $1)",
-				 1, types, args, "no purchase within the churn window", true, false);
+	/*
+	 * Each churn is dated at the end of the customer's inactivity window:
+	 * the last purchase (an order or a won deal) plus churn_after, no later
+	 * than as_of (a customer with no purchase on record: as_of)
+	 */
+	times = times_of("SELECT array_agg(s.contact_id), array_agg(s.t) FROM ( "
+					 "SELECT t.contact_id, least($1, coalesce(greatest( "
+					 "         (SELECT max(o.ordered_at) FROM {crm.order} o WHERE o.contact_id = t.contact_id AND o.ordered_at <= $1), "
+					 "         (SELECT max(d.closed_at) FROM {crm.deal} d WHERE d.contact_id = t.contact_id "
+					 "             AND d.status = 'won' AND d.closed_at <= $1)) + p.churn_after, $1)) AS t "
+					 "  FROM {crm.contact} t, crm.policy() p "
+					 " WHERE t.stage IN ('customer', 'evangelist') "
+					 "   AND NOT EXISTS (SELECT 1 FROM {crm.order} o WHERE o.contact_id = t.contact_id "
+					 "                      AND o.ordered_at > $1 - p.churn_after AND o.ordered_at <= $1) "
+					 "   AND NOT EXISTS (SELECT 1 FROM {crm.deal} d WHERE d.contact_id = t.contact_id "
+					 "                      AND d.status = 'won' AND d.closed_at > $1 - p.churn_after "
+					 "                      AND d.closed_at <= $1)) s",
+					 1, types, args);
+	if (times.ids == (Datum) 0)
+		n = 0;
+	else
+	{
+		Datum		ids[1] = {times.ids};
+		Oid			idtypes[1] = {INT8ARRAYOID};
+
+		n = run_move_at("UPDATE {crm.contact} t SET stage = 'churned' FROM unnest($1) u(id) "
+						" WHERE t.contact_id = u.id AND t.stage IN ('customer', 'evangelist')",
+						1, idtypes, ids, "no purchase within the churn window", true, false, times);
+	}
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) n);
 }

@@ -776,7 +776,7 @@ COMMENT ON COLUMN crm.stage_history.contact_id IS 'the contact (crm.contact)';
 COMMENT ON COLUMN crm.stage_history.history_id IS 'transition id, unique with contact_id; orders transitions at the same time';
 COMMENT ON COLUMN crm.stage_history.from_stage IS 'stage before the transition; NULL for a new contact''s first stage';
 COMMENT ON COLUMN crm.stage_history.to_stage IS 'stage after the transition';
-COMMENT ON COLUMN crm.stage_history.changed_at IS 'when the transition happened (timestamptz)';
+COMMENT ON COLUMN crm.stage_history.changed_at IS 'when the transition happened in the world: the time of the activity, order or deal that caused it, the end of the churn window, the time given to crm.set_stage (default: the clock), a new contact''s created_at; never in the future, never before the previous transition';
 COMMENT ON COLUMN crm.stage_history.reason IS 'why: the rule that promoted (e.g. sales acceptance activity) or the reason given to crm.set_stage';
 COMMENT ON COLUMN crm.stage_history.actor IS 'database role whose statement made the transition (current_user)';
 COMMENT ON COLUMN crm.stage_history.automatic IS 'true: made by the lifecycle policy; false: by hand';
@@ -1956,6 +1956,27 @@ BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE TRIGGER USER', rel);
 	END LOOP;
 
+	-- crm.set_stage runs on the node of its contact (Citus delegates the
+	-- call): the guard and the log triggers on the shard learn of crm's own
+	-- move (its reason, force and time) from the backend that runs the
+	-- UPDATE, which must be theirs
+	table_name := 'crm.contact'::regclass;
+	distribution := 'by contact_id';
+	detail := NULL;
+	IF EXISTS (SELECT FROM pg_dist_object o
+				WHERE o.classid = 'pg_proc'::regclass
+				  AND o.objid = 'crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)'::regprocedure
+				  AND o.distribution_argument_index IS NOT NULL) THEN
+		action := 'already delegated crm.set_stage';
+	ELSE
+		PERFORM pg_catalog.create_distributed_function('crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)',
+													   'contact_id', colocate_with => 'crm.contact', force_delegation => true);
+		changed := changed + 1;
+		action := 'delegated crm.set_stage';
+		detail := 'calls run on the node of the contact';
+	END IF;
+	RETURN NEXT;
+
 	-- Triggers on a worker's shards take ids (stage_history.history_id) from
 	-- that worker's copy of the sequence, which crm created there like the
 	-- coordinator's: give each node its own range, as Citus does for the
@@ -3043,6 +3064,23 @@ BEGIN
 	item := 'crm.merge_log'; action := 'logged'; rows := 1;
 	RETURN NEXT;
 END $$;
+
+-- Lifecycle history in event time (src/lifecycle.sql): changed_at is when
+-- the transition happened in the world, recorded_at the wall clock of the
+-- write (audit); rows written before are taken as recorded when they say
+-- they changed.  crm.set_stage takes the time of a manual move.
+ALTER TABLE crm.stage_history ADD COLUMN recorded_at timestamptz;
+UPDATE crm.stage_history SET recorded_at = changed_at;
+ALTER TABLE crm.stage_history ALTER COLUMN recorded_at SET DEFAULT clock_timestamp(),
+	ALTER COLUMN recorded_at SET NOT NULL;
+COMMENT ON COLUMN crm.stage_history.recorded_at IS 'audit: when the row was written (the wall clock of the writing statement), by actor';
+DROP FUNCTION crm.set_stage(bigint, crm.stage, text, boolean);
+CREATE FUNCTION crm.set_stage(contact_id bigint, stage crm.stage, reason text, force boolean DEFAULT false,
+	at timestamptz DEFAULT NULL)
+RETURNS crm.stage
+	AS 'MODULE_PATHNAME', 'crm_set_stage' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.set_stage(bigint, crm.stage, text, boolean, timestamptz) IS
+	'moves a contact to a stage by hand, at a time (NULL: the clock; else not in the future, not before its last transition); a backward move needs force => true and a reason; logged in crm.stage_history';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

@@ -70,6 +70,7 @@ SELECT crm.rescore() AS rescored_all;
 -- lifecycle functions
 SELECT crm.set_stage(990002, 'mql', 'plant test') IS NOT NULL AS moved;
 SELECT crm.set_stage(990002, 'lead', reason => 'plant test', force => true) IS NOT NULL AS moved_back;
+SELECT crm.set_stage(990002, 'mql', 'plant test', at => pg_catalog.clock_timestamp()) IS NOT NULL AS moved_at;
 SELECT crm.apply_lifecycle('{990001,990002}') AS applied;
 SELECT crm.apply_lifecycle() AS applied_all;
 SELECT crm.detect_churn('2028-01-01 00:00+00') AS churned;
