@@ -233,17 +233,19 @@ crm_stage_log(PG_FUNCTION_ARGS)
 			"  FROM new_rows n ORDER BY n.contact_id) s";
 	else
 		/*
-		 * The move's time is the event's (the mover says it per contact;
-		 * otherwise the clock), never later than the clock nor earlier
-		 * than the contact's previous transition; recorded_at (the clock) by
+		 * The move's time is the event's (the mover says it per contact),
+		 * never later than the clock nor earlier than the contact's
+		 * previous transition; otherwise the clock (later than any
+		 * transition already written); recorded_at (the clock) by
 		 * its default, as the 0.1.0 schema has no such column
 		 */
 		sql = "INSERT INTO {crm.stage_history} (history_id, contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
 			"SELECT nextval('crm.stage_history_history_id_seq'), s.* FROM ( "
 			"SELECT n.contact_id, o.stage, n.stage, "
-			"       greatest(least(coalesce(ev.at, clock_timestamp()), clock_timestamp()), "
-			"                (SELECT h.changed_at FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
-			"                  ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1)), "
+			"       CASE WHEN ev.at IS NULL THEN clock_timestamp() "
+			"            ELSE greatest(least(ev.at, clock_timestamp()), "
+			"                          (SELECT h.changed_at FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+			"                            ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1)) END, "
 			"       CASE WHEN $1 IS NOT NULL OR NOT $2 THEN $1 "
 			"            WHEN n.stage = 'sql' THEN 'SQL rule: engagement and fit scores reached the SQL thresholds' "
 			"            ELSE 'MQL rule: engagement and fit scores reached the MQL thresholds' END, $2, $3 "
@@ -297,7 +299,7 @@ manual_move_time(FunctionCallInfo fcinfo, int64 contact_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the time of a stage move must be a finite time, not in the future"),
-				 errhint("Pass at => the time the move happened (default now).")));
+				 errhint("Pass at => the time the move happened, or leave it out for now.")));
 	SPI_execute_with_args(colocated_sql("SELECT max(changed_at) FROM {crm.stage_history} WHERE contact_id = $1"),
 						  1, types, &id, NULL, true, 1);
 	last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

@@ -46,15 +46,14 @@ times_of(const char *sql, int nargs, Oid *types, Datum *args)
 
 /*
  * Promote the given contacts whose scores pass the policy's SQL or MQL
- * rule.  Scores are read set-based with crm.scores_of as of "at" (NULL:
- * now), only for contacts in a stage the rules can move; each move is dated
+ * rule.  Scores are read set-based with crm.scores_of as of "at", only for contacts in a stage the rules can move; each move is dated
  * by times.  Returns how many moved.
  */
 static uint64
-promote_by_scores(Datum ids, Datum at, bool at_null, MoveTimes times)
+promote_by_scores(Datum ids, TimestampTz at, MoveTimes times)
 {
 	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		args[2] = {ids, at};
+	Datum		args[2] = {ids, TimestampTzGetDatum(at)};
 	bool		isnull;
 	uint64		n;
 
@@ -75,7 +74,6 @@ promote_by_scores(Datum ids, Datum at, bool at_null, MoveTimes times)
 		return 0;
 
 	/* one statement for both rules: the scores are read once */
-	args[1] = at_null ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : at;
 	n = run_move_at("WITH p AS (SELECT * FROM crm.policy()), "
 					"     e AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.engagement_group FROM p), $2) s), "
 					"     f AS (SELECT s.* FROM crm.scores_of($1, (SELECT p.fit_group FROM p), $2) s), "
@@ -190,7 +188,7 @@ promote_by_activity_scores(Datum ids)
 	bool		isnull;
 	Datum		at;
 
-	if (SPI_execute("SELECT least(max(occurred_at), now()), now() FROM new_rows", true, 1) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT least(max(occurred_at), now()) FROM new_rows", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the transition table");
 	at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
@@ -198,9 +196,9 @@ promote_by_activity_scores(Datum ids)
 	times = times_of("SELECT array_agg(s.contact_id), array_agg(s.t) FROM ( "
 					 "SELECT contact_id, max(occurred_at) AS t FROM new_rows "
 					 " WHERE occurred_at <= now() GROUP BY contact_id) s", 0, NULL, NULL);
-	promote_by_scores(ids, at, false, times);
+	promote_by_scores(ids, DatumGetTimestampTz(at), times);
 	if (DatumGetTimestampTz(at) < GetCurrentTransactionStartTimestamp())
-		promote_by_scores(ids, (Datum) 0, true, no_times);
+		promote_by_scores(ids, GetCurrentTransactionStartTimestamp(), no_times);
 }
 
 /* AFTER INSERT/UPDATE FOR EACH STATEMENT: apply the policy to touched contacts */
@@ -257,7 +255,7 @@ promote_touched(const char *table, Datum ids)
 		promote_by_activity_scores(ids);
 	}
 	else if (strcmp(table, "contact") == 0)
-		promote_by_scores(ids, (Datum) 0, true, no_times);
+		promote_by_scores(ids, GetCurrentTransactionStartTimestamp(), no_times);
 	else if (strcmp(table, "deal") == 0)
 		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
 	else if (strcmp(table, "order") == 0)
@@ -288,7 +286,7 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 
 		n = run_event_moves(activity_moves, lengthof(activity_moves),
 							"(SELECT * FROM {crm.activity} WHERE contact_id = ANY($1))", 1, args);
-		n += promote_by_scores(ids, (Datum) 0, true, no_times);
+		n += promote_by_scores(ids, GetCurrentTransactionStartTimestamp(), no_times);
 		n += promote_by_deals_and_orders("(SELECT * FROM {crm.deal} WHERE contact_id = ANY($1))",
 										 "(SELECT * FROM {crm.order} WHERE contact_id = ANY($1))",
 										 1, args);
