@@ -27,7 +27,7 @@ SELECT stage FROM contact WHERE contact_id = :c1;
 -- 3 more: past the SQL rule, mql -> sql
 INSERT INTO activity (contact_id, kind, occurred_at) SELECT :c1, 'lc_visit', '2026-01-03'::timestamptz + i * interval '1 hour' FROM generate_series(1, 3) i;
 SELECT stage FROM contact WHERE contact_id = :c1;
--- 6 visits at once for a lead skip mql: one transition lead -> sql
+-- 6 visits in one statement: dated as one at a time, lead -> mql at the 3rd, -> sql at the 6th
 INSERT INTO activity (contact_id, kind, occurred_at) SELECT :c3, 'lc_visit', '2026-01-03'::timestamptz + i * interval '1 hour' FROM generate_series(1, 6) i;
 SELECT stage FROM contact WHERE contact_id = :c3;
 -- no fit: engagement alone does not make an MQL

@@ -218,6 +218,17 @@ COMMENT ON COLUMN crm.order_line.line_no IS 'line number within the order, posit
 COMMENT ON COLUMN crm.order_line.product_id IS 'the product (crm.product)';
 COMMENT ON COLUMN crm.order_line.quantity IS 'quantity, positive (default 1)';
 COMMENT ON COLUMN crm.order_line.unit_price IS 'price of one unit in the order''s currency, 0 or more';
+COMMENT ON COLUMN crm.lead_cohorts.cohort IS 'first day of the month (UTC) in which the contacts first became a lead or later';
+COMMENT ON COLUMN crm.lead_cohorts.leads IS 'contacts of the cohort';
+COMMENT ON COLUMN crm.lead_cohorts.mql_30d IS 'share of the cohort that reached mql or later within 30 days of becoming a lead';
+COMMENT ON COLUMN crm.lead_cohorts.mql_90d IS 'share that reached mql or later within 90 days';
+COMMENT ON COLUMN crm.lead_cohorts.mql_180d IS 'share that reached mql or later within 180 days';
+COMMENT ON COLUMN crm.lead_cohorts.sql_30d IS 'share that reached sql or later within 30 days';
+COMMENT ON COLUMN crm.lead_cohorts.sql_90d IS 'share that reached sql or later within 90 days';
+COMMENT ON COLUMN crm.lead_cohorts.sql_180d IS 'share that reached sql or later within 180 days';
+COMMENT ON COLUMN crm.lead_cohorts.customer_30d IS 'share that became a customer (or evangelist) within 30 days';
+COMMENT ON COLUMN crm.lead_cohorts.customer_90d IS 'share that became a customer within 90 days';
+COMMENT ON COLUMN crm.lead_cohorts.customer_180d IS 'share that became a customer within 180 days';
 COMMENT ON COLUMN crm.pipeline.pipeline_stage IS 'pipeline stage of the open deals';
 COMMENT ON COLUMN crm.pipeline.deals IS 'number of open deals in the stage';
 COMMENT ON COLUMN crm.pipeline.amount IS 'sum of their amounts (currencies not converted)';

@@ -66,6 +66,7 @@ typedef struct StageMove
 	bool		automatic;
 	bool		force;
 	MoveTimes	times;			/* when each move happened (none: now) */
+	bool		unlogged;		/* the mover writes the history itself */
 } StageMove;
 
 static StageMove *current_move = NULL;
@@ -83,8 +84,8 @@ stage_facts_of(const char *label)
 	return NULL;				/* keep the compiler quiet */
 }
 
-/* Funnel rank of a stage label */
-static int
+/* Funnel rank of a stage label (lifecycle.h) */
+int
 stage_funnel_rank(const char *label)
 {
 	return stage_facts_of(label)->funnel;
@@ -117,6 +118,13 @@ move_is_forward(int from, int to)
 	return false;				/* out of an exit */
 }
 
+/* Would the guard let a move between two stage labels through? (lifecycle.h) */
+bool
+stage_move_forward(const char *from, const char *to)
+{
+	return move_is_forward(stage_funnel_rank(from), stage_funnel_rank(to));
+}
+
 bool
 move_running(void)
 {
@@ -133,12 +141,10 @@ run_move(const char *sql, int nargs, Oid *types, Datum *values, const char *reas
 	return run_move_at(sql, nargs, types, values, reason, automatic, force, now);
 }
 
-/* Run one UPDATE of stages with a move context, each contact's move at its time */
-uint64
-run_move_at(const char *sql, int nargs, Oid *types, Datum *values, const char *reason,
-			bool automatic, bool force, MoveTimes times)
+/* Run one UPDATE of stages with a move context */
+static uint64
+run_stage_update(const char *sql, int nargs, Oid *types, Datum *values, StageMove move)
 {
-	StageMove	move = {reason, automatic, force, times};
 	StageMove  *saved = current_move;
 	uint64		n;
 
@@ -157,6 +163,25 @@ run_move_at(const char *sql, int nargs, Oid *types, Datum *values, const char *r
 	}
 	PG_END_TRY();
 	return n;
+}
+
+/* Run one UPDATE of stages with a move context, each contact's move at its time */
+uint64
+run_move_at(const char *sql, int nargs, Oid *types, Datum *values, const char *reason,
+			bool automatic, bool force, MoveTimes times)
+{
+	StageMove	move = {reason, automatic, force, times, false};
+
+	return run_stage_update(sql, nargs, types, values, move);
+}
+
+/* Set stages whose history the caller writes: forced, not logged (lifecycle.h) */
+uint64
+run_move_unlogged(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	StageMove	move = {NULL, true, true, {0}, true};
+
+	return run_stage_update(sql, nargs, types, values, move);
 }
 
 /* BEFORE UPDATE OF stage FOR EACH ROW on crm.contact */
@@ -220,7 +245,7 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
 		elog(ERROR, "crm.stage_log() must be a statement trigger on crm.contact");
 	/* a dump brings its history with it (src/restore.c) */
-	if (loading_dump)
+	if (loading_dump || (current_move != NULL && current_move->unlogged))
 		return PointerGetDatum(NULL);
 	/*
 	 * history_id from the identity's sequence by name: a Citus shard has no
@@ -247,8 +272,8 @@ crm_stage_log(PG_FUNCTION_ARGS)
 			"                          (SELECT h.changed_at FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
 			"                            ORDER BY h.changed_at DESC, h.history_id DESC LIMIT 1)) END, "
 			"       CASE WHEN $1 IS NOT NULL OR NOT $2 THEN $1 "
-			"            WHEN n.stage = 'sql' THEN 'SQL rule: engagement and fit scores reached the SQL thresholds' "
-			"            ELSE 'MQL rule: engagement and fit scores reached the MQL thresholds' END, $2, $3 "
+			"            WHEN n.stage = 'sql' THEN '" REASON_SQL_SCORE "' "
+			"            ELSE '" REASON_MQL_SCORE "' END, $2, $3 "
 			"  FROM old_rows o JOIN new_rows n ON n.contact_id = o.contact_id "
 			"  LEFT JOIN ROWS FROM (unnest($4), unnest($5)) ev(id, at) ON ev.id = n.contact_id "
 			" WHERE o.stage IS DISTINCT FROM n.stage ORDER BY n.contact_id) s";

@@ -135,6 +135,13 @@ CREATE FUNCTION crm.detect_churn(as_of timestamptz DEFAULT now()) RETURNS bigint
 COMMENT ON FUNCTION crm.detect_churn(timestamptz) IS
 	'moves customers with no order within the policy''s churn window before as_of to churned; returns how many';
 
+-- After a late or unordered import: the automatic transitions recomputed
+-- from the events (src/lifecycle_rebuild.c), the rest of the history kept.
+CREATE FUNCTION crm.rebuild_stage_history(contact_ids bigint[] DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_rebuild_stage_history' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.rebuild_stage_history(bigint[]) IS
+	'recomputes the automatic transitions of the given contacts (everyone when NULL) from their activities, deals and orders in time order, keeping first, manual, forced and merge rows and still-valid churns; sets each stage to where its history ends; returns how many contacts were rebuilt';
+
 -- Stage of every contact at a time, from the history.  The analytics below
 -- are PL/pgSQL, not SQL functions: Citus cannot plan a SQL function's
 -- parameters, and PL/pgSQL plans them with their values.
@@ -189,7 +196,8 @@ COMMENT ON FUNCTION crm.funnel(timestamptz) IS 'contacts per stage and their sha
 
 CREATE FUNCTION crm.stage_conversion(from_date timestamptz, to_date timestamptz,
 	OUT stage crm.stage, OUT entered bigint, OUT moved_on bigint, OUT conversion numeric,
-	OUT median_time_in_stage interval, OUT p90_time_in_stage interval)
+	OUT median_time_in_stage interval, OUT p90_time_in_stage interval,
+	OUT median_days numeric, OUT p90_days numeric)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -209,20 +217,59 @@ BEGIN
 	e AS (
 		SELECT h.*, (h.next_stage > h.to_stage AND h.next_stage NOT IN ('disqualified', 'churned')
 					 AND h.left_at < to_date) AS converted
-		  FROM h WHERE h.changed_at >= from_date AND h.changed_at < to_date)
-	SELECT s.stage, count(e.contact_id),
-		   count(*) FILTER (WHERE e.converted),
-		   round(count(*) FILTER (WHERE e.converted)::numeric / nullif(count(e.contact_id), 0), 4),
-		   percentile_cont(0.5) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
-			 FILTER (WHERE e.left_at < to_date),
-		   percentile_cont(0.9) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
-			 FILTER (WHERE e.left_at < to_date)
-	  FROM unnest(enum_range(NULL::crm.stage)) s(stage)
-	  LEFT JOIN e ON e.to_stage = s.stage
-	 GROUP BY s.stage ORDER BY s.stage;
+		  FROM h WHERE h.changed_at >= from_date AND h.changed_at < to_date),
+	-- the intervals justified (days beyond 30 read as months), and in days
+	-- as a number, for sorting and charts
+	q AS (
+		SELECT s.stage, count(e.contact_id) AS entered,
+			   count(*) FILTER (WHERE e.converted) AS moved_on,
+			   percentile_cont(0.5) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
+				 FILTER (WHERE e.left_at < to_date) AS median,
+			   percentile_cont(0.9) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
+				 FILTER (WHERE e.left_at < to_date) AS p90
+		  FROM unnest(enum_range(NULL::crm.stage)) s(stage)
+		  LEFT JOIN e ON e.to_stage = s.stage
+		 GROUP BY s.stage)
+	SELECT q.stage, q.entered, q.moved_on, round(q.moved_on::numeric / nullif(q.entered, 0), 4),
+		   justify_interval(q.median), justify_interval(q.p90),
+		   round((extract(epoch FROM q.median) / 86400)::numeric, 1),
+		   round((extract(epoch FROM q.p90) / 86400)::numeric, 1)
+	  FROM q ORDER BY q.stage;
 END $$;
 COMMENT ON FUNCTION crm.stage_conversion(timestamptz, timestamptz) IS
-	'per stage: contacts that entered it in [from_date, to_date), how many moved on to a later stage before to_date, the rate, median and p90 time in stage';
+	'per stage: contacts that entered it in [from_date, to_date), how many moved on to a later stage before to_date, the rate, median and p90 time in stage (justified intervals, and days as numbers)';
+
+-- Lead cohorts: contacts by the month (UTC) they entered the funnel as a
+-- lead or later, and the share that reached mql, sql and customer within
+-- 30, 90 and 180 days of it.  Each contact's first time at or past a stage,
+-- from its own timeline (rows a merge moved here are another record's).
+CREATE VIEW crm.lead_cohorts WITH (security_invoker = true) AS
+WITH firsts AS (
+	SELECT h.contact_id,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'lead' AND 'evangelist') AS lead_at,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'mql' AND 'evangelist') AS mql_at,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'sql' AND 'evangelist') AS sql_at,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'customer' AND 'evangelist') AS customer_at
+	  FROM crm.stage_history h
+	 WHERE h.merged_from IS NULL
+	 GROUP BY h.contact_id),
+c AS (
+	SELECT date_trunc('month', f.lead_at AT TIME ZONE 'UTC')::date AS cohort, f.*
+	  FROM firsts f WHERE f.lead_at IS NOT NULL)
+SELECT c.cohort, count(*) AS leads,
+	   round(avg(coalesce(c.mql_at < c.lead_at + interval '30 days', false)::int), 4) AS mql_30d,
+	   round(avg(coalesce(c.mql_at < c.lead_at + interval '90 days', false)::int), 4) AS mql_90d,
+	   round(avg(coalesce(c.mql_at < c.lead_at + interval '180 days', false)::int), 4) AS mql_180d,
+	   round(avg(coalesce(c.sql_at < c.lead_at + interval '30 days', false)::int), 4) AS sql_30d,
+	   round(avg(coalesce(c.sql_at < c.lead_at + interval '90 days', false)::int), 4) AS sql_90d,
+	   round(avg(coalesce(c.sql_at < c.lead_at + interval '180 days', false)::int), 4) AS sql_180d,
+	   round(avg(coalesce(c.customer_at < c.lead_at + interval '30 days', false)::int), 4) AS customer_30d,
+	   round(avg(coalesce(c.customer_at < c.lead_at + interval '90 days', false)::int), 4) AS customer_90d,
+	   round(avg(coalesce(c.customer_at < c.lead_at + interval '180 days', false)::int), 4) AS customer_180d
+  FROM c
+ GROUP BY c.cohort;
+COMMENT ON VIEW crm.lead_cohorts IS
+	'contacts by the month (UTC) they first became a lead or later, and the share of them that reached mql, sql and customer within 30, 90 and 180 days';
 
 CREATE VIEW crm.pipeline WITH (security_invoker = true) AS
 SELECT d.pipeline_stage, count(*) AS deals, sum(d.amount) AS amount,

@@ -113,17 +113,18 @@ typedef struct EventMove
 #define BEFORE_CUSTOMER BEFORE_OPPORTUNITY ", 'opportunity'"
 
 static const EventMove deal_moves[] = {
-	{"x.status = 'open'", "min(x.created_at)", BEFORE_OPPORTUNITY, "opportunity", "deal opened", false},
-	{"x.status = 'won'", "min(x.closed_at)", BEFORE_CUSTOMER, "customer", "deal won", false},
-	{"x.status = 'won' AND p.revive_churned", "max(x.closed_at)", "'churned'", "customer", "deal won after churn: revived", true},
+	/* every deal was open from its creation, whatever it is now */
+	{"true", "min(x.created_at)", BEFORE_OPPORTUNITY, "opportunity", REASON_DEAL_OPENED, false},
+	{"x.status = 'won'", "min(x.closed_at)", BEFORE_CUSTOMER, "customer", REASON_DEAL_WON, false},
+	{"x.status = 'won' AND p.revive_churned", "max(x.closed_at)", "'churned'", "customer", REASON_DEAL_REVIVED, true},
 };
 static const EventMove activity_moves[] = {
 	{"x.kind = ANY(p.sql_acceptance_kinds)", "min(x.occurred_at)", "'subscriber', 'lead', 'mql'", "sql",
-	 "sales acceptance activity", false},
+	 REASON_ACCEPTANCE, false},
 };
 static const EventMove order_moves[] = {
-	{"true", "min(x.ordered_at)", BEFORE_CUSTOMER, "customer", "order placed", false},
-	{"p.revive_churned", "max(x.ordered_at)", "'churned'", "customer", "order after churn: revived", true},
+	{"true", "min(x.ordered_at)", BEFORE_CUSTOMER, "customer", REASON_ORDER, false},
+	{"p.revive_churned", "max(x.ordered_at)", "'churned'", "customer", REASON_ORDER_REVIVED, true},
 };
 
 /* Run moves whose causes are rows of source (SQL with nargs int8[] args) */
@@ -171,7 +172,7 @@ promote_by_deals_and_orders(const char *deals, const char *orders, int nargs, Da
 	return n;
 }
 
-static void promote_touched(const char *table, Datum ids);
+static void promote_touched(const char *table, Datum ids, bool inserted);
 static const MoveTimes no_times = {0};
 
 /*
@@ -239,27 +240,126 @@ crm_stage_promote(PG_FUNCTION_ARGS)
 	}
 
 	WITH_SHARD_SCOPE(td, {
-		promote_touched(table, ids);
+		promote_touched(table, ids, TRIGGER_FIRED_BY_INSERT(td->tg_event));
 	});
 	spi_finish_pinned(pinned);
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * The contacts of the statement with an event older than a transition the
+ * policy made: moved by the set-based rules, such an event would be dated
+ * at that transition, so their history is rebuilt from the events instead.
+ * Not when the event is also older than a row no rule wrote (a manual move,
+ * a merge): that decision stands, and the move comes after it.  time: the
+ * column of new_rows that dates the event.
+ */
+static Datum
+late_contacts(const char *time)
+{
+	StringInfoData sql;
+	bool		isnull;
+	Datum		ids;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT array_agg(n.contact_id) FROM ( "
+					 "SELECT contact_id, min(%s) AS t FROM new_rows GROUP BY contact_id) n "
+					 " WHERE EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+					 "                 AND h.changed_at > n.t AND h.automatic) "
+					 "   AND NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+					 "                     AND h.changed_at > n.t AND NOT h.automatic)", time);
+	if (SPI_execute(colocated_sql(sql.data), false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not compare the events with the history");
+	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
+}
+
+/*
+ * The contacts with several activities in the statement, with their stages
+ * before the statement's moves (two arrays; ids 0 for none); not those with
+ * a row no rule wrote after the activities (a manual move, a merge: the
+ * moves come after it, as late_contacts says)
+ */
+static MoveTimes
+batch_contacts(void)
+{
+	return times_of("SELECT array_agg(k.contact_id), array_agg(k.stage::text) FROM ( "
+					"SELECT contact_id, min(occurred_at) AS t FROM new_rows GROUP BY contact_id HAVING count(*) > 1) n "
+					"JOIN {crm.contact} k ON k.contact_id = n.contact_id "
+					"WHERE NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+					"                    AND h.changed_at > n.t AND NOT h.automatic)", 0, NULL, NULL);
+}
+
+/*
+ * Those of them the statement moved: the set-based rules date a score
+ * promotion at the contact's last activity of the statement, the rebuild
+ * at the activity that crossed the threshold.  Not read-only: the moves
+ * just made must be visible.
+ */
+static Datum
+batch_moved_contacts(MoveTimes before)
+{
+	Oid			types[2] = {INT8ARRAYOID, TEXTARRAYOID};
+	Datum		args[2] = {before.ids, before.at};
+	bool		isnull;
+	Datum		ids;
+
+	if (before.ids == (Datum) 0)
+		return (Datum) 0;
+	if (SPI_execute_with_args(colocated_sql("SELECT array_agg(k.contact_id) FROM ROWS FROM (unnest($1), unnest($2)) b(id, s) "
+											"  JOIN {crm.contact} k ON k.contact_id = b.id WHERE k.stage::text <> b.s"),
+							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the statement's moves");
+	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
+}
+
+/* Rebuild the union of two id lists (either 0 for none) */
+static void
+rebuild_either(Datum a, Datum b)
+{
+	if (a != (Datum) 0)
+		rebuild_contacts(a);
+	if (b != (Datum) 0)
+		rebuild_contacts(b);
+}
+
 /* The policy for the contacts a statement on the logical table touched */
 static void
-promote_touched(const char *table, Datum ids)
+promote_touched(const char *table, Datum ids, bool inserted)
 {
 	if (strcmp(table, "activity") == 0)
 	{
+		Datum		late = late_contacts("occurred_at");
+		MoveTimes	before = batch_contacts();
+
 		run_event_moves(activity_moves, lengthof(activity_moves), "new_rows", 0, NULL);
 		promote_by_activity_scores(ids);
+		rebuild_either(late, batch_moved_contacts(before));
 	}
+	else if (strcmp(table, "deal") == 0)
+	{
+		/* a new deal was opened at created_at; an updated one matters if closed */
+		Datum		late = late_contacts(inserted ? "least(created_at, closed_at)" : "closed_at");
+
+		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
+		rebuild_either(late, (Datum) 0);
+	}
+	else if (strcmp(table, "order") == 0)
+	{
+		Datum		late = late_contacts("ordered_at");
+
+		promote_by_deals_and_orders(NULL, "new_rows", 0, NULL);
+		rebuild_either(late, (Datum) 0);
+	}
+	else if (strcmp(table, "contact") == 0 && inserted)
+		/* a new contact's fit can make it an MQL from its creation */
+		promote_by_scores(ids, GetCurrentTransactionStartTimestamp(),
+						  times_of("SELECT array_agg(contact_id), array_agg(least(created_at, now())) "
+								   "  FROM new_rows", 0, NULL, NULL));
 	else if (strcmp(table, "contact") == 0)
 		promote_by_scores(ids, GetCurrentTransactionStartTimestamp(), no_times);
-	else if (strcmp(table, "deal") == 0)
-		promote_by_deals_and_orders("new_rows", NULL, 0, NULL);
-	else if (strcmp(table, "order") == 0)
-		promote_by_deals_and_orders(NULL, "new_rows", 0, NULL);
 }
 
 /* Re-evaluate the policy for some or all contacts */
@@ -338,7 +438,7 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 
 		n = run_move_at("UPDATE {crm.contact} t SET stage = 'churned' FROM unnest($1) u(id) "
 						" WHERE t.contact_id = u.id AND t.stage IN ('customer', 'evangelist')",
-						1, idtypes, ids, "no purchase within the churn window", true, false, times);
+						1, idtypes, ids, REASON_CHURN, true, false, times);
 	}
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) n);

@@ -106,6 +106,10 @@ extern void scoring_batch_activity(ScoreBatch *b, RuleCache *rc, int64 contact_i
 extern LedgerEntry **scoring_batch_sorted(ScoreBatch *b, uint32 *n);
 extern void scoring_batch_free(ScoreBatch *b);
 
+/* scoring_timeline.c: a contact's score after each of its activities */
+typedef void (*ScoreTimelineFn) (void *arg, int64 contact_id, TimestampTz at, double score);
+extern void score_timeline(Datum ids, int group, ScoreTimelineFn fn, void *arg);
+
 /* Decay factor over dt microseconds for a half-life (0 = none) */
 static inline double
 score_decay(double half_life_us, double dt_us)

@@ -144,7 +144,7 @@ DECLARE
 	lookup text := 'crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule';
 	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy';
 	segments text := 'crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, crm.campaign_target';
-	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline';
+	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts';
 	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
 						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
 						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';
@@ -3081,6 +3081,103 @@ RETURNS crm.stage
 	AS 'MODULE_PATHNAME', 'crm_set_stage' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION crm.set_stage(bigint, crm.stage, text, boolean, timestamptz) IS
 	'moves a contact to a stage by hand, at a time (NULL: the clock; else not in the future, not before its last transition); a backward move needs force => true and a reason; logged in crm.stage_history';
+
+-- After a late or unordered import: the automatic transitions recomputed
+-- from the events (src/lifecycle_rebuild.c), the rest of the history kept.
+CREATE FUNCTION crm.rebuild_stage_history(contact_ids bigint[] DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_rebuild_stage_history' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.rebuild_stage_history(bigint[]) IS
+	'recomputes the automatic transitions of the given contacts (everyone when NULL) from their activities, deals and orders in time order, keeping first, manual, forced and merge rows and still-valid churns; sets each stage to where its history ends; returns how many contacts were rebuilt';
+
+-- crm.stage_conversion: times in stage justified, and in days as numbers
+DROP FUNCTION crm.stage_conversion(timestamptz, timestamptz);
+CREATE FUNCTION crm.stage_conversion(from_date timestamptz, to_date timestamptz,
+	OUT stage crm.stage, OUT entered bigint, OUT moved_on bigint, OUT conversion numeric,
+	OUT median_time_in_stage interval, OUT p90_time_in_stage interval,
+	OUT median_days numeric, OUT p90_days numeric)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	-- each record's own timeline: rows a merge moved onto a contact follow
+	-- one another (merged_from), not the kept contact's; a merge that kept
+	-- the stage (from = to) is no move
+	WITH h AS (
+		SELECT h.contact_id, h.to_stage, h.changed_at,
+			   lead(h.to_stage) OVER w AS next_stage, lead(h.changed_at) OVER w AS left_at
+		  FROM crm.stage_history h
+		 WHERE h.from_stage IS DISTINCT FROM h.to_stage
+		WINDOW w AS (PARTITION BY h.contact_id, h.merged_from ORDER BY h.changed_at, h.history_id)),
+	-- moving on is a later funnel stage before to_date; the exits
+	-- (disqualified, churned) end the time in stage but are no conversion
+	e AS (
+		SELECT h.*, (h.next_stage > h.to_stage AND h.next_stage NOT IN ('disqualified', 'churned')
+					 AND h.left_at < to_date) AS converted
+		  FROM h WHERE h.changed_at >= from_date AND h.changed_at < to_date),
+	-- the intervals justified (days beyond 30 read as months), and in days
+	-- as a number, for sorting and charts
+	q AS (
+		SELECT s.stage, count(e.contact_id) AS entered,
+			   count(*) FILTER (WHERE e.converted) AS moved_on,
+			   percentile_cont(0.5) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
+				 FILTER (WHERE e.left_at < to_date) AS median,
+			   percentile_cont(0.9) WITHIN GROUP (ORDER BY e.left_at - e.changed_at)
+				 FILTER (WHERE e.left_at < to_date) AS p90
+		  FROM unnest(enum_range(NULL::crm.stage)) s(stage)
+		  LEFT JOIN e ON e.to_stage = s.stage
+		 GROUP BY s.stage)
+	SELECT q.stage, q.entered, q.moved_on, round(q.moved_on::numeric / nullif(q.entered, 0), 4),
+		   justify_interval(q.median), justify_interval(q.p90),
+		   round((extract(epoch FROM q.median) / 86400)::numeric, 1),
+		   round((extract(epoch FROM q.p90) / 86400)::numeric, 1)
+	  FROM q ORDER BY q.stage;
+END $$;
+COMMENT ON FUNCTION crm.stage_conversion(timestamptz, timestamptz) IS
+	'per stage: contacts that entered it in [from_date, to_date), how many moved on to a later stage before to_date, the rate, median and p90 time in stage (justified intervals, and days as numbers)';
+
+-- Lead cohorts: contacts by the month (UTC) they entered the funnel as a
+-- lead or later, and the share that reached mql, sql and customer within
+-- 30, 90 and 180 days of it.  Each contact's first time at or past a stage,
+-- from its own timeline (rows a merge moved here are another record's).
+CREATE VIEW crm.lead_cohorts WITH (security_invoker = true) AS
+WITH firsts AS (
+	SELECT h.contact_id,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'lead' AND 'evangelist') AS lead_at,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'mql' AND 'evangelist') AS mql_at,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'sql' AND 'evangelist') AS sql_at,
+		   min(h.changed_at) FILTER (WHERE h.to_stage BETWEEN 'customer' AND 'evangelist') AS customer_at
+	  FROM crm.stage_history h
+	 WHERE h.merged_from IS NULL
+	 GROUP BY h.contact_id),
+c AS (
+	SELECT date_trunc('month', f.lead_at AT TIME ZONE 'UTC')::date AS cohort, f.*
+	  FROM firsts f WHERE f.lead_at IS NOT NULL)
+SELECT c.cohort, count(*) AS leads,
+	   round(avg(coalesce(c.mql_at < c.lead_at + interval '30 days', false)::int), 4) AS mql_30d,
+	   round(avg(coalesce(c.mql_at < c.lead_at + interval '90 days', false)::int), 4) AS mql_90d,
+	   round(avg(coalesce(c.mql_at < c.lead_at + interval '180 days', false)::int), 4) AS mql_180d,
+	   round(avg(coalesce(c.sql_at < c.lead_at + interval '30 days', false)::int), 4) AS sql_30d,
+	   round(avg(coalesce(c.sql_at < c.lead_at + interval '90 days', false)::int), 4) AS sql_90d,
+	   round(avg(coalesce(c.sql_at < c.lead_at + interval '180 days', false)::int), 4) AS sql_180d,
+	   round(avg(coalesce(c.customer_at < c.lead_at + interval '30 days', false)::int), 4) AS customer_30d,
+	   round(avg(coalesce(c.customer_at < c.lead_at + interval '90 days', false)::int), 4) AS customer_90d,
+	   round(avg(coalesce(c.customer_at < c.lead_at + interval '180 days', false)::int), 4) AS customer_180d
+  FROM c
+ GROUP BY c.cohort;
+COMMENT ON VIEW crm.lead_cohorts IS
+	'contacts by the month (UTC) they first became a lead or later, and the share of them that reached mql, sql and customer within 30, 90 and 180 days';
+COMMENT ON COLUMN crm.lead_cohorts.cohort IS 'first day of the month (UTC) in which the contacts first became a lead or later';
+COMMENT ON COLUMN crm.lead_cohorts.leads IS 'contacts of the cohort';
+COMMENT ON COLUMN crm.lead_cohorts.mql_30d IS 'share of the cohort that reached mql or later within 30 days of becoming a lead';
+COMMENT ON COLUMN crm.lead_cohorts.mql_90d IS 'share that reached mql or later within 90 days';
+COMMENT ON COLUMN crm.lead_cohorts.mql_180d IS 'share that reached mql or later within 180 days';
+COMMENT ON COLUMN crm.lead_cohorts.sql_30d IS 'share that reached sql or later within 30 days';
+COMMENT ON COLUMN crm.lead_cohorts.sql_90d IS 'share that reached sql or later within 90 days';
+COMMENT ON COLUMN crm.lead_cohorts.sql_180d IS 'share that reached sql or later within 180 days';
+COMMENT ON COLUMN crm.lead_cohorts.customer_30d IS 'share that became a customer (or evangelist) within 30 days';
+COMMENT ON COLUMN crm.lead_cohorts.customer_90d IS 'share that became a customer within 90 days';
+COMMENT ON COLUMN crm.lead_cohorts.customer_180d IS 'share that became a customer within 180 days';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
