@@ -250,8 +250,9 @@ crm_stage_promote(PG_FUNCTION_ARGS)
  * The contacts of the statement with an event older than a transition the
  * policy made: moved by the set-based rules, such an event would be dated
  * at that transition, so their history is rebuilt from the events instead.
- * Not when the event is also older than a row no rule wrote (a manual move,
- * a merge): that decision stands, and the move comes after it.  time: the
+ * Not when the event is also older than a row no rule wrote other than the
+ * first (a manual move, a merge): that decision stands, and the move comes
+ * after it.  time: the
  * column of new_rows that dates the event.
  */
 static Datum
@@ -268,7 +269,7 @@ late_contacts(const char *time)
 					 " WHERE EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
 					 "                 AND h.changed_at > n.t AND h.automatic) "
 					 "   AND NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
-					 "                     AND h.changed_at > n.t AND NOT h.automatic)", time);
+					 "                     AND h.changed_at > n.t AND NOT h.automatic AND h.from_stage IS NOT NULL)", time);
 	if (SPI_execute(colocated_sql(sql.data), false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not compare the events with the history");
 	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -288,17 +289,20 @@ batch_contacts(void)
 					"SELECT contact_id, min(occurred_at) AS t FROM new_rows GROUP BY contact_id HAVING count(*) > 1) n "
 					"JOIN {crm.contact} k ON k.contact_id = n.contact_id "
 					"WHERE NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
-					"                    AND h.changed_at > n.t AND NOT h.automatic)", 0, NULL, NULL);
+					"                    AND h.changed_at > n.t AND NOT h.automatic AND h.from_stage IS NOT NULL)", 0, NULL, NULL);
 }
 
 /*
- * Those of them the statement moved: the set-based rules date a score
- * promotion at the contact's last activity of the statement, the rebuild
- * at the activity that crossed the threshold.  Not read-only: the moves
- * just made must be visible.
+ * Those of them whose score may have crossed a threshold inside the
+ * statement: the set-based rules date a score promotion at the contact's
+ * last activity of the statement (and miss one whose score has decayed
+ * below the threshold since), the rebuild at the activity that crossed it.
+ * Those the statement moved, and those still in a stage the score rules
+ * move whose positive points add up to a threshold (no score of theirs
+ * ever went higher).  Not read-only: the moves just made must be visible.
  */
 static Datum
-batch_moved_contacts(MoveTimes before)
+batch_crossing_contacts(MoveTimes before)
 {
 	Oid			types[2] = {INT8ARRAYOID, TEXTARRAYOID};
 	Datum		args[2] = {before.ids, before.at};
@@ -307,9 +311,17 @@ batch_moved_contacts(MoveTimes before)
 
 	if (before.ids == (Datum) 0)
 		return (Datum) 0;
-	if (SPI_execute_with_args(colocated_sql("SELECT array_agg(k.contact_id) FROM ROWS FROM (unnest($1), unnest($2)) b(id, s) "
-											"  JOIN {crm.contact} k ON k.contact_id = b.id WHERE k.stage::text <> b.s"),
-							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(colocated_sql(
+		"SELECT array_agg(k.contact_id) FROM ROWS FROM (unnest($1), unnest($2)) b(id, s) "
+		"  JOIN {crm.contact} k ON k.contact_id = b.id, crm.policy() p "
+		" WHERE k.stage::text <> b.s "
+		"    OR (k.stage IN ('subscriber', 'lead', 'mql') "
+		"        AND (SELECT coalesce(sum(greatest(l.raw_points, 0)), 0) FROM {crm.score_ledger} l "
+		"              WHERE l.contact_id = k.contact_id AND l.score_group = p.engagement_group) "
+		"          + (SELECT coalesce(sum(greatest(e.points, 0)), 0) FROM {crm.score_event} e "
+		"              WHERE e.contact_id = k.contact_id AND e.score_group = p.engagement_group) "
+		"            >= least(p.mql_min_engagement, p.sql_min_engagement))"),
+		2, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the statement's moves");
 	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
@@ -336,7 +348,7 @@ promote_touched(const char *table, Datum ids, bool inserted)
 
 		run_event_moves(activity_moves, lengthof(activity_moves), "new_rows", 0, NULL);
 		promote_by_activity_scores(ids);
-		rebuild_either(late, batch_moved_contacts(before));
+		rebuild_either(late, batch_crossing_contacts(before));
 	}
 	else if (strcmp(table, "deal") == 0)
 	{
