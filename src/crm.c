@@ -4,9 +4,11 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -126,4 +128,32 @@ require_column_type(Oid actual, Oid expected, const char *column)
 						format_type_be(actual), format_type_be(expected)),
 				 errdetail("crm reads this column as %s.", format_type_be(expected)),
 				 errhint("Give the column back the type CREATE EXTENSION crm made it with.")));
+}
+
+/* The smallest and largest id of an int8[] (crm.h) */
+void
+id_range(Datum ids, int64 *lo, int64 *hi)
+{
+	ArrayType  *a = DatumGetArrayTypeP(ids);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	*lo = *hi = 0;
+	for (int i = 0, first = 1; i < n; i++)
+	{
+		int64		v;
+
+		if (nulls[i])
+			continue;
+		v = DatumGetInt64(elems[i]);
+		if (first || v < *lo)
+			*lo = v;
+		if (first || v > *hi)
+			*hi = v;
+		first = 0;
+	}
+	pfree(elems);
+	pfree(nulls);
 }

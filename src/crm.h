@@ -30,6 +30,13 @@ extern void spi_finish_pinned(int pinned);
 /* A query prepared on first use into *slot and kept for the backend */
 extern SPIPlanPtr kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes);
 
+/*
+ * The smallest and largest id of an int8[] of contact ids (0, 0 when empty):
+ * a range predicate beside a join with the array lets the statement use the
+ * contact_id indexes instead of scanning a table per batch of ids
+ */
+extern void id_range(Datum ids, int64 *lo, int64 *hi);
+
 /* Refuse a column whose type is not the one the C code reads it as */
 extern void require_column_type(Oid actual, Oid expected, const char *column);
 

@@ -222,21 +222,21 @@ add_score_event(void *arg, int64 contact_id, TimestampTz at, double score)
 
 /* The rows nobody's rule wrote, valid churns, and the deal, order and activity events */
 static void
-read_events(Events *es, Datum ids)
+read_events(Events *es, Datum ids, int64 lo, int64 hi)
 {
-	Oid			types[1] = {INT8ARRAYOID};
-	Datum		args[1] = {ids};
+	Oid			types[3] = {INT8ARRAYOID, INT8OID, INT8OID};
+	Datum		args[3] = {ids, Int64GetDatum(lo), Int64GetDatum(hi)};
 
 	if (SPI_execute_with_args(colocated_sql(
 		"SELECT e.contact_id, CASE WHEN e.kind <= 1 THEN e.at ELSE least(e.at, now()) END, e.kind, e.stage, e.seq, "
 		"       e.forced FROM ( "
 		"  SELECT h.contact_id, h.changed_at AS at, 0 AS kind, h.to_stage::text AS stage, h.history_id AS seq, "
 		"         h.forced "
-		"    FROM {crm.stage_history} h JOIN unnest($1) u(id) ON h.contact_id = u.id "
+		"    FROM {crm.stage_history} h JOIN unnest($1) u(id) ON h.contact_id = u.id AND h.contact_id BETWEEN $2 AND $3 "
 		"   WHERE NOT h.automatic AND h.merged_from IS NULL "
 		"  UNION ALL "
 		"  SELECT h.contact_id, h.changed_at, 1, NULL, 0, false "
-		"    FROM {crm.stage_history} h JOIN unnest($1) u(id) ON h.contact_id = u.id, crm.policy() p "
+		"    FROM {crm.stage_history} h JOIN unnest($1) u(id) ON h.contact_id = u.id AND h.contact_id BETWEEN $2 AND $3, crm.policy() p "
 		"   WHERE h.automatic AND h.merged_from IS NULL AND h.to_stage = 'churned' "
 		"     AND NOT EXISTS (SELECT 1 FROM {crm.order} o WHERE o.contact_id = h.contact_id "
 		"                        AND o.ordered_at > h.changed_at - p.churn_after AND o.ordered_at <= h.changed_at) "
@@ -244,19 +244,19 @@ read_events(Events *es, Datum ids)
 		"                        AND d.closed_at > h.changed_at - p.churn_after AND d.closed_at <= h.changed_at) "
 		"  UNION ALL "
 		"  SELECT a.contact_id, a.occurred_at, 2, NULL, 0, false "
-		"    FROM {crm.activity} a JOIN unnest($1) u(id) ON a.contact_id = u.id, crm.policy() p "
+		"    FROM {crm.activity} a JOIN unnest($1) u(id) ON a.contact_id = u.id AND a.contact_id BETWEEN $2 AND $3, crm.policy() p "
 		"   WHERE a.kind = ANY(p.sql_acceptance_kinds) "
 		"  UNION ALL "
 		"  SELECT k.contact_id, k.created_at, 3, NULL, 0, false "
-		"    FROM {crm.contact} k JOIN unnest($1) u(id) ON k.contact_id = u.id "
+		"    FROM {crm.contact} k JOIN unnest($1) u(id) ON k.contact_id = u.id AND k.contact_id BETWEEN $2 AND $3 "
 		"  UNION ALL "
-		"  SELECT d.contact_id, d.created_at, 4, NULL, 0, false FROM {crm.deal} d JOIN unnest($1) u(id) ON d.contact_id = u.id "
+		"  SELECT d.contact_id, d.created_at, 4, NULL, 0, false FROM {crm.deal} d JOIN unnest($1) u(id) ON d.contact_id = u.id AND d.contact_id BETWEEN $2 AND $3 "
 		"  UNION ALL "
-		"  SELECT d.contact_id, d.closed_at, 5, NULL, 0, false FROM {crm.deal} d JOIN unnest($1) u(id) ON d.contact_id = u.id "
+		"  SELECT d.contact_id, d.closed_at, 5, NULL, 0, false FROM {crm.deal} d JOIN unnest($1) u(id) ON d.contact_id = u.id AND d.contact_id BETWEEN $2 AND $3 "
 		"   WHERE d.status = 'won' "
 		"  UNION ALL "
-		"  SELECT o.contact_id, o.ordered_at, 6, NULL, 0, false FROM {crm.order} o JOIN unnest($1) u(id) ON o.contact_id = u.id "
-		") e"), 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		"  SELECT o.contact_id, o.ordered_at, 6, NULL, 0, false FROM {crm.order} o JOIN unnest($1) u(id) ON o.contact_id = u.id AND o.contact_id BETWEEN $2 AND $3 "
+		") e"), 3, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the events to rebuild from");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -411,14 +411,21 @@ write_rebuilt(Rebuilt *r)
 {
 	Oid			types[6] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TEXTARRAYOID, BOOLARRAYOID};
+	Oid			range_types[4] = {INT8ARRAYOID, INT8OID, INT8OID, TEXTARRAYOID};
+	Datum		lo,
+				hi;
 	Datum		args[6];
 
 	if (r->nfinal == 0)
 		return;
 	args[0] = PointerGetDatum(construct_array(r->final_contact, r->nfinal, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	/* the range of ids lets the statements use the contact_id indexes */
+	lo = args[1] = r->final_contact[0];
+	hi = args[2] = r->final_contact[r->nfinal - 1];
 	if (SPI_execute_with_args(colocated_sql("DELETE FROM {crm.stage_history} h USING unnest($1) u(id) "
-											" WHERE h.contact_id = u.id AND h.automatic AND h.merged_from IS NULL"),
-							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+											" WHERE h.contact_id = u.id AND h.automatic AND h.merged_from IS NULL "
+											"   AND h.contact_id BETWEEN $2 AND $3"),
+							  3, range_types, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not remove the automatic history");
 	if (r->n > 0)
 	{
@@ -431,19 +438,25 @@ write_rebuilt(Rebuilt *r)
 		/* the same columns the stage_log trigger writes; recorded_at by its default */
 		if (SPI_execute_with_args(colocated_sql(
 			"INSERT INTO {crm.stage_history} (history_id, contact_id, from_stage, to_stage, changed_at, reason, automatic, forced) "
-			"SELECT nextval('crm.stage_history_history_id_seq'), r.c, r.f::crm.stage, r.t::crm.stage, r.a, r.r, true, r.x "
-			"  FROM ROWS FROM (unnest($1), unnest($2), unnest($3), unnest($4), unnest($5), unnest($6)) "
+			"SELECT nextval('crm.stage_history_history_id_seq'), r.c, r.f, r.t, r.a, r.r, true, r.x "
+			"  FROM ROWS FROM (unnest($1), unnest($2::crm.stage[]), unnest($3::crm.stage[]), unnest($4), unnest($5), unnest($6)) "
 			"       WITH ORDINALITY r(c, f, t, a, r, x, i) ORDER BY r.i"),
 			6, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write the rebuilt history");
 	}
 	{
-		args[0] = PointerGetDatum(construct_array(r->final_contact, r->nfinal, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_array(r->final_stage, r->nfinal, TEXTOID, -1, false, TYPALIGN_INT));
-		run_move_unlogged("UPDATE {crm.contact} k SET stage = r.s::crm.stage "
-						  "  FROM ROWS FROM (unnest($1), unnest($2)) r(c, s) "
-						  " WHERE k.contact_id = r.c AND k.stage IS DISTINCT FROM r.s::crm.stage",
-						  2, types, args);
+		Datum		uargs[4];
+
+		uargs[0] = PointerGetDatum(construct_array(r->final_contact, r->nfinal, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		uargs[1] = lo;
+		uargs[2] = hi;
+		uargs[3] = PointerGetDatum(construct_array(r->final_stage, r->nfinal, TEXTOID, -1, false, TYPALIGN_INT));
+		/* the stages cast as a parameter: Citus refuses a STABLE cast of a column in an UPDATE */
+		run_move_unlogged("UPDATE {crm.contact} k SET stage = r.s "
+						  "  FROM ROWS FROM (unnest($1), unnest($4::crm.stage[])) r(c, s) "
+						  " WHERE k.contact_id = r.c AND k.contact_id BETWEEN $2 AND $3 "
+						  "   AND k.stage IS DISTINCT FROM r.s",
+						  4, range_types, uargs);
 	}
 }
 
@@ -481,7 +494,7 @@ rebuild_chunk(int64 *idv, int n, const Policy *p)
 	}
 	SPI_freetuptable(SPI_tuptable);
 
-	read_events(&es, ids);
+	read_events(&es, ids, idv[0], idv[n - 1]);
 	/* the creation rows (EV_SCORE without a level): the scores before any activity */
 	for (int i = 0; i < es.n; i++)
 		if (es.ev[i].kind == EV_SCORE)
@@ -567,6 +580,52 @@ rebuild_contacts(Datum ids)
 	return done;
 }
 
+/*
+ * Lock the contacts (sorted ids) in id order, as every writer of stages
+ * does.  On Citus a locking query must stay on one shard: one per contact.
+ */
+static void
+lock_contacts(Datum ids)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		args[1] = {ids};
+	bool		isnull;
+	bool		distributed;
+
+	SPI_execute("SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL", true, 1);
+	distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (distributed)
+	{
+		SPI_execute("SELECT count(*) > 0 FROM pg_catalog.pg_dist_partition "
+					" WHERE logicalrelid OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass", true, 1);
+		distributed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (!distributed)
+	{
+		if (SPI_execute_with_args("SELECT count(*) FROM (SELECT 1 FROM crm.contact k "
+								  " WHERE k.contact_id = ANY($1) ORDER BY k.contact_id FOR UPDATE) l",
+								  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the contacts");
+		return;
+	}
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			one[1] = {INT8OID};
+		ArrayType  *a = DatumGetArrayTypeP(ids);
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &enulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			SPI_execute_plan(kept_plan(&plan, "SELECT 1 FROM crm.contact WHERE contact_id = $1 FOR UPDATE", 1, one),
+							 &elems[i], NULL, false, 0);
+		}
+	}
+}
+
 /* crm.rebuild_stage_history(contact_ids bigint[] DEFAULT NULL) */
 PG_FUNCTION_INFO_V1(crm_rebuild_stage_history);
 Datum
@@ -584,16 +643,17 @@ crm_rebuild_stage_history(PG_FUNCTION_ARGS)
 		nulls[0] = 'n';
 	else
 		args[0] = PG_GETARG_DATUM(0);
-	/* the contacts, locked in id order (as every writer of stages does) */
-	if (SPI_execute_with_args(colocated_sql("SELECT array_agg(l.contact_id) FROM ( "
-											"SELECT k.contact_id FROM {crm.contact} k "
-											" WHERE $1 IS NULL OR k.contact_id = ANY($1) "
-											" ORDER BY k.contact_id FOR UPDATE OF k) l"),
+	if (SPI_execute_with_args(colocated_sql("SELECT array_agg(k.contact_id ORDER BY k.contact_id) FROM {crm.contact} k "
+											" WHERE $1 IS NULL OR k.contact_id = ANY($1)"),
 							  1, types, args, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the contacts");
+		elog(ERROR, "could not read the contacts");
 	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
+	{
+		ids = PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
+		lock_contacts(ids);
 		done = rebuild_contacts(ids);
+	}
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64(done);
 }

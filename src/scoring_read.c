@@ -343,25 +343,30 @@ group_total(List *contribs, int group)
 static void
 read_contact_totals(ScoreRead *rd, Datum ids, const char *gname)
 {
-	Datum		args[3];
-	Oid			types[3] = {INT8ARRAYOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		args[5];
+	Oid			types[5] = {INT8ARRAYOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID};
 	contacts_iterator it;
 	ContactScore *cs;
+	int64		lo,
+				hi;
 
 	args[0] = ids;
 	args[1] = PointerGetDatum(cstring_to_text(gname));
 	args[2] = TimestampTzGetDatum(rd->at);
+	id_range(ids, &lo, &hi);
+	args[3] = Int64GetDatum(lo);
+	args[4] = Int64GetDatum(hi);
 	/* joins with unnest, not "= ANY": the id list may be long */
 	SPI_execute_with_args(colocated_sql("SELECT l.contact_id, l.rule_id, NULL::text, l.hits, l.raw_points, l.value, l.as_of, l.half_life_us "
 								  "FROM {crm.score_ledger} l JOIN unnest($1) u(id) ON l.contact_id = u.id "
-								  "WHERE l.score_group = $2"),
-						  2, types, args, NULL, true, 0);
+								  "WHERE l.score_group = $2 AND l.contact_id BETWEEN $4 AND $5"),
+						  5, types, args, NULL, true, 0);
 	read_rows(rd, add_ledger_row);
 	SPI_execute_with_args(colocated_sql("SELECT e.contact_id, e.rule_id, e.occurred_at, e.points "
 								  "FROM {crm.score_event} e JOIN unnest($1) u(id) ON e.contact_id = u.id "
-								  "WHERE e.score_group = $2 AND e.occurred_at <= $3 "
+								  "WHERE e.score_group = $2 AND e.occurred_at <= $3 AND e.contact_id BETWEEN $4 AND $5 "
 								  "ORDER BY e.contact_id, e.rule_id, e.occurred_at DESC"),
-						  3, types, args, NULL, true, 0);
+						  5, types, args, NULL, true, 0);
 	read_rows(rd, add_event_row);
 
 	contacts_start_iterate(rd->contacts, &it);

@@ -136,8 +136,10 @@ score_timeline(Datum ids, int g, ScoreTimelineFn fn, void *arg)
 {
 	RuleCache  *rc = scoring_rules();
 	double		h = rc->groups[g].half_life_us;
-	Oid			types[2] = {INT8ARRAYOID, TEXTOID};
-	Datum		args[2] = {ids, CStringGetTextDatum(rc->groups[g].name)};
+	Oid			types[4] = {INT8ARRAYOID, TEXTOID, INT8OID, INT8OID};
+	Datum		args[4] = {ids, CStringGetTextDatum(rc->groups[g].name)};
+	int64		lo,
+				hi;
 	SPITupleTable *acts,
 			   *fits;
 	uint64		nacts,
@@ -150,17 +152,21 @@ score_timeline(Datum ids, int g, ScoreTimelineFn fn, void *arg)
 	int64		contact = 0;
 	double		fit = 0;
 
+	id_range(ids, &lo, &hi);
+	args[2] = Int64GetDatum(lo);
+	args[3] = Int64GetDatum(hi);
 	if (SPI_execute_with_args(colocated_sql("SELECT l.contact_id, l.rule_id, l.value "
 											"  FROM {crm.score_ledger} l JOIN unnest($1) u(id) ON l.contact_id = u.id "
-											" WHERE l.score_group = $2 ORDER BY l.contact_id"),
-							  2, types, args, NULL, false, 0) != SPI_OK_SELECT)
+											" WHERE l.score_group = $2 AND l.contact_id BETWEEN $3 AND $4 ORDER BY l.contact_id"),
+							  4, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the fit scores");
 	fits = SPI_tuptable;
 	nfits = SPI_processed;
 	if (SPI_execute_with_args(colocated_sql("SELECT a.contact_id, a.kind, a.occurred_at, a.properties "
 											"  FROM {crm.activity} a JOIN unnest($1) u(id) ON a.contact_id = u.id "
-											" WHERE a.occurred_at <= now() ORDER BY a.contact_id, a.occurred_at"),
-							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+											" WHERE a.occurred_at <= now() AND a.contact_id BETWEEN $3 AND $4 "
+											" ORDER BY a.contact_id, a.occurred_at"),
+							  4, types, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the activities to replay");
 	acts = SPI_tuptable;
 	nacts = SPI_processed;
