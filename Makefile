@@ -26,6 +26,7 @@ SQL_PARTS  = src/header.sql \
              src/restore.sql \
              src/segment.sql \
              src/campaign.sql \
+             src/basket.sql \
              src/clv.sql \
              src/clv_retention.sql \
              src/schedule.sql \

@@ -3179,6 +3179,30 @@ COMMENT ON COLUMN crm.lead_cohorts.customer_30d IS 'share that became a customer
 COMMENT ON COLUMN crm.lead_cohorts.customer_90d IS 'share that became a customer within 90 days';
 COMMENT ON COLUMN crm.lead_cohorts.customer_180d IS 'share that became a customer within 180 days';
 
+-- ---------------------------------------------------------------------------
+-- Extension phase: market-basket mining over the order lines (src/basket.c).
+-- Definitions as R arules': support = count / baskets, an itemset frequent
+-- when count >= ceil(min_support x baskets), one product on the right, and
+-- max_len bounding the whole rule.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION crm.frequent_itemsets(min_support double precision, max_len integer DEFAULT 10,
+	basket text DEFAULT 'order',
+	OUT items bigint[], OUT count bigint, OUT support double precision)
+RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'crm_frequent_itemsets' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10000;
+COMMENT ON FUNCTION crm.frequent_itemsets(double precision, integer, text) IS
+	'the sets of products bought together in at least min_support of the baskets (orders not cancelled or refunded; basket => ''contact'': all a contact bought), up to max_len products, with their counts';
+
+CREATE FUNCTION crm.association_rules(min_support double precision, min_confidence double precision,
+	max_len integer DEFAULT 10, min_len integer DEFAULT 2, basket text DEFAULT 'order', max_rules bigint DEFAULT 1000000,
+	OUT lhs bigint[], OUT rhs bigint, OUT count bigint, OUT support double precision,
+	OUT confidence double precision, OUT lift double precision, OUT conviction double precision)
+RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'crm_association_rules' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED ROWS 10000;
+COMMENT ON FUNCTION crm.association_rules(double precision, double precision, integer, integer, text, bigint) IS
+	'rules lhs => rhs (one product) over the baskets: support and confidence at least the given ones, min_len to max_len products in all (min_len 1 admits {} => rhs); stops with 54000 past max_rules rules';
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

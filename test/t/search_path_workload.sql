@@ -75,6 +75,8 @@ SELECT crm.apply_lifecycle('{990001,990002}') AS applied;
 SELECT crm.apply_lifecycle() AS applied_all;
 SELECT crm.detect_churn('2028-01-01 00:00+00') AS churned;
 SELECT crm.rebuild_stage_history('{990001,990002,990003}') AS rebuilt;
+SELECT pg_catalog.count(*) AS itemsets FROM crm.frequent_itemsets(0.5);
+SELECT pg_catalog.count(*) AS rules FROM crm.association_rules(0.5, 0.5, basket => 'contact');
 SELECT crm.rebuild_stage_history() IS NOT NULL AS rebuilt_all;
 INSERT INTO crm."order" (contact_id, ordered_at, total) VALUES (990003, '2028-01-02 00:00+00', 5);
 SELECT pg_catalog.count(*) AS stages_at FROM crm.stages_at('2027-01-01 00:00+00');
