@@ -44,19 +44,11 @@ typedef struct ItemEntry
 	int			item;
 } ItemEntry;
 
-static inline uint32
-product_hash(int64 id)
-{
-	uint64		u = (uint64) id;
-
-	return murmurhash32((uint32) (u ^ (u >> 32)));
-}
-
 #define SH_PREFIX		items
 #define SH_ELEMENT_TYPE	ItemEntry
 #define SH_KEY_TYPE		int64
 #define SH_KEY			product_id
-#define SH_HASH_KEY(tb, k)	product_hash(k)
+#define SH_HASH_KEY(tb, k)	hash_id(k)
 #define SH_EQUAL(tb, a, b)	((a) == (b))
 #define SH_SCOPE		static inline
 #define SH_DECLARE
@@ -80,7 +72,7 @@ typedef struct BasketEntry
 static inline uint32
 basket_hash(BasketKey k)
 {
-	return hash_combine(product_hash(k.contact_id), product_hash(k.order_id));
+	return hash_combine(hash_id(k.contact_id), hash_id(k.order_id));
 }
 
 #define SH_PREFIX		baskets
@@ -295,6 +287,25 @@ min_count_of(double min_support, int nbaskets)
 	return Max((int) c, 1);
 }
 
+/* Items by ascending frequency, then product id */
+typedef struct ItemOrder
+{
+	const int  *count;
+	const int64 *product;
+} ItemOrder;
+
+static int
+item_order_cmp(const void *a, const void *b, void *arg)
+{
+	const ItemOrder *io = arg;
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+
+	if (io->count[x] != io->count[y])
+		return io->count[x] < io->count[y] ? -1 : 1;
+	return io->product[x] < io->product[y] ? -1 : io->product[x] > io->product[y] ? 1 : 0;
+}
+
 /*
  * Read the baskets (order: each order not cancelled or refunded; contact:
  * all a contact bought) and keep the frequent items as bitsets
@@ -380,12 +391,40 @@ read_baskets(Baskets *b, const char *kind, double min_support)
 		while ((e = items_iterate(ids, &it)) != NULL)
 			all_products[e->item] = e->product_id;
 	}
-	for (Size i = 0; i < npairs; i++)
-		if (last_basket[pair_item[i]] != pair_basket[i])
-		{
-			all_count[pair_item[i]]++;
-			last_basket[pair_item[i]] = pair_basket[i];
-		}
+	/*
+	 * The lines come in no order (a basket's are not together on Citus, nor
+	 * a contact's): grouped by basket first, a counting sort, so a product
+	 * twice in a basket is seen twice in a row
+	 */
+	{
+		Size	   *start = palloc0_array(Size, b->nbaskets + 1);
+		int32	   *grouped = npairs ? palloc_extended(npairs * sizeof(int32), MCXT_ALLOC_HUGE) : NULL;
+
+		for (Size i = 0; i < npairs; i++)
+			start[pair_basket[i] + 1]++;
+		for (int k = 0; k < b->nbaskets; k++)
+			start[k + 1] += start[k];
+		for (Size i = 0; i < npairs; i++)
+			grouped[start[pair_basket[i]]++] = pair_item[i];
+		/* start[k] is now the end of basket k: pair_basket takes the grouped order */
+		for (int k = b->nbaskets; k > 0; k--)
+			start[k] = start[k - 1];
+		start[0] = 0;
+		for (int k = 0; k < b->nbaskets; k++)
+			for (Size j = start[k]; j < start[k + 1]; j++)
+			{
+				pair_basket[j] = k;
+				pair_item[j] = grouped[j];
+				if (last_basket[grouped[j]] != k)
+				{
+					all_count[grouped[j]]++;
+					last_basket[grouped[j]] = k;
+				}
+			}
+		pfree(start);
+		if (grouped)
+			pfree(grouped);
+	}
 
 	/* the frequent items, least frequent first (then by product id) */
 	b->min_count = min_count_of(min_support, b->nbaskets);
@@ -394,18 +433,10 @@ read_baskets(Baskets *b, const char *kind, double min_support)
 	for (int i = 0; i < nitems; i++)
 		if (all_count[i] >= b->min_count)
 			order[b->nitems++] = i;
-	for (int i = 1; i < b->nitems; i++)
 	{
-		int			x = order[i],
-					j = i - 1;
+		ItemOrder	io = {all_count, all_products};
 
-		while (j >= 0 && (all_count[order[j]] > all_count[x] ||
-						  (all_count[order[j]] == all_count[x] && all_products[order[j]] > all_products[x])))
-		{
-			order[j + 1] = order[j];
-			j--;
-		}
-		order[j + 1] = x;
+		qsort_arg(order, b->nitems, sizeof(int), item_order_cmp, &io);
 	}
 	dense = palloc(sizeof(int) * Max(nitems, 1));
 	memset(dense, -1, sizeof(int) * Max(nitems, 1));

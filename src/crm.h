@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "executor/spi.h"
 
 #if PG_VERSION_NUM >= 160000
@@ -36,6 +37,15 @@ extern SPIPlanPtr kept_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *a
  * contact_id indexes instead of scanning a table per batch of ids
  */
 extern void id_range(Datum ids, int64 *lo, int64 *hi);
+
+/* A hash of an id, for lib/simplehash.h tables keyed by contact or product */
+static inline uint32
+hash_id(int64 id)
+{
+	uint64		u = (uint64) id;
+
+	return murmurhash32((uint32) (u ^ (u >> 32)));
+}
 
 /* Refuse a column whose type is not the one the C code reads it as */
 extern void require_column_type(Oid actual, Oid expected, const char *column);

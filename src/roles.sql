@@ -128,9 +128,9 @@ DECLARE
 	-- rows the triggers derive, written as whoever writes the contact data
 	derived text := 'crm.score_ledger, crm.score_event, crm.stage_history';
 	lookup text := 'crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule';
-	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy';
+	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy, crm.product_rule';
 	segments text := 'crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, crm.campaign_target';
-	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts';
+	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts, crm.product_rules';
 	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
 						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
 						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';
@@ -147,7 +147,7 @@ DECLARE
 	sequences text := 'crm.activity_activity_id_seq, crm.campaign_campaign_id_seq, crm.company_company_id_seq, '
 					  'crm.consent_consent_id_seq, crm.contact_contact_id_seq, crm.deal_deal_id_seq, '
 					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '
-					  'crm.product_product_id_seq, crm.rule_id_seq, crm.segment_log_log_id_seq, '
+					  'crm.product_product_id_seq, crm.product_rule_rule_id_seq, crm.rule_id_seq, crm.segment_log_log_id_seq, '
 					  'crm.segment_segment_id_seq, crm.stage_history_history_id_seq, crm.task_task_id_seq';
 	r record;
 	rname text;
@@ -218,7 +218,7 @@ BEGIN
 		-- and scoring rules
 		('crm_marketing', 'SELECT', 'TABLE', data),
 		('crm_marketing', 'SELECT, INSERT', 'TABLE', 'crm.consent'),
-		('crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', segments || ', crm.scoring_rule, crm.fit_rule'),
+		('crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', segments || ', crm.scoring_rule, crm.fit_rule, crm.product_rule'),
 		('crm_marketing', 'USAGE', 'SEQUENCE', sequences),
 		-- analyst: the k-anonymous views only
 		('crm_analyst', 'SELECT', 'TABLE', analyst_views),

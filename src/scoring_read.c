@@ -44,21 +44,12 @@ typedef struct ContactScore
 	List	   *rules;			/* a Contribution per rule, when kept */
 } ContactScore;
 
-/* Hash of a contact id */
-static inline uint32
-contact_hash(int64 id)
-{
-	uint64		u = (uint64) id;
-
-	return murmurhash32((uint32) (u ^ (u >> 32)));
-}
-
 /* The contacts of a crm.scores_of call: lib/simplehash.h, per call */
 #define SH_PREFIX		contacts
 #define SH_ELEMENT_TYPE	ContactScore
 #define SH_KEY_TYPE		int64
 #define SH_KEY			contact_id
-#define SH_HASH_KEY(tb, k)	contact_hash(k)
+#define SH_HASH_KEY(tb, k)	hash_id(k)
 #define SH_EQUAL(tb, a, b)	((a) == (b))
 #define SH_SCOPE		static inline
 #define SH_DECLARE

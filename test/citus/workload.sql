@@ -206,6 +206,25 @@ SELECT * FROM crm.lead_cohorts WHERE cohort = '2025-01-01';
 SELECT stage, entered, moved_on, median_time_in_stage, median_days, p90_days
   FROM crm.stage_conversion('2025-01-01', '2026-01-01') ORDER BY stage;
 
+-- case: association rules, frequent itemsets, kept rules and recommendations (order lines read through the coordinator)
+INSERT INTO crm.product (product_id, sku, name, price) VALUES (9001, 'mb-1', 'bread', 2), (9002, 'mb-2', 'butter', 3),
+	(9003, 'mb-3', 'jam', 4), (9004, 'mb-4', 'milk', 1);
+INSERT INTO crm.contact (contact_id, email) SELECT g, 'mb' || g || '@example.com' FROM generate_series(70, 75) g;
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total, items)
+SELECT 70 + g % 6, 7000 + g, timestamptz '2025-03-01 00:00+00' + g * interval '1 day', CASE WHEN g = 11 THEN 'cancelled' ELSE 'paid' END, 10, 2
+  FROM generate_series(0, 11) g;
+INSERT INTO crm.order_line (contact_id, order_id, line_no, product_id, unit_price)
+SELECT 70 + g % 6, 7000 + g, l, 9000 + p, 1
+  FROM generate_series(0, 11) g, LATERAL (VALUES (1, 1), (2, 2), (3, CASE WHEN g % 3 = 0 THEN 3 ELSE 4 END), (4, CASE WHEN g % 2 = 0 THEN 4 END)) v(l, p)
+ WHERE p IS NOT NULL;
+SELECT items, count, round(support::numeric, 4) FROM crm.frequent_itemsets(0.3) ORDER BY cardinality(items), items;
+SELECT lhs, rhs, count, round(support::numeric, 4), round(confidence::numeric, 4), round(lift::numeric, 4)
+  FROM crm.association_rules(0.3, 0.6, min_len => 1) ORDER BY lhs, rhs;
+SELECT count(*) FROM crm.association_rules(0.2, 0.5, basket => 'contact');
+SELECT crm.refresh_product_rules(0.3, 0.6) AS kept;
+SELECT lhs_names, rhs_name, count FROM crm.product_rules ORDER BY lhs_names, rhs_name;
+SELECT product_id, round(score::numeric, 4), round(lift::numeric, 4), because FROM crm.recommend_for_basket('{9001}', 3);
+
 -- case: CLV fits over btyd_summary ... GROUP BY contact_id (partial states combined from the workers)
 -- the CDNOW sample (2,357 customers, 6,919 purchases; psql variable cdnow: its path, read by the server)
 CREATE TEMP TABLE cdnow_raw (line text);

@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(24);
+SELECT plan(32);
 
 -- one order per basket, one product per item (the baskets spread over 100 contacts)
 CREATE TEMP TABLE g (tid int, item text);
@@ -110,6 +110,41 @@ SELECT ok((SELECT bool_and(CASE WHEN r.confidence = 1 THEN r.conviction = 'Infin
 								ELSE pg_temp.near(r.conviction, (1 - f.support) / (1 - r.confidence)) END) AND count(*) = 410
 			 FROM crm.association_rules(0.001, 0.8) r JOIN crm.frequent_itemsets(0.001, 1) f ON f.items = ARRAY[r.rhs]),
 	'conviction = (1 - support(rhs)) / (1 - confidence), infinite at confidence 1');
+
+-- basket => 'contact': all a contact bought, each product once however often
+SELECT set_eq($$SELECT items[1], count FROM crm.frequent_itemsets(0.5, 1, 'contact')$$,
+	$$SELECT l.product_id, count(DISTINCT l.contact_id) FROM crm.order_line l WHERE l.contact_id >= 920000
+		GROUP BY 1 HAVING count(DISTINCT l.contact_id) >= 50$$,
+	'contact baskets: a product counts once per contact, over all its orders');
+
+-- kept rules and recommendations for a basket (REFERENCE.md: Spark's
+-- transform semantics, ranked by the highest confidence)
+SELECT is(crm.refresh_product_rules(0.001, 0.5, max_len => 10), 5668::bigint, 'refresh_product_rules keeps the 5,668 rules');
+SELECT is(crm.refresh_product_rules(0.001, 0.5, max_len => 10), 5668::bigint, 'a second refresh replaces them');
+SELECT ok((SELECT count(*) = 5668 AND bool_and(min_support = 0.001 AND min_confidence = 0.5 AND max_len = 10 AND basket = 'order'
+								  AND mined_at = now() AND mined_by = current_user) FROM crm.product_rule),
+	'with the settings, time and role of the refresh');
+CREATE FUNCTION pg_temp.ids(names text[]) RETURNS bigint[] LANGUAGE sql STABLE AS $$
+	SELECT array_agg(p.product_id) FROM crm.product p WHERE p.name = ANY(names) $$;
+CREATE TEMP TABLE rec_ref (basket text[], n int, item text, confidence float8, lift float8);
+INSERT INTO rec_ref VALUES
+	('{curd,yogurt}', 1, 'whole milk', 0.5823529, 2.279125),
+	('{soda,popcorn}', 1, 'salty snack', 0.6315789, 16.69779),
+	('{root vegetables,tropical fruit,yogurt}', 1, 'whole milk', 0.7000, 2.739554),
+	('{root vegetables,tropical fruit,yogurt}', 2, 'other vegetables', 0.6125, 3.165495),
+	('{liquor,red/blush wine}', 1, 'bottled beer', 0.9047619, 11.23527),
+	('{whole milk,Instant food products,soda}', 1, 'hamburger meat', 0.6315789, 18.99565),
+	('{whole milk,Instant food products,soda}', 2, 'other vegetables', 0.5, 2.584078);
+CREATE TEMP TABLE rec AS
+SELECT b.basket, row_number() OVER (PARTITION BY b.basket ORDER BY r.score DESC, r.lift DESC)::int AS n, p.name AS item, r.score, r.lift, r.because
+  FROM (SELECT DISTINCT basket FROM rec_ref UNION SELECT '{liquor}') b
+ CROSS JOIN LATERAL crm.recommend_for_basket(pg_temp.ids(b.basket), 5) r JOIN crm.product p ON p.product_id = r.product_id;
+SELECT results_eq($$SELECT basket, n, item FROM rec ORDER BY basket, n$$, $$SELECT basket, n, item FROM rec_ref ORDER BY basket, n$$,
+	'recommend_for_basket: REFERENCE.md''s recommendations for five baskets, none for {liquor}');
+SELECT ok((SELECT bool_and(pg_temp.near(r.score, x.confidence) AND pg_temp.near(r.lift, x.lift)) FROM rec r JOIN rec_ref x USING (basket, n)),
+	'scored by the highest confidence, with the highest lift among the rules');
+SELECT ok((SELECT bool_and(r.because <@ pg_temp.ids(r.basket)) FROM rec r), 'because: the lhs of a rule the basket holds');
+SELECT throws_ok($$SELECT * FROM crm.recommend_for_basket('{1}', 0)$$, '22023', NULL, 'k <= 0: 22023');
 
 -- bad input: 22023 with what is allowed; too many rules or itemsets: 54000
 SELECT throws_ok($$SELECT * FROM crm.association_rules(0, 0.5)$$, '22023', 'min_support must be in (0, 1], not 0', 'support 0: 22023');

@@ -82,6 +82,7 @@ INSERT INTO rls_class VALUES
 	('crm.lifecycle_policy', 'reference', NULL), ('crm.merge_rule', 'reference', NULL),
 	('crm._dump_begin', 'reference', NULL), ('crm.zz_dump_end', 'reference', NULL),
 	('crm.segment', 'reference', NULL), ('crm.campaign', 'reference', NULL),
+	('crm.product_rule', 'reference', NULL),
 	-- rows that belong to contacts through another column
 	('crm.merge_log', 'contact', 'kept_id'),
 	('crm.company', 'company', 'company_id'),
