@@ -3229,7 +3229,7 @@ SELECT pg_catalog.pg_extension_config_dump('crm.product_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('crm.product_rule_rule_id_seq', '');
 
 CREATE FUNCTION crm.refresh_product_rules(min_support double precision, min_confidence double precision,
-	max_len integer DEFAULT 4, basket text DEFAULT 'order', max_rules bigint DEFAULT 1000000)
+	max_len integer DEFAULT 4, basket text DEFAULT 'order', max_rules bigint DEFAULT 1000000, min_len integer DEFAULT 2)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -3237,7 +3237,7 @@ DECLARE
 BEGIN
 	-- mined first: a refusal (22023, 54000) leaves the kept rules as they were
 	CREATE TEMP TABLE IF NOT EXISTS crm_mined_rules ON COMMIT DROP AS
-	SELECT r.* FROM crm.association_rules(min_support, min_confidence, max_len, 2, basket, max_rules) r;
+	SELECT r.* FROM crm.association_rules(min_support, min_confidence, max_len, min_len, basket, max_rules) r;
 	DELETE FROM crm.product_rule p WHERE p.basket = refresh_product_rules.basket;
 	INSERT INTO crm.product_rule (basket, lhs, rhs, count, support, confidence, lift, conviction,
 								  min_support, min_confidence, max_len)
@@ -3248,8 +3248,8 @@ BEGIN
 	DROP TABLE pg_temp.crm_mined_rules;
 	RETURN n;
 END $$;
-COMMENT ON FUNCTION crm.refresh_product_rules(double precision, double precision, integer, text, bigint) IS
-	'mines the association rules (crm.association_rules, min_len 2) and keeps them in crm.product_rule in place of that basket kind''s earlier ones; returns how many';
+COMMENT ON FUNCTION crm.refresh_product_rules(double precision, double precision, integer, text, bigint, integer) IS
+	'mines the association rules (crm.association_rules) and keeps them in crm.product_rule in place of that basket kind''s earlier ones; min_len 1 also keeps {} => product rules (the popular products, as a fallback for recommendations); returns how many';
 
 CREATE VIEW crm.product_rules WITH (security_invoker = true) AS
 SELECT r.rule_id, r.basket,
@@ -3311,6 +3311,60 @@ COMMENT ON COLUMN crm.product_rules.confidence IS 'count / baskets holding lhs';
 COMMENT ON COLUMN crm.product_rules.lift IS 'confidence / support of rhs';
 COMMENT ON COLUMN crm.product_rules.conviction IS '(1 - support of rhs) / (1 - confidence)';
 COMMENT ON COLUMN crm.product_rules.mined_at IS 'when the rule was mined';
+
+-- The next best products for a contact: the kept rules (order baskets)
+-- applied to what the contact bought and browsed (activities product_view
+-- and add_to_cart whose properties name a product_id), never a product it
+-- bought unless its category repeats; each with a reason a marketer reads.
+CREATE FUNCTION crm.recommend_for_contact(contact_id bigint, k integer DEFAULT 5, repeat_categories text[] DEFAULT '{}',
+	OUT product_id bigint, OUT score double precision, OUT reason text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	who bigint := recommend_for_contact.contact_id;
+	bought bigint[];
+	viewed bigint[];
+BEGIN
+	IF k IS NULL OR k <= 0 THEN
+		RAISE EXCEPTION 'k must be a positive number of products, not %', coalesce(k::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = who) THEN
+		RAISE EXCEPTION 'contact % does not exist', who USING ERRCODE = 'no_data_found';
+	END IF;
+	SELECT coalesce(array_agg(DISTINCT l.product_id), '{}') INTO bought
+	  FROM crm.order_line l JOIN crm."order" o ON o.contact_id = l.contact_id AND o.order_id = l.order_id
+	 WHERE l.contact_id = who AND o.status NOT IN ('cancelled', 'refunded');
+	SELECT coalesce(array_agg(DISTINCT (a.properties ->> 'product_id')::bigint), '{}') INTO viewed
+	  FROM crm.activity a
+	 WHERE a.contact_id = who AND a.kind IN ('product_view', 'add_to_cart')
+	   AND (a.properties ->> 'product_id') ~ '^[0-9]{1,18}$';
+	RETURN QUERY
+	WITH m AS (
+		SELECT r.rhs, r.confidence, r.lift, r.lhs,
+			   row_number() OVER (PARTITION BY r.rhs ORDER BY r.confidence DESC, r.lift DESC, cardinality(r.lhs), r.rule_id) AS n
+		  FROM crm.product_rule r JOIN crm.product p ON p.product_id = r.rhs
+		 WHERE r.basket = 'order' AND p.active AND r.lhs <@ (bought || viewed)
+		   AND (NOT (r.rhs = ANY (bought)) OR p.category = ANY (repeat_categories))),
+	best AS (SELECT m.* FROM m WHERE m.n = 1 ORDER BY m.confidence DESC, m.lift DESC, m.rhs LIMIT k)
+	SELECT b.rhs, b.confidence,
+		   CASE WHEN cardinality(b.lhs) = 0
+				THEN format('popular: in %s%% of all orders', round((100 * b.confidence)::numeric, 1))
+				ELSE format('in %s%% of the orders with %s (lift %s); you %s', round((100 * b.confidence)::numeric, 1),
+							(SELECT string_agg(p.name, ', ' ORDER BY p.name) FROM crm.product p WHERE p.product_id = ANY (b.lhs)),
+							round(b.lift::numeric, 2),
+							concat_ws(' and ',
+								'bought ' || (SELECT string_agg(p.name, ', ' ORDER BY p.name) FROM crm.product p
+											   WHERE p.product_id = ANY (b.lhs) AND p.product_id = ANY (bought)),
+								'viewed ' || (SELECT string_agg(p.name, ', ' ORDER BY p.name) FROM crm.product p
+											   WHERE p.product_id = ANY (b.lhs) AND NOT (p.product_id = ANY (bought)))))
+		   END || CASE WHEN b.rhs = ANY (bought) THEN '; bought before, and bought again by many'
+					   WHEN b.rhs = ANY (viewed) THEN '; you viewed it' ELSE '' END
+	  FROM best b ORDER BY b.confidence DESC, b.lift DESC, b.rhs;
+END $$;
+COMMENT ON FUNCTION crm.recommend_for_contact(bigint, integer, text[]) IS
+	'the next best products for a contact from crm.product_rule, applied to what it bought and browsed (product_view, add_to_cart activities with a product_id), never a product it bought unless its category is in repeat_categories; score = the best rule''s confidence, with a reason';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

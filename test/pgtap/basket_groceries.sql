@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(32);
+SELECT plan(40);
 
 -- one order per basket, one product per item (the baskets spread over 100 contacts)
 CREATE TEMP TABLE g (tid int, item text);
@@ -145,6 +145,56 @@ SELECT ok((SELECT bool_and(pg_temp.near(r.score, x.confidence) AND pg_temp.near(
 	'scored by the highest confidence, with the highest lift among the rules');
 SELECT ok((SELECT bool_and(r.because <@ pg_temp.ids(r.basket)) FROM rec r), 'because: the lhs of a rule the basket holds');
 SELECT throws_ok($$SELECT * FROM crm.recommend_for_basket('{1}', 0)$$, '22023', NULL, 'k <= 0: 22023');
+
+-- the next best products of a contact: what it bought and browsed
+CREATE FUNCTION pg_temp.id(name text) RETURNS bigint LANGUAGE sql STABLE AS $$
+	SELECT p.product_id FROM crm.product p WHERE p.name = $1 $$;
+UPDATE crm.product SET category = 'dairy' WHERE name = 'whole milk';
+INSERT INTO crm.contact (contact_id, email) VALUES (929998, 'rfc1@groceries.example'), (929999, 'rfc2@groceries.example');
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total) VALUES
+	(929998, 99998, '2024-02-01 00:00+00', 'paid', 3), (929999, 99999, '2024-02-01 00:00+00', 'paid', 1);
+INSERT INTO crm.order_line (contact_id, order_id, line_no, product_id, unit_price) VALUES
+	(929998, 99998, 1, pg_temp.id('curd'), 1), (929998, 99998, 2, pg_temp.id('yogurt'), 1), (929998, 99998, 3, pg_temp.id('whole milk'), 1),
+	(929999, 99999, 1, pg_temp.id('soda'), 1);
+INSERT INTO crm.activity (contact_id, kind, occurred_at, properties) VALUES
+	(929999, 'product_view', '2024-02-02 00:00+00', jsonb_build_object('product_id', pg_temp.id('popcorn'))),
+	(929999, 'product_view', '2024-02-02 00:01+00', '{"product_id": "not a number"}');
+SELECT results_eq($$SELECT product_id, round(score::numeric, 6) FROM crm.recommend_for_contact(929999) LIMIT 1$$,
+	$$VALUES (pg_temp.id('salty snack'), 0.631579)$$, 'a contact who bought soda and viewed popcorn: salty snack first');
+SELECT ok((SELECT reason LIKE 'in 63.2% of the orders with popcorn, soda (lift 16.70); you bought soda and viewed popcorn'
+			 FROM crm.recommend_for_contact(929999) LIMIT 1), 'with a reason that names what the contact bought and viewed');
+SELECT ok(NOT EXISTS (SELECT 1 FROM crm.recommend_for_contact(929998, 20) WHERE product_id = pg_temp.id('whole milk')),
+	'never what the contact already bought');
+SELECT results_eq($$SELECT round(score::numeric, 6) FROM crm.recommend_for_contact(929998, 20, repeat_categories => '{dairy}')
+					 WHERE product_id = pg_temp.id('whole milk')$$,
+	$$VALUES (0.582353)$$, 'unless its category repeats: whole milk by {curd, yogurt} => whole milk');
+SELECT throws_ok($$SELECT * FROM crm.recommend_for_contact(123456789)$$, 'P0002', NULL, 'an unknown contact: P0002');
+SELECT throws_ok($$SELECT * FROM crm.recommend_for_contact(929999, 0)$$, '22023', NULL, 'k <= 0: 22023');
+
+-- quality, leave one out: every 5th basket held out (marked cancelled, which
+-- the mining skips), the rules mined from the rest (with {} => y, the popular
+-- products, for baskets no rule matches); one item of each held-out basket of
+-- two or more hidden, 5 recommended from the others.  Against the 5 most
+-- popular products of the training baskets not in the basket.
+UPDATE crm."order" SET status = 'cancelled' WHERE contact_id >= 920000 AND contact_id < 929998 AND order_id % 5 = 0;
+SELECT lives_ok($$SELECT crm.refresh_product_rules(0.001, 0.1, max_len => 4, min_len => 1)$$, 'rules mined from the training baskets');
+CREATE TEMP TABLE held AS
+SELECT l.order_id, array_agg(l.product_id) AS items,
+	   (array_agg(l.product_id ORDER BY hashint8(l.product_id * 31 + l.order_id), l.product_id))[1] AS hidden
+  FROM crm.order_line l WHERE l.contact_id >= 920000 AND l.contact_id < 929998 AND l.order_id % 5 = 0
+ GROUP BY 1 HAVING count(*) >= 2;
+CREATE TEMP TABLE popular AS
+SELECT l.product_id, count(*) AS n FROM crm.order_line l JOIN crm."order" o USING (contact_id, order_id)
+ WHERE o.status = 'paid' AND l.contact_id >= 920000 AND l.contact_id < 929998 GROUP BY 1;
+CREATE TEMP TABLE hits AS
+SELECT h.order_id,
+	   h.hidden IN (SELECT r.product_id FROM crm.recommend_for_basket(array_remove(h.items, h.hidden), 5) r) AS crm_hit,
+	   h.hidden IN (SELECT p.product_id FROM popular p WHERE NOT (p.product_id = ANY (array_remove(h.items, h.hidden)))
+					 ORDER BY p.n DESC, p.product_id LIMIT 5) AS popular_hit
+  FROM held h;
+SELECT diag(format('leave-one-out hit rate at 5 over %s held-out baskets: rules %s, most popular %s',
+				   count(*), round(avg(crm_hit::int), 4), round(avg(popular_hit::int), 4))) FROM hits;
+SELECT ok((SELECT avg(crm_hit::int) > avg(popular_hit::int) FROM hits), 'leave-one-out: the rules beat the most-popular baseline');
 
 -- bad input: 22023 with what is allowed; too many rules or itemsets: 54000
 SELECT throws_ok($$SELECT * FROM crm.association_rules(0, 0.5)$$, '22023', 'min_support must be in (0, 1], not 0', 'support 0: 22023');

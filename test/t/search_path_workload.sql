@@ -79,6 +79,7 @@ SELECT pg_catalog.count(*) AS itemsets FROM crm.frequent_itemsets(0.5);
 SELECT pg_catalog.count(*) AS rules FROM crm.association_rules(0.5, 0.5, basket => 'contact');
 SELECT crm.refresh_product_rules(0.5, 0.5) AS kept_rules;
 SELECT pg_catalog.count(*) AS recommended FROM crm.recommend_for_basket('{1,2}');
+SELECT pg_catalog.count(*) AS recommended_for FROM crm.recommend_for_contact(990001);
 SELECT crm.rebuild_stage_history() IS NOT NULL AS rebuilt_all;
 INSERT INTO crm."order" (contact_id, ordered_at, total) VALUES (990003, '2028-01-02 00:00+00', 5);
 SELECT pg_catalog.count(*) AS stages_at FROM crm.stages_at('2027-01-01 00:00+00');
