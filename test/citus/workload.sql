@@ -224,6 +224,10 @@ SELECT count(*) FROM crm.association_rules(0.2, 0.5, basket => 'contact');
 SELECT crm.refresh_product_rules(0.3, 0.6) AS kept;
 SELECT lhs_names, rhs_name, count FROM crm.product_rules ORDER BY lhs_names, rhs_name;
 SELECT product_id, round(score::numeric, 4), round(lift::numeric, 4), because FROM crm.recommend_for_basket('{9001}', 3);
+INSERT INTO crm.activity (contact_id, activity_id, kind, occurred_at, properties) VALUES
+	(75, 750, 'product_view', '2025-04-01 00:00+00', '{"product_id": 9003}');
+SELECT product_id, round(score::numeric, 4), reason FROM crm.recommend_for_contact(75, 3, '{}') ORDER BY score DESC, product_id;
+SELECT product_id, round(score::numeric, 4), reason FROM crm.recommend_for_contact(75, 3, '{x}') ORDER BY score DESC, product_id;
 
 -- case: CLV fits over btyd_summary ... GROUP BY contact_id (partial states combined from the workers)
 -- the CDNOW sample (2,357 customers, 6,919 purchases; psql variable cdnow: its path, read by the server)
