@@ -20,7 +20,8 @@ CREATE TABLE crm.campaign (
 		CONSTRAINT holdout_share_from_0_below_1 CHECK (holdout_share >= 0 AND holdout_share < 1),
 	created_at	timestamptz NOT NULL DEFAULT now(),
 	CONSTRAINT ends_at_after_starts_at CHECK (ends_at > starts_at),
-	CONSTRAINT campaign_name_key UNIQUE (name)
+	CONSTRAINT campaign_name_key UNIQUE (name),
+	recommend	boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE crm.campaign IS 'campaigns: a segment contacted on a channel between two dates, at a cost, with an optional hold-out share';
 
@@ -30,7 +31,9 @@ CREATE TABLE crm.campaign_target (
 	campaign_id bigint NOT NULL REFERENCES crm.campaign ON DELETE CASCADE,
 	holdout		boolean NOT NULL,
 	selected_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (contact_id, campaign_id)
+	PRIMARY KEY (contact_id, campaign_id),
+	recommended_product bigint REFERENCES crm.product ON DELETE SET NULL,
+	recommendation text
 );
 COMMENT ON TABLE crm.campaign_target IS 'contacts selected for a campaign, and whether each was held out as control';
 CREATE INDEX campaign_target_campaign_idx ON crm.campaign_target (campaign_id, holdout);
@@ -47,7 +50,7 @@ COMMENT ON FUNCTION crm.campaign_holdout(bigint, bigint, float8) IS
 
 CREATE FUNCTION crm.create_campaign(name text, segment text, channel text DEFAULT 'email',
 	starts_at timestamptz DEFAULT now(), ends_at timestamptz DEFAULT NULL,
-	cost float8 DEFAULT 0, holdout_share float8 DEFAULT 0)
+	cost float8 DEFAULT 0, holdout_share float8 DEFAULT 0, recommend boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -59,13 +62,14 @@ BEGIN
 		RAISE EXCEPTION 'segment "%" does not exist', segment
 			USING ERRCODE = 'undefined_object', HINT = 'Segments are listed in crm.segment.';
 	END IF;
-	INSERT INTO crm.campaign (name, channel, segment_id, starts_at, ends_at, cost, holdout_share)
-	VALUES (name, channel, sid, coalesce(starts_at, now()), ends_at, coalesce(cost, 0), coalesce(holdout_share, 0))
+	INSERT INTO crm.campaign (name, channel, segment_id, starts_at, ends_at, cost, holdout_share, recommend)
+	VALUES (name, channel, sid, coalesce(starts_at, now()), ends_at, coalesce(cost, 0), coalesce(holdout_share, 0),
+			coalesce(recommend, false))
 	RETURNING campaign_id INTO id;
 	RETURN id;
 END $$;
-COMMENT ON FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, float8, float8) IS
-	'create a campaign on a segment (by name) and channel, with window, cost and hold-out share';
+COMMENT ON FUNCTION crm.create_campaign(text, text, text, timestamptz, timestamptz, float8, float8, boolean) IS
+	'create a campaign on a segment (by name) and channel, with window, cost and hold-out share; recommend => true makes it a cross-sell campaign: each target (held out or not) is given its next best product when selected';
 
 -- The selection shared by crm.campaign_targets (which records it) and
 -- crm.campaign_targets_preview (which does not): every eligible member with
@@ -113,15 +117,22 @@ BEGIN
 	RETURN QUERY
 	WITH eligible AS MATERIALIZED (
 		SELECT * FROM crm.campaign_selection(campaign_targets.campaign_id)),
+	-- a cross-sell campaign records each new target's next best product
+	-- (src/basket.sql), the held-out ones too: the report compares them
 	recorded AS (
-		INSERT INTO crm.campaign_target (contact_id, campaign_id, holdout)
-		SELECT e.contact_id, campaign_targets.campaign_id, e.holdout FROM eligible e WHERE e.new
+		INSERT INTO crm.campaign_target (contact_id, campaign_id, holdout, recommended_product, recommendation)
+		SELECT e.contact_id, campaign_targets.campaign_id, e.holdout, r.product_id, r.reason
+		  FROM eligible e
+		  LEFT JOIN LATERAL (SELECT x.product_id, x.reason FROM crm.recommend_for_contact(e.contact_id, 1) x
+							  WHERE (SELECT k.recommend FROM crm.campaign k
+									  WHERE k.campaign_id = campaign_targets.campaign_id)) r ON true
+		 WHERE e.new
 		ON CONFLICT DO NOTHING)
 	SELECT e.contact_id, e.email FROM eligible e
 	 WHERE NOT e.holdout ORDER BY e.contact_id;
 END $$;
 COMMENT ON FUNCTION crm.campaign_targets(bigint) IS
-	'contacts to send a campaign to now: stored members of its segment with unexpired consent on its channel and no do-not-contact flag, minus the hold-out group; WRITES: records every selected contact (and its group) in crm.campaign_target, so it fails in a read-only transaction (use crm.campaign_targets_preview there)';
+	'contacts to send a campaign to now: stored members of its segment with unexpired consent on its channel and no do-not-contact flag, minus the hold-out group; WRITES: records every selected contact (and its group, and for a cross-sell campaign its next best product) in crm.campaign_target, so it fails in a read-only transaction (use crm.campaign_targets_preview there)';
 
 CREATE FUNCTION crm.campaign_targets_preview(campaign_id bigint)
 RETURNS TABLE (contact_id bigint, email crm.email)
@@ -171,3 +182,63 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION crm.campaign_report(bigint) IS
 	'campaign results: targeted and held-out contacts, responders (an order, or an activity tagged {"campaign_id": id}, within the window), response rates, revenue, cost, return on cost ((revenue - cost) / cost) and lift of the response rate over the hold-out group';
+
+-- Cross-sell campaigns (recommend => true): what each target is sent, and
+-- how many bought it, against the hold-out group.
+CREATE FUNCTION crm.campaign_recommendations(campaign_id bigint)
+RETURNS TABLE (contact_id bigint, email crm.email, product_id bigint, reason text)
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+	RETURN QUERY
+	SELECT t.contact_id, c.email, t.recommended_product, t.recommendation
+	  FROM crm.campaign_target t JOIN crm.contact c ON c.contact_id = t.contact_id
+	 WHERE t.campaign_id = campaign_recommendations.campaign_id AND NOT t.holdout
+	   AND t.recommended_product IS NOT NULL
+	 ORDER BY t.contact_id;
+END $$;
+COMMENT ON FUNCTION crm.campaign_recommendations(bigint) IS
+	'the recorded targets of a cross-sell campaign (not the hold-out group) with the product to offer each and why; after crm.campaign_targets';
+
+CREATE FUNCTION crm.cross_sell_report(campaign_id bigint)
+RETURNS TABLE (campaign text, targeted bigint, targeted_bought bigint, targeted_rate numeric,
+			   held_out bigint, holdout_bought bigint, holdout_rate numeric, lift numeric)
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	cam crm.campaign;
+BEGIN
+	SELECT * INTO cam FROM crm.campaign k WHERE k.campaign_id = cross_sell_report.campaign_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'campaign % does not exist', cross_sell_report.campaign_id
+			USING ERRCODE = 'undefined_object', HINT = 'Campaigns are listed in crm.campaign.';
+	ELSIF NOT cam.recommend THEN
+		RAISE EXCEPTION 'campaign "%" recommends no products', cam.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Create it with crm.create_campaign(..., recommend => true); crm.campaign_report reports any campaign.';
+	END IF;
+	-- bought: an order line of the recommended product in the window
+	RETURN QUERY
+	WITH t AS (
+		SELECT t.holdout,
+			   EXISTS (SELECT 1 FROM crm.order_line l
+						 JOIN crm."order" o ON o.contact_id = l.contact_id AND o.order_id = l.order_id
+						WHERE l.contact_id = t.contact_id AND l.product_id = t.recommended_product
+						  AND o.ordered_at >= cam.starts_at AND (cam.ends_at IS NULL OR o.ordered_at < cam.ends_at)
+						  AND o.status <> ALL ('{cancelled,refunded}'::text[])) AS bought
+		  FROM crm.campaign_target t
+		 WHERE t.campaign_id = cam.campaign_id AND t.recommended_product IS NOT NULL),
+	a AS (
+		SELECT count(*) FILTER (WHERE NOT t.holdout) AS targeted,
+			   count(*) FILTER (WHERE NOT t.holdout AND t.bought) AS targeted_bought,
+			   count(*) FILTER (WHERE t.holdout) AS held_out,
+			   count(*) FILTER (WHERE t.holdout AND t.bought) AS holdout_bought
+		  FROM t)
+	SELECT cam.name, a.targeted, a.targeted_bought, round(a.targeted_bought::numeric / nullif(a.targeted, 0), 4),
+		   a.held_out, a.holdout_bought, round(a.holdout_bought::numeric / nullif(a.held_out, 0), 4),
+		   round((a.targeted_bought::numeric / nullif(a.targeted, 0))
+				 / nullif(a.holdout_bought::numeric / nullif(a.held_out, 0), 0) - 1, 4)
+	  FROM a;
+END $$;
+COMMENT ON FUNCTION crm.cross_sell_report(bigint) IS
+	'a cross-sell campaign''s result: targets and hold-out contacts given a product, how many of each bought it in the window, the rates and the lift of the targets'' rate over the hold-out''s';

@@ -206,7 +206,7 @@ SELECT * FROM crm.lead_cohorts WHERE cohort = '2025-01-01';
 SELECT stage, entered, moved_on, median_time_in_stage, median_days, p90_days
   FROM crm.stage_conversion('2025-01-01', '2026-01-01') ORDER BY stage;
 
--- case: association rules, frequent itemsets, kept rules and recommendations (order lines read through the coordinator)
+-- case: association rules, frequent itemsets, kept rules, recommendations and a cross-sell campaign (order lines read through the coordinator)
 INSERT INTO crm.product (product_id, sku, name, price) VALUES (9001, 'mb-1', 'bread', 2), (9002, 'mb-2', 'butter', 3),
 	(9003, 'mb-3', 'jam', 4), (9004, 'mb-4', 'milk', 1);
 INSERT INTO crm.contact (contact_id, email) SELECT g, 'mb' || g || '@example.com' FROM generate_series(70, 75) g;
@@ -228,6 +228,16 @@ INSERT INTO crm.activity (contact_id, activity_id, kind, occurred_at, properties
 	(75, 750, 'product_view', '2025-04-01 00:00+00', '{"product_id": 9003}');
 SELECT product_id, round(score::numeric, 4), reason FROM crm.recommend_for_contact(75, 3, '{}') ORDER BY score DESC, product_id;
 SELECT product_id, round(score::numeric, 4), reason FROM crm.recommend_for_contact(75, 3, '{x}') ORDER BY score DESC, product_id;
+-- a cross-sell campaign on them
+INSERT INTO crm.consent (contact_id, channel, status, recorded_at)
+SELECT g, 'email', 'granted', '2025-01-01 00:00+00' FROM generate_series(70, 75) g;
+SELECT crm.create_static_segment('mb buyers') > 0 AS created;
+SELECT crm.add_to_segment('mb buyers', ARRAY[70, 71, 72, 73, 74, 75]::bigint[]);
+SELECT crm.create_campaign('mb xsell', 'mb buyers', 'email', '2025-01-01 00:00+00', NULL, 0, 0.5, recommend => true) AS xs \gset
+SELECT count(*) FROM crm.campaign_targets(:xs);
+SELECT contact_id, holdout, recommended_product, recommendation FROM crm.campaign_target WHERE campaign_id = :xs ORDER BY contact_id;
+SELECT * FROM crm.campaign_recommendations(:xs);
+SELECT targeted, targeted_bought, held_out, holdout_bought FROM crm.cross_sell_report(:xs);
 
 -- case: CLV fits over btyd_summary ... GROUP BY contact_id (partial states combined from the workers)
 -- the CDNOW sample (2,357 customers, 6,919 purchases; psql variable cdnow: its path, read by the server)

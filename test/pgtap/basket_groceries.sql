@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(40);
+SELECT plan(47);
 
 -- one order per basket, one product per item (the baskets spread over 100 contacts)
 CREATE TEMP TABLE g (tid int, item text);
@@ -170,6 +170,44 @@ SELECT results_eq($$SELECT round(score::numeric, 6) FROM crm.recommend_for_conta
 	$$VALUES (0.582353)$$, 'unless its category repeats: whole milk by {curd, yogurt} => whole milk');
 SELECT throws_ok($$SELECT * FROM crm.recommend_for_contact(123456789)$$, 'P0002', NULL, 'an unknown contact: P0002');
 SELECT throws_ok($$SELECT * FROM crm.recommend_for_contact(929999, 0)$$, '22023', NULL, 'k <= 0: 22023');
+
+-- a cross-sell campaign: each target (and each held-out contact) given its
+-- next best product; the report counts who bought it in the window
+INSERT INTO crm.contact (contact_id, email) SELECT 930000 + i, 'xs' || i || '@groceries.example' FROM generate_series(1, 20) i;
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total)
+SELECT 930000 + i, 1, '2024-02-01 00:00+00', 'paid', 2 FROM generate_series(1, 20) i;
+INSERT INTO crm.order_line (contact_id, order_id, line_no, product_id, unit_price)
+SELECT 930000 + i, 1, l, pg_temp.id(CASE l WHEN 1 THEN 'curd' ELSE 'yogurt' END), 1 FROM generate_series(1, 20) i, generate_series(1, 2) l;
+INSERT INTO crm.consent (contact_id, channel, status, recorded_at)
+SELECT 930000 + i, 'email', 'granted', now() - interval '1 day' FROM generate_series(1, 20) i;
+SELECT lives_ok($$SELECT crm.create_static_segment('xsell test') > 0 AND
+						 crm.add_to_segment('xsell test', (SELECT array_agg(930000 + i) FROM generate_series(1, 20) i)) = 20$$,
+	'a segment of 20 contacts who bought curd and yogurt');
+SELECT crm.create_campaign('xsell', 'xsell test', 'email', now() - interval '1 hour', NULL, 10, 0.4, recommend => true) AS xs \gset
+CREATE FUNCTION pg_temp.xs() RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT k.campaign_id FROM crm.campaign k WHERE k.name = 'xsell' $$;
+CREATE TEMP TABLE sent AS SELECT * FROM crm.campaign_targets(pg_temp.xs());
+SELECT set_eq($$SELECT contact_id FROM sent$$, $$SELECT contact_id FROM crm.campaign_target WHERE campaign_id = pg_temp.xs() AND NOT holdout$$,
+	'campaign_targets sends to the targets outside the hold-out group');
+SELECT ok((SELECT count(*) = 20 AND bool_and(recommended_product = pg_temp.id('whole milk') AND recommendation LIKE 'in 58.2% of the orders with curd, yogurt%')
+			 FROM crm.campaign_target WHERE campaign_id = pg_temp.xs()),
+	'every selected contact, held out or not, recorded with its next best product (whole milk) and the reason');
+SELECT results_eq($$SELECT contact_id, product_id FROM crm.campaign_recommendations(pg_temp.xs())$$,
+	$$SELECT contact_id, pg_temp.id('whole milk') FROM crm.campaign_target WHERE campaign_id = pg_temp.xs() AND NOT holdout ORDER BY contact_id$$,
+	'campaign_recommendations: what to offer each target');
+-- contacts 1-6 buy whole milk in the window, 7 buys it before the window
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total)
+SELECT 930000 + i, 2, CASE WHEN i = 7 THEN now() - interval '2 hours' ELSE now() END, 'paid', 1 FROM generate_series(1, 7) i;
+INSERT INTO crm.order_line (contact_id, order_id, line_no, product_id, unit_price)
+SELECT 930000 + i, 2, 1, pg_temp.id('whole milk'), 1 FROM generate_series(1, 7) i;
+SELECT results_eq($$SELECT targeted, targeted_bought, held_out, holdout_bought FROM crm.cross_sell_report(pg_temp.xs())$$,
+	$$SELECT count(*) FILTER (WHERE NOT holdout), count(*) FILTER (WHERE NOT holdout AND contact_id <= 930006),
+			 count(*) FILTER (WHERE holdout), count(*) FILTER (WHERE holdout AND contact_id <= 930006)
+		FROM crm.campaign_target WHERE campaign_id = pg_temp.xs()$$,
+	'cross_sell_report: who bought the recommended product in the window, targets against the hold-out group');
+SELECT ok((SELECT held_out BETWEEN 3 AND 13 FROM crm.cross_sell_report(pg_temp.xs())), 'the hold-out group is about 40% of the contacts');
+SELECT crm.create_campaign('plain', 'xsell test') AS plain \gset
+SELECT throws_ok(format('SELECT * FROM crm.cross_sell_report(%s)', :plain), '22023', NULL,
+	'a campaign that recommends nothing: 22023');
 
 -- quality, leave one out: every 5th basket held out (marked cancelled, which
 -- the mining skips), the rules mined from the rest (with {} => y, the popular

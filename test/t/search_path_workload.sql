@@ -109,6 +109,10 @@ SELECT crm.create_campaign('plant camp', 'plant de', 'email', '2026-01-01 00:00+
 SELECT pg_catalog.count(*) AS preview FROM crm.campaign_targets_preview(:camp);
 SELECT pg_catalog.count(*) AS targets FROM crm.campaign_targets(:camp);
 SELECT pg_catalog.count(*) AS report FROM crm.campaign_report(:camp);
+SELECT crm.create_campaign('plant xsell', 'plant de', 'email', '2026-01-01 00:00+00', '2030-01-01 00:00+00', 10, 0.5, true) AS xcamp \gset
+SELECT pg_catalog.count(*) AS xtargets FROM crm.campaign_targets(:xcamp);
+SELECT pg_catalog.count(*) AS xoffers FROM crm.campaign_recommendations(:xcamp);
+SELECT pg_catalog.count(*) AS xreport FROM crm.cross_sell_report(:xcamp);
 SELECT crm.nth_weekday(2026, 5, 0, 2) IS NOT NULL AS mothers_day;
 SELECT crm.drop_segment('plant list') IS NULL AS dropped;
 
