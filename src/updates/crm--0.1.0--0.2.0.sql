@@ -127,9 +127,27 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 -- the view no longer calls crm.rfm(integer, integer, integer)
 DROP FUNCTION crm.rfm(integer, integer, integer);
 
+-- The tests of the row-level security policies (src/roles.c): no subqueries,
+-- so that Citus accepts them on every shard.
+CREATE FUNCTION crm.owned_by_me(owner text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_owned_by_me' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.owned_by_me(text) IS
+	'is the current user a member of the role named owner (directly or not; superusers are members of every role)? the contact policy of crm_sales';
+CREATE FUNCTION crm.contact_visible(contact_id bigint) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_contact_visible' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.contact_visible(bigint) IS
+	'does the current user see this contact, under the contact table''s own policy? the policy of crm_sales on every table that points at contacts';
+CREATE FUNCTION crm.company_has_my_contact(company_id bigint) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_company_has_my_contact' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.company_has_my_contact(bigint) IS
+	'does the current user see a contact at this company? crm_sales reads such companies';
+
 -- crm.setup_roles(): grants by explicit lists of relations per role (src/roles.sql)
 -- instead of name patterns (five of which matched nothing) and ALL ... IN SCHEMA;
--- the same privileges on every object
+-- the same privileges on every object; its policies call
+-- the functions above instead of subqueries
+COMMENT ON FUNCTION crm.my_roles() IS
+	'names of the roles the current user belongs to (itself included), for segment predicates such as owner = ANY (crm.my_roles()); the policies ask crm.owned_by_me';
 CREATE OR REPLACE FUNCTION crm.setup_roles() RETURNS TABLE (object text, done text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 -- on Citus, one connection per node: the grants are DDL on the shards of
@@ -165,6 +183,14 @@ DECLARE
 					  'crm.segment_segment_id_seq, crm.stage_history_history_id_seq, crm.task_task_id_seq';
 	r record;
 	rname text;
+	stmt text;
+	crm_roles CONSTANT text[] := ARRAY['crm_admin', 'crm_sales', 'crm_marketing', 'crm_analyst'];
+	schema_grants CONSTANT text[] := ARRAY['GRANT USAGE ON SCHEMA crm, crm_bi TO crm_admin, crm_sales, crm_marketing, crm_analyst'];
+	admin_grant text;
+	grants text[];
+	-- the grants on what each node has of its own (below)
+	node_grants text[];
+	bad text;
 BEGIN
 	IF NOT (SELECT rolsuper OR (rolcreaterole AND pg_has_role(current_user, c.relowner, 'USAGE'))
 			  FROM pg_roles, pg_class c
@@ -175,19 +201,9 @@ BEGIN
 				  HINT = 'Run it as a superuser, or as the owner of the crm tables with CREATEROLE.';
 	END IF;
 
-	FOREACH rname IN ARRAY ARRAY['crm_admin', 'crm_sales', 'crm_marketing', 'crm_analyst'] LOOP
-		IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = rname) THEN
-			object := rname; done := 'role adopted'; RETURN NEXT;
-		ELSE
-			EXECUTE format('CREATE ROLE %I NOLOGIN', rname);
-			object := rname; done := 'role created'; RETURN NEXT;
-		END IF;
-		EXECUTE format('GRANT USAGE ON SCHEMA crm, crm_bi TO %I', rname);
-	END LOOP;
-
 	-- admin: every function the extension installs (the other roles run the
 	-- ones PUBLIC may, and those granted by name below)
-	EXECUTE (SELECT format('GRANT EXECUTE ON FUNCTION %s TO crm_admin',
+	admin_grant := (SELECT format('GRANT EXECUTE ON FUNCTION %s TO crm_admin',
 						   string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid))
 			   FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
 			  WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_extension'::regclass
@@ -195,7 +211,11 @@ BEGIN
 	-- The grants, by name: one row per grantee and privileges, with the
 	-- relations they are on.  A table, view or sequence added to crm gets no
 	-- grant until it is listed here.
-	FOR r IN SELECT * FROM (VALUES
+	SELECT array_agg(format('GRANT %s ON %s %s TO %s', v.privileges, v.kind, v.objects, v.grantees)),
+		   array_agg(format('GRANT %s ON %s %s TO %s', v.privileges, v.kind, v.objects, v.grantees))
+			 FILTER (WHERE v.kind <> 'TABLE')
+	  INTO grants, node_grants
+	  FROM (VALUES
 		-- admin: everything
 		('crm_admin', 'ALL', 'TABLE', data || ', ' || lookup || ', ' || config || ', ' || invoker_views || ', ' || analyst_views
 			|| ', crm.consent, crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, '
@@ -242,72 +262,102 @@ BEGIN
 		('crm_admin, crm_marketing', 'SELECT', 'TABLE', bi_marketing_views),
 		('crm_sales, crm_marketing', 'SELECT', 'TABLE', replace(analyst_views, 'crm.analyst_contact, ', '')),
 		('crm_admin, crm_sales, crm_marketing, crm_analyst', 'SELECT', 'TABLE', bi_aggregate_views))
-			v(grantees, privileges, kind, objects) LOOP
-		EXECUTE format('GRANT %s ON %s %s TO %s', r.privileges, r.kind, r.objects, r.grantees);
+			v(grantees, privileges, kind, objects);
+
+	-- On a Citus coordinator, the workers too: crm's schemas, sequences and
+	-- functions belong to the extension each node installed, so Citus
+	-- carries no grant on them to the workers (it does carry the roles, and
+	-- the tables' grants and policies to their shards), and there the
+	-- shards' triggers and policies run as the role that writes or reads.
+	-- run_command_on_workers runs one statement outside this transaction,
+	-- so before it touches the workers: the block creates the roles there
+	-- first (Citus' propagation of CREATE ROLE below then finds them) and
+	-- grants.
+	IF EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus') THEN
+		IF pg_catalog.citus_is_coordinator() THEN
+			stmt := 'DO $crm$ BEGIN PERFORM pg_catalog.set_config(''citus.enable_ddl_propagation'', ''off'', true); '
+					|| (SELECT string_agg(format('IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %L) '
+												 'THEN CREATE ROLE %I NOLOGIN; END IF; ', x, x), '')
+						  FROM unnest(crm_roles) x)
+					|| (SELECT string_agg(format('EXECUTE %L; ', g), '')
+						  FROM unnest(schema_grants || admin_grant || node_grants) g)
+					|| 'END $crm$';
+			SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), ', ') INTO bad
+			  FROM pg_catalog.run_command_on_workers(stmt) w
+			 WHERE NOT w.success;
+			IF bad IS NOT NULL THEN
+				RAISE EXCEPTION 'could not grant on the workers: %', bad
+					USING ERRCODE = 'object_not_in_prerequisite_state',
+						  HINT = 'Install crm at this version on every worker, then call crm.setup_roles() again.';
+			END IF;
+		END IF;
+	END IF;
+
+	FOREACH rname IN ARRAY crm_roles LOOP
+		IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = rname) THEN
+			object := rname; done := 'role adopted'; RETURN NEXT;
+		ELSE
+			EXECUTE format('CREATE ROLE %I NOLOGIN', rname);
+			object := rname; done := 'role created'; RETURN NEXT;
+		END IF;
+	END LOOP;
+	FOREACH stmt IN ARRAY schema_grants || admin_grant || grants LOOP
+		EXECUTE stmt;
 	END LOOP;
 	object := segments || ', crm.scoring_rule, crm.fit_rule'; done := 'granted to crm_marketing'; RETURN NEXT;
 	REVOKE SELECT, UPDATE, DELETE ON crm.segment_dirty FROM crm_sales;
 	REVOKE ALL ON crm.contact FROM crm_analyst;
 
-	-- row-level security: the contact table by owner ...
-	ALTER TABLE crm.contact ENABLE ROW LEVEL SECURITY;
-	IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'crm' AND tablename = 'contact'
-					  AND policyname = 'crm_sales_own') THEN
-		CREATE POLICY crm_sales_own ON crm.contact TO crm_sales
-			USING (owner = ANY ((SELECT crm.my_roles())::text[]))
-			WITH CHECK (owner = ANY ((SELECT crm.my_roles())::text[]));
-		CREATE POLICY crm_admin_all ON crm.contact TO crm_admin USING (true) WITH CHECK (true);
-		CREATE POLICY crm_marketing_read ON crm.contact FOR SELECT TO crm_marketing USING (true);
-	END IF;
-	object := 'crm.contact'; done := 'row-level security by owner'; RETURN NEXT;
-	-- ... and every table that points at contacts, through the contact
-	FOR r IN SELECT DISTINCT t.table_name, t.contact_column, c.relname
-			   FROM crm.contact_references() t JOIN pg_class c ON c.oid = t.table_name LOOP
-		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.table_name);
-		IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.table_name
-						  AND p.polname = 'crm_sales_own') THEN
-			-- the contact lookup is itself under the contact table's policy
-			EXECUTE format('CREATE POLICY crm_sales_own ON %1$s TO crm_sales
-								USING (EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = %2$I.%3$I))
-								WITH CHECK (EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = %2$I.%3$I))',
-						   r.table_name, r.relname, r.contact_column);
-			EXECUTE format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)',
-						   r.table_name);
-			EXECUTE format('CREATE POLICY crm_marketing_all ON %s TO crm_marketing USING (true) WITH CHECK (true)',
-						   r.table_name);
+	-- row-level security, one row per policy: the contact table by owner;
+	-- every table that points at contacts through its contact; the tables
+	-- that name contacts without a foreign key (a rep reads the companies it
+	-- owns or has contacts at and changes those it owns, and reads the
+	-- merges into and erasures of its contacts).  The tests are functions,
+	-- not subqueries, which Citus refuses in a policy (src/roles.c); a policy
+	-- already there gets its expressions again (0.1.0's had subqueries).
+	FOR r IN
+		SELECT p.rel, p.name, p.cmd, p.role, p.using_expr, p.check_expr, p.done
+		  FROM (VALUES
+				('crm.contact'::regclass, 'crm_sales_own', 'ALL', 'crm_sales', 'crm.owned_by_me(owner)',
+				 'crm.owned_by_me(owner)', 'row-level security by owner'),
+				('crm.contact', 'crm_admin_all', 'ALL', 'crm_admin', 'true', 'true', NULL),
+				('crm.contact', 'crm_marketing_read', 'SELECT', 'crm_marketing', 'true', NULL, NULL))
+				p(rel, name, cmd, role, using_expr, check_expr, done)
+		UNION ALL
+		SELECT t.table_name, p.*
+		  FROM (SELECT DISTINCT f.table_name, format('crm.contact_visible(%I)', f.contact_column) AS test
+				  FROM crm.contact_references() f) t,
+			   LATERAL (VALUES
+				('crm_sales_own', 'ALL', 'crm_sales', t.test, t.test, 'row-level security through the contact'),
+				('crm_admin_all', 'ALL', 'crm_admin', 'true', 'true', NULL),
+				('crm_marketing_all', 'ALL', 'crm_marketing', 'true', 'true', NULL)) p(name, cmd, role, using_expr, check_expr, done)
+		UNION ALL
+		SELECT t.rel, p.*
+		  FROM (VALUES
+				('crm.company'::regclass, 'crm.owned_by_me(owner) OR crm.company_has_my_contact(company_id)',
+				 'crm.owned_by_me(owner)'),
+				('crm.merge_log', 'crm.contact_visible(kept_id)', 'crm.contact_visible(kept_id)'),
+				('crm.erasure_log', 'crm.contact_visible(contact_id)', 'false')) t(rel, reads, writes),
+			   LATERAL (VALUES
+				('crm_sales_read', 'SELECT', 'crm_sales', t.reads, NULL, 'row-level security through the contacts it names'),
+				('crm_sales_own', 'ALL', 'crm_sales', t.writes, t.writes, NULL),
+				('crm_admin_all', 'ALL', 'crm_admin', 'true', 'true', NULL),
+				('crm_marketing_read', 'SELECT', 'crm_marketing', 'true', NULL, NULL)) p(name, cmd, role, using_expr, check_expr, done)
+	LOOP
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.rel);
+		IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.rel AND p.polname = r.name) THEN
+			EXECUTE format('ALTER POLICY %I ON %s USING (%s)%s', r.name, r.rel, r.using_expr,
+						   CASE WHEN r.check_expr IS NOT NULL THEN format(' WITH CHECK (%s)', r.check_expr) ELSE '' END);
+		ELSE
+			EXECUTE format('CREATE POLICY %I ON %s FOR %s TO %I USING (%s)%s', r.name, r.rel, r.cmd, r.role, r.using_expr,
+						   CASE WHEN r.check_expr IS NOT NULL THEN format(' WITH CHECK (%s)', r.check_expr) ELSE '' END);
 		END IF;
-		object := r.table_name::text; done := 'row-level security through the contact'; RETURN NEXT;
-	END LOOP;
-	-- ... and the tables that name contacts without a foreign key: a rep
-	-- reads the companies it owns or has contacts at and changes those it
-	-- owns, and reads the merges into and erasures of its contacts
-	FOR r IN SELECT * FROM (VALUES
-			('crm.company'::regclass,
-			 'owner = ANY ((SELECT crm.my_roles())::text[])
-			  OR EXISTS (SELECT 1 FROM crm.contact c WHERE c.company_id = company.company_id)',
-			 'owner = ANY ((SELECT crm.my_roles())::text[])'),
-			('crm.merge_log'::regclass,
-			 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = merge_log.kept_id)',
-			 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = merge_log.kept_id)'),
-			('crm.erasure_log'::regclass,
-			 'EXISTS (SELECT 1 FROM crm.contact c WHERE c.contact_id = erasure_log.contact_id)',
-			 'false'))
-			v(table_name, sales_reads, sales_writes) LOOP
-		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', r.table_name);
-		IF NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.table_name
-						  AND p.polname = 'crm_sales_own') THEN
-			EXECUTE format('CREATE POLICY crm_sales_read ON %s FOR SELECT TO crm_sales USING (%s)',
-						   r.table_name, r.sales_reads);
-			EXECUTE format('CREATE POLICY crm_sales_own ON %1$s TO crm_sales USING (%2$s) WITH CHECK (%2$s)',
-						   r.table_name, r.sales_writes);
-			EXECUTE format('CREATE POLICY crm_admin_all ON %s TO crm_admin USING (true) WITH CHECK (true)',
-						   r.table_name);
-			EXECUTE format('CREATE POLICY crm_marketing_read ON %s FOR SELECT TO crm_marketing USING (true)',
-						   r.table_name);
+		IF r.done IS NOT NULL THEN
+			object := r.rel::text; done := r.done; RETURN NEXT;
 		END IF;
-		object := r.table_name::text; done := 'row-level security through the contacts it names'; RETURN NEXT;
 	END LOOP;
 END $$;
+
 
 -- Segment dirty marking: one trigger function instead of four copies; the
 -- same triggers, replaced in place
@@ -3574,3 +3624,14 @@ COMMENT ON COLUMN crm.analyst_pipeline.deals IS 'open deals in the stage';
 COMMENT ON COLUMN crm.analyst_pipeline.contacts IS 'distinct contacts of those deals (at least 5)';
 COMMENT ON COLUMN crm.analyst_pipeline.amount IS 'total amount of the open deals';
 COMMENT ON COLUMN crm.analyst_pipeline.weighted_amount IS 'amount weighted by each deals probability';
+
+-- A database set up under 0.1.0 has policies with subqueries (which Citus
+-- refuses): set up again, they call the functions above
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+				WHERE p.polrelid OPERATOR(pg_catalog.=) 'crm.contact'::pg_catalog.regclass
+				  AND p.polname OPERATOR(pg_catalog.=) 'crm_sales_own') THEN
+		PERFORM crm.setup_roles();
+	END IF;
+END $$;

@@ -206,6 +206,8 @@ DELETE FROM crm.contact WHERE contact_id OPERATOR(pg_catalog.=) 990005;
 -- test loads it)
 INSERT INTO crm.zz_dump_end DEFAULT VALUES;
 SELECT crm.my_roles() IS NOT NULL AS my_roles;
+SELECT crm.owned_by_me(CURRENT_USER::pg_catalog.text) AS owned_by_me, crm.contact_visible(1) IS NOT NULL AS contact_visible,
+       crm.company_has_my_contact(1) IS NOT NULL AS company_has_my_contact;
 SELECT pg_catalog.count(*) AS setup_roles FROM crm.setup_roles();
 -- crm.distribute(): without Citus it refuses (0A000) before touching anything
 DO $$

@@ -100,8 +100,8 @@ for v in $releases; do
 	# triggers, scoring, promotions, a segment, a merge and consents
 	q -d "$old" -c "CREATE EXTENSION crm VERSION '$v'" -f "$here/../demo/rules.sql" \
 		-v seed=5 -v contacts=1000 -v activities=10000 -f "$here/../demo/generate.sql" \
-		-f "$here/upgrade_data.sql" > "$out/load.txt" 2>&1
-	ok $? "$v: demo data loads on version $v's SQL with the new shared library"
+		-f "$here/upgrade_data.sql" -c "SELECT count(*) FROM crm.setup_roles()" > "$out/load.txt" 2>&1
+	ok $? "$v: demo data loads on version $v's SQL with the new shared library (and crm.setup_roles runs)"
 	[ $? = 0 ] || sed 's/^/# /' "$out/load.txt" | tail -20
 
 	cols=$(columns_of "$old")
@@ -138,7 +138,8 @@ SQL
 	ok $? "$v: UPDATE TO an unknown version and the downgrade to $v fail with PostgreSQL's error"
 	[ $? = 0 ] || echo "# $e1 / $e2"
 
-	q -d "$new" -c "CREATE EXTENSION crm" >/dev/null
+	# both set up: the update must bring the policies of $v's crm.setup_roles up to date
+	q -d "$new" -c "CREATE EXTENSION crm" -c "SELECT count(*) FROM crm.setup_roles()" >/dev/null
 	schema_of "$old" 2>"$out/schema.err"; schema_of "$new" 2>>"$out/schema.err"
 	[ -s "$out/$new.schema" ] && [ ! -s "$out/schema.err" ] && diff -q "$out/$old.schema" "$out/$new.schema" >/dev/null
 	ok $? "$v: the updated schema equals a fresh install of $current (pg_dump --schema-only of every member)"
