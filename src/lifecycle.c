@@ -300,6 +300,19 @@ crm_stage_log(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* One contact's move at a time, as MoveTimes (lifecycle.h) */
+MoveTimes
+move_time_of(int64 contact_id, TimestampTz at)
+{
+	Datum		id = Int64GetDatum(contact_id);
+	Datum		a = TimestampTzGetDatum(at);
+	MoveTimes	t;
+
+	t.ids = PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	t.at = PointerGetDatum(construct_array(&a, 1, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return t;
+}
+
 /*
  * The time of a manual move (argument 4): none given, the clock (as any
  * move without an event); given, it must not be in the future nor before
@@ -335,13 +348,7 @@ manual_move_time(FunctionCallInfo fcinfo, int64 contact_id)
 						(long long) contact_id, pstrdup(timestamptz_to_str(at)),
 						pstrdup(timestamptz_to_str(DatumGetTimestampTz(last)))),
 				 errhint("A history goes forward in time: date the move at or after that time.")));
-	t.ids = PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	{
-		Datum		a = TimestampTzGetDatum(at);
-
-		t.at = PointerGetDatum(construct_array(&a, 1, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	}
-	return t;
+	return move_time_of(contact_id, at);
 }
 
 /* Manual move; backward needs force and a reason */

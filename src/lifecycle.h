@@ -27,6 +27,9 @@ typedef struct MoveTimes
 	Datum		at;
 } MoveTimes;
 
+/* One contact's move at a time */
+extern MoveTimes move_time_of(int64 contact_id, TimestampTz at);
+
 /* run_move, each contact's move dated by times */
 extern uint64 run_move_at(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *reason, bool automatic, bool force, MoveTimes times);

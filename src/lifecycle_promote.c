@@ -15,6 +15,8 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -407,6 +409,16 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) n);
 }
 
+/* Is crm.churn_at there? (not in 0.1.0's SQL) */
+static bool
+churn_at_installed(void)
+{
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+
+	return OidIsValid(LookupFuncName(list_make2(makeString("crm"), makeString("churn_at")),
+									 2, argtypes, true));
+}
+
 /* Customers without an order (or won deal) inside the churn window */
 PG_FUNCTION_INFO_V1(crm_detect_churn);
 Datum
@@ -441,10 +453,16 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 					 "                      AND d.status = 'won' AND d.closed_at > $1 - p.churn_after "
 					 "                      AND d.closed_at <= $1)) s",
 					 1, types, args);
+	/*
+	 * Each contact moved by crm.churn_at, called per contact in a query
+	 * Citus pushes to the contacts' shards: the move's reason and time must
+	 * be known in the backend whose triggers log it, a worker's on Citus
+	 */
 	if (times.ids == (Datum) 0)
 		n = 0;
-	else
+	else if (!churn_at_installed())
 	{
+		/* 0.1.0's SQL, run by this library before its update: one UPDATE */
 		Datum		ids[1] = {times.ids};
 		Oid			idtypes[1] = {INT8ARRAYOID};
 
@@ -452,6 +470,57 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 						" WHERE t.contact_id = u.id AND t.stage IN ('customer', 'evangelist')",
 						1, idtypes, ids, REASON_CHURN, true, false, times);
 	}
+	else
+	{
+		Datum		moves[2] = {times.ids, times.at};
+		Oid			movetypes[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+		bool		isnull;
+
+		if (SPI_execute_with_args("SELECT count(*) FILTER (WHERE crm.churn_at(t.contact_id, u.at)) "
+								  "  FROM crm.contact t JOIN unnest($1, $2) u(id, at) ON t.contact_id = u.id "
+								  " WHERE t.stage IN ('customer', 'evangelist')",
+								  2, movetypes, moves, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not move churned customers");
+		n = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * One customer's churn at a time (crm.detect_churn's move, run where the
+ * contact's rows are): true when it moved
+ */
+PG_FUNCTION_INFO_V1(crm_churn_at);
+Datum
+crm_churn_at(PG_FUNCTION_ARGS)
+{
+	int			pinned;
+	int64		contact_id = PG_GETARG_INT64(0);
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
+	Datum		id = Int64GetDatum(contact_id);
+	Oid			types[1] = {INT8OID};
+	volatile uint64 n = 0;
+	ShardScope	scope;
+
+	/* a later time is logged at the clock, as any move (crm.stage_log) */
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the time of a churn must be finite")));
+	pinned = spi_connect_pinned();
+	contact_scope_enter(contact_id, &scope);
+	PG_TRY();
+	{
+		n = run_move_at("UPDATE {crm.contact} SET stage = 'churned' "
+						" WHERE contact_id = $1 AND stage IN ('customer', 'evangelist')",
+						1, types, &id, REASON_CHURN, true, false, move_time_of(contact_id, at));
+	}
+	PG_FINALLY();
+	{
+		shard_scope_leave(&scope);
+	}
+	PG_END_TRY();
+	spi_finish_pinned(pinned);
+	PG_RETURN_BOOL(n > 0);
 }

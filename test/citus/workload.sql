@@ -181,7 +181,7 @@ SELECT count(*) FILTER (WHERE recorded_at >= changed_at) = count(*) AS recorded_
  WHERE contact_id IN (60, 61, 62);
 SELECT * FROM crm.funnel('2025-04-15 00:00+00') ORDER BY stage;
 
--- case: detect_churn dates a churn at the end of the inactivity window # todo: on the cluster the move's reason and time stay in the coordinator's backend while the UPDATE's triggers run on the workers (the churn is logged at the clock, with no reason)
+-- case: detect_churn dates a churn at the end of the inactivity window (each move run where its contact is)
 SELECT crm.detect_churn('2027-01-01 00:00+00') >= 1 AS churned;
 SELECT contact_id, from_stage, to_stage, changed_at, reason, automatic FROM crm.stage_history
  WHERE contact_id IN (60, 61, 62) AND to_stage = 'churned' ORDER BY contact_id;
@@ -197,7 +197,7 @@ INSERT INTO crm.activity (contact_id, activity_id, kind, occurred_at, properties
 	(64, 642, 'page_view', '2025-02-05 10:00+00', '{"url": "/pricing"}');
 SELECT contact_id, from_stage, to_stage, changed_at, reason, automatic, forced FROM crm.stage_history
  WHERE contact_id IN (63, 64) ORDER BY contact_id, changed_at, history_id;
--- (not 61: its churn is the detect_churn case's, which is not the same on the cluster yet)
+-- (not 61: the detect_churn case's)
 SELECT crm.rebuild_stage_history(ARRAY[60, 62, 63, 64]) AS rebuilt;
 SELECT contact_id, from_stage, to_stage, changed_at, reason, automatic, forced FROM crm.stage_history
  WHERE contact_id IN (60, 62, 63, 64) ORDER BY contact_id, changed_at, history_id;
