@@ -130,10 +130,10 @@ CREATE FUNCTION crm.apply_lifecycle(contact_ids bigint[] DEFAULT NULL) RETURNS b
 COMMENT ON FUNCTION crm.apply_lifecycle(bigint[]) IS
 	're-evaluates the lifecycle policy for the given contacts (everyone when NULL); returns how many moved';
 
-CREATE FUNCTION crm.churn_at(contact_id bigint, at timestamptz) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_churn_at' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION crm.churn_at(bigint, timestamptz) IS
-	'moves one customer or evangelist to churned, dated at (no later than now, no earlier than its last transition), reason churn; true when it moved; crm.detect_churn calls it per contact where the contact''s rows are';
+CREATE FUNCTION crm.churn_contacts(here bigint, contact_ids bigint[], times timestamptz[]) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_churn_contacts' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION crm.churn_contacts(bigint, bigint[], timestamptz[]) IS
+	'crm.detect_churn''s move, called per contact in a query pushed to the shards: the first call of a query in the shard of contact here moves that shard''s listed customers and evangelists to churned, each at its time (no later than now, no earlier than its last transition); returns how many moved';
 CREATE FUNCTION crm.detect_churn(as_of timestamptz DEFAULT now()) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'crm_detect_churn' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION crm.detect_churn(timestamptz) IS

@@ -409,14 +409,14 @@ crm_apply_lifecycle(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) n);
 }
 
-/* Is crm.churn_at there? (not in 0.1.0's SQL) */
+/* Is crm.churn_contacts there? (not in 0.1.0's SQL) */
 static bool
-churn_at_installed(void)
+churn_contacts_installed(void)
 {
-	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Oid			argtypes[3] = {INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 
-	return OidIsValid(LookupFuncName(list_make2(makeString("crm"), makeString("churn_at")),
-									 2, argtypes, true));
+	return OidIsValid(LookupFuncName(list_make2(makeString("crm"), makeString("churn_contacts")),
+									 3, argtypes, true));
 }
 
 /* Customers without an order (or won deal) inside the churn window */
@@ -454,13 +454,13 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 					 "                      AND d.closed_at <= $1)) s",
 					 1, types, args);
 	/*
-	 * Each contact moved by crm.churn_at, called per contact in a query
-	 * Citus pushes to the contacts' shards: the move's reason and time must
-	 * be known in the backend whose triggers log it, a worker's on Citus
+	 * The moves run through crm.churn_contacts, in a query Citus pushes to
+	 * the contacts' shards: the move's reason and time must be known in
+	 * the backend whose triggers log it, a worker's on Citus
 	 */
 	if (times.ids == (Datum) 0)
 		n = 0;
-	else if (!churn_at_installed())
+	else if (!churn_contacts_installed())
 	{
 		/* 0.1.0's SQL, run by this library before its update: one UPDATE */
 		Datum		ids[1] = {times.ids};
@@ -476,9 +476,9 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 		Oid			movetypes[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
 		bool		isnull;
 
-		if (SPI_execute_with_args("SELECT count(*) FILTER (WHERE crm.churn_at(t.contact_id, u.at)) "
-								  "  FROM crm.contact t JOIN unnest($1, $2) u(id, at) ON t.contact_id = u.id "
-								  " WHERE t.stage IN ('customer', 'evangelist')",
+		if (SPI_execute_with_args("SELECT coalesce(sum(crm.churn_contacts(t.contact_id, $1, $2)), 0)::bigint "
+								  "  FROM crm.contact t "
+								  " WHERE t.contact_id = ANY ($1) AND t.stage IN ('customer', 'evangelist')",
 								  2, movetypes, moves, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not move churned customers");
 		n = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -487,34 +487,68 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) n);
 }
 
+/* The shards a call site of crm.churn_contacts has moved the contacts of */
+typedef struct ChurnedShards
+{
+	int			n;
+	int64		shards[FLEXIBLE_ARRAY_MEMBER];
+} ChurnedShards;
+
+#define CHURNED_SHARDS_MAX	1024
+
+/* Has this call site moved that shard's contacts?  Marks it if not. */
+static bool
+shard_churned(FunctionCallInfo fcinfo, int64 shard)
+{
+	ChurnedShards *done = (ChurnedShards *) fcinfo->flinfo->fn_extra;
+
+	if (done == NULL)
+	{
+		done = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+									  offsetof(ChurnedShards, shards) + sizeof(int64) * CHURNED_SHARDS_MAX);
+		fcinfo->flinfo->fn_extra = done;
+	}
+	for (int i = 0; i < done->n; i++)
+		if (done->shards[i] == shard)
+			return true;
+	if (done->n >= CHURNED_SHARDS_MAX)
+		elog(ERROR, "crm.churn_contacts ran over more than %d shards in one query", CHURNED_SHARDS_MAX);
+	done->shards[done->n++] = shard;
+	return false;
+}
+
 /*
- * One customer's churn at a time (crm.detect_churn's move, run where the
- * contact's rows are): true when it moved
+ * crm.detect_churn's move, run where the contacts' rows are: called per
+ * contact in a query Citus pushes to the shards, the first call of a shard
+ * moves every listed contact of that shard (one UPDATE; on one node, the
+ * first call moves them all) at its time, and returns how many moved
  */
-PG_FUNCTION_INFO_V1(crm_churn_at);
+PG_FUNCTION_INFO_V1(crm_churn_contacts);
 Datum
-crm_churn_at(PG_FUNCTION_ARGS)
+crm_churn_contacts(PG_FUNCTION_ARGS)
 {
 	int			pinned;
-	int64		contact_id = PG_GETARG_INT64(0);
-	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
-	Datum		id = Int64GetDatum(contact_id);
-	Oid			types[1] = {INT8OID};
+	int64		here = PG_GETARG_INT64(0);
+	Datum		ids = PG_GETARG_DATUM(1);
+	MoveTimes	times = {PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+	Oid			types[1] = {INT8ARRAYOID};
 	volatile uint64 n = 0;
 	ShardScope	scope;
 
-	/* a later time is logged at the clock, as any move (crm.stage_log) */
-	if (TIMESTAMP_NOT_FINITE(at))
+	if (ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(1)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(1))) !=
+		ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(2)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(2))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the time of a churn must be finite")));
+				 errmsg("contact_ids and times must have as many elements")));
 	pinned = spi_connect_pinned();
-	contact_scope_enter(contact_id, &scope);
+	contact_scope_enter(here, &scope);
 	PG_TRY();
 	{
-		n = run_move_at("UPDATE {crm.contact} SET stage = 'churned' "
-						" WHERE contact_id = $1 AND stage IN ('customer', 'evangelist')",
-						1, types, &id, REASON_CHURN, true, false, move_time_of(contact_id, at));
+		/* a time later than now is logged at the clock, as any move (crm.stage_log) */
+		if (!shard_churned(fcinfo, shard_scope_shard()))
+			n = run_move_at("UPDATE {crm.contact} t SET stage = 'churned' FROM unnest($1) u(id) "
+							" WHERE t.contact_id = u.id AND t.stage IN ('customer', 'evangelist')",
+							1, types, &ids, REASON_CHURN, true, false, times);
 	}
 	PG_FINALLY();
 	{
@@ -522,5 +556,5 @@ crm_churn_at(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	spi_finish_pinned(pinned);
-	PG_RETURN_BOOL(n > 0);
+	PG_RETURN_INT64((int64) n);
 }

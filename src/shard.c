@@ -188,6 +188,13 @@ shard_scope_active(void)
 	return scope_depth > 0 && scope_shard != 0;
 }
 
+/* The shard of the scope (0: none, one node) */
+int64
+shard_scope_shard(void)
+{
+	return shard_scope_active() ? scope_shard : 0;
+}
+
 void
 shard_scope_leave(ShardScope *saved)
 {

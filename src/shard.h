@@ -43,6 +43,7 @@ extern void shard_scope_leave(ShardScope *saved);
 		PG_END_TRY(); \
 	} while (0)
 extern bool shard_scope_active(void);
+extern int64 shard_scope_shard(void);
 
 /* The same for one contact's rows, read by a function Citus may push to a worker */
 extern void contact_scope_enter(int64 contact_id, ShardScope *saved);

@@ -3531,12 +3531,12 @@ COMMENT ON COLUMN crm.campaign.recommend IS 'true: a cross-sell campaign, each t
 COMMENT ON COLUMN crm.campaign_target.recommended_product IS 'cross-sell campaigns: the product recommended to the contact when it was selected (held-out contacts too, for the comparison)';
 COMMENT ON COLUMN crm.campaign_target.recommendation IS 'why that product: the reason crm.recommend_for_contact gave';
 
--- crm.detect_churn moves each customer through crm.churn_at, where its rows
--- are (the move's reason and time known to the triggers that log it)
-CREATE FUNCTION crm.churn_at(contact_id bigint, at timestamptz) RETURNS boolean
-	AS 'MODULE_PATHNAME', 'crm_churn_at' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION crm.churn_at(bigint, timestamptz) IS
-	'moves one customer or evangelist to churned, dated at (no later than now, no earlier than its last transition), reason churn; true when it moved; crm.detect_churn calls it per contact where the contact''s rows are';
+-- crm.detect_churn moves the customers through crm.churn_contacts, where their
+-- rows are (the move's reason and time known to the triggers that log it)
+CREATE FUNCTION crm.churn_contacts(here bigint, contact_ids bigint[], times timestamptz[]) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_churn_contacts' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION crm.churn_contacts(bigint, bigint[], timestamptz[]) IS
+	'crm.detect_churn''s move, called per contact in a query pushed to the shards: the first call of a query in the shard of contact here moves that shard''s listed customers and evangelists to churned, each at its time (no later than now, no earlier than its last transition); returns how many moved';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

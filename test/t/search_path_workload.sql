@@ -74,7 +74,7 @@ SELECT crm.set_stage(990002, 'mql', 'plant test', at => pg_catalog.clock_timesta
 SELECT crm.apply_lifecycle('{990001,990002}') AS applied;
 SELECT crm.apply_lifecycle() AS applied_all;
 SELECT crm.detect_churn('2028-01-01 00:00+00') AS churned;
-SELECT crm.churn_at(1, '2028-01-01 00:00+00') IS NOT NULL AS churn_at;
+SELECT crm.churn_contacts(1, '{}', '{}') AS churn_contacts;
 SELECT crm.rebuild_stage_history('{990001,990002,990003}') AS rebuilt;
 SELECT pg_catalog.count(*) AS itemsets FROM crm.frequent_itemsets(0.5);
 SELECT pg_catalog.count(*) AS rules FROM crm.association_rules(0.5, 0.5, basket => 'contact');
