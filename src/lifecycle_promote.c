@@ -532,29 +532,22 @@ crm_churn_contacts(PG_FUNCTION_ARGS)
 	Datum		ids = PG_GETARG_DATUM(1);
 	MoveTimes	times = {PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	Oid			types[1] = {INT8ARRAYOID};
+	ArrayType  *idarr = PG_GETARG_ARRAYTYPE_P(1);
+	ArrayType  *timearr = PG_GETARG_ARRAYTYPE_P(2);
 	volatile uint64 n = 0;
-	ShardScope	scope;
 
-	if (ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(1)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(1))) !=
-		ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(2)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(2))))
+	if (ArrayGetNItems(ARR_NDIM(idarr), ARR_DIMS(idarr)) != ArrayGetNItems(ARR_NDIM(timearr), ARR_DIMS(timearr)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("contact_ids and times must have as many elements")));
 	pinned = spi_connect_pinned();
-	contact_scope_enter(here, &scope);
-	PG_TRY();
-	{
+	WITH_CONTACT_SCOPE(here, {
 		/* a time later than now is logged at the clock, as any move (crm.stage_log) */
 		if (!shard_churned(fcinfo, shard_scope_shard()))
 			n = run_move_at("UPDATE {crm.contact} t SET stage = 'churned' FROM unnest($1) u(id) "
 							" WHERE t.contact_id = u.id AND t.stage IN ('customer', 'evangelist')",
 							1, types, &ids, REASON_CHURN, true, false, times);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64((int64) n);
 }

@@ -54,6 +54,27 @@ crm_owned_by_me(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(OidIsValid(role) && is_member_of_role(GetUserId(), role));
 }
 
+/* Does the kept query find a row? */
+static bool
+row_found(SPIPlanPtr *plan, const char *sql, Oid *types, Datum *args)
+{
+	if (SPI_execute_plan(kept_plan(plan, sql, 1, types), args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read crm.contact");
+	return SPI_processed > 0;
+}
+
+/* The same, in the contact's shard scope */
+static bool
+contact_row_found(int64 id, SPIPlanPtr *plan, const char *sql, Oid *types, Datum *args)
+{
+	volatile bool found = false;
+
+	WITH_CONTACT_SCOPE(id, {
+		found = row_found(plan, sql, types, args);
+	});
+	return found;
+}
+
 /*
  * Does the query find a row for the id, as the current user (under the
  * contact table's policy)?  On a Citus worker the contact's rows are in the
@@ -65,24 +86,10 @@ readable(SPIPlanPtr *plan, const char *sql, int64 id, bool contact_id)
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(id)};
 	int			pinned;
-	volatile bool found = false;
-	ShardScope	scope;
+	bool		found;
 
 	pinned = spi_connect_pinned();
-	if (contact_id)
-		contact_scope_enter(id, &scope);
-	PG_TRY();
-	{
-		if (SPI_execute_plan(kept_plan(plan, sql, 1, types), args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read crm.contact");
-		found = SPI_processed > 0;
-	}
-	PG_FINALLY();
-	{
-		if (contact_id)
-			shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	found = contact_id ? contact_row_found(id, plan, sql, types, args) : row_found(plan, sql, types, args);
 	spi_finish_pinned(pinned);
 	return found;
 }

@@ -394,7 +394,6 @@ crm_score(PG_FUNCTION_ARGS)
 	char	   *gname = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
 	volatile double total = 0;
-	ShardScope	scope;
 
 	if (TIMESTAMP_NOT_FINITE(at))
 		ereport(ERROR,
@@ -402,16 +401,9 @@ crm_score(PG_FUNCTION_ARGS)
 				 errmsg("score time must be finite")));
 	pinned = spi_connect_pinned();
 	/* called per contact in a query Citus may push to the contact's shard */
-	contact_scope_enter(contact_id, &scope);
-	PG_TRY();
-	{
+	WITH_CONTACT_SCOPE(contact_id, {
 		total = contact_score(contact_id, gname, at);
-	}
-	PG_FINALLY();
-	{
-		shard_scope_leave(&scope);
-	}
-	PG_END_TRY();
+	});
 	spi_finish_pinned(pinned);
 	PG_RETURN_FLOAT8(total);
 }

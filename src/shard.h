@@ -27,11 +27,14 @@ extern const char *trigger_table(TriggerData *td);
 extern void shard_scope_enter(TriggerData *td, ShardScope *saved);
 extern void shard_scope_leave(ShardScope *saved);
 
-/* Run the statements (a braced block) inside the trigger's shard scope */
-#define WITH_SHARD_SCOPE(td, ...) \
+/*
+ * Run the statements (a braced block) inside a scope that enter (a call
+ * with &scope_ as its last argument) sets up, left however they end
+ */
+#define WITH_SCOPE(enter, ...) \
 	do { \
 		ShardScope	scope_; \
-		shard_scope_enter((td), &scope_); \
+		enter; \
 		PG_TRY(); \
 		{ \
 			__VA_ARGS__ \
@@ -42,11 +45,18 @@ extern void shard_scope_leave(ShardScope *saved);
 		} \
 		PG_END_TRY(); \
 	} while (0)
+
+/* ... the trigger's shard scope */
+#define WITH_SHARD_SCOPE(td, ...) WITH_SCOPE(shard_scope_enter((td), &scope_), __VA_ARGS__)
+
 extern bool shard_scope_active(void);
 extern int64 shard_scope_shard(void);
 
 /* The same for one contact's rows, read by a function Citus may push to a worker */
 extern void contact_scope_enter(int64 contact_id, ShardScope *saved);
+
+/* ... one contact's shard scope */
+#define WITH_CONTACT_SCOPE(contact_id, ...) WITH_SCOPE(contact_scope_enter((contact_id), &scope_), __VA_ARGS__)
 
 /* crm.name or its co-located shard; colocated_sql expands every {crm.name} of a text */
 extern char *colocated_rel(const char *logical);
