@@ -279,54 +279,60 @@ late_contacts(const char *time)
 }
 
 /*
- * The contacts with several activities in the statement, with their stages
- * before the statement's moves (two arrays; ids 0 for none); not those with
- * a row no rule wrote after the activities (a manual move, a merge: the
- * moves come after it, as late_contacts says)
+ * The statement's contacts split in two: those whose history is rebuilt
+ * from the events, and the rest, which the set-based rules move.  Rebuilt:
+ * the contacts with several activities in the statement that may move,
+ * that is still in a stage the activity rules move, with a sales-acceptance
+ * activity or positive points adding up to a threshold (no score of theirs
+ * ever went higher).  The set-based rules would date a score promotion at
+ * the contact's last activity of the statement (and miss one whose score
+ * has decayed below the threshold since); the rebuild dates it at the
+ * activity that crossed it.  Not those with a row no rule wrote after the
+ * activities (a manual move, a merge: the moves come after it, as
+ * late_contacts says).  Not read-only: the statement's rows and scores
+ * must be visible.
  */
-static MoveTimes
-batch_contacts(void)
+typedef struct BatchSplit
 {
-	return times_of("SELECT array_agg(k.contact_id), array_agg(k.stage::text) FROM ( "
-					"SELECT contact_id, min(occurred_at) AS t FROM new_rows GROUP BY contact_id HAVING count(*) > 1) n "
-					"JOIN {crm.contact} k ON k.contact_id = n.contact_id "
-					"WHERE NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
-					"                    AND h.changed_at > n.t AND NOT h.automatic AND h.from_stage IS NOT NULL)", 0, NULL, NULL);
+	Datum		rebuild;		/* int8[], or 0 for none */
+	Datum		rest;
+} BatchSplit;
+
+/* Column col of SPI's one-row result, an array copied out (0 for NULL) */
+static Datum
+array_column(int col)
+{
+	bool		isnull;
+	Datum		a = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(a));
 }
 
-/*
- * Those of them whose score may have crossed a threshold inside the
- * statement: the set-based rules date a score promotion at the contact's
- * last activity of the statement (and miss one whose score has decayed
- * below the threshold since), the rebuild at the activity that crossed it.
- * Those the statement moved, and those still in a stage the score rules
- * move whose positive points add up to a threshold (no score of theirs
- * ever went higher).  Not read-only: the moves just made must be visible.
- */
-static Datum
-batch_crossing_contacts(MoveTimes before)
+static BatchSplit
+split_batch(void)
 {
-	Oid			types[2] = {INT8ARRAYOID, TEXTARRAYOID};
-	Datum		args[2] = {before.ids, before.at};
-	bool		isnull;
-	Datum		ids;
+	BatchSplit	b;
 
-	if (before.ids == (Datum) 0)
-		return (Datum) 0;
-	if (SPI_execute_with_args(colocated_sql(
-		"SELECT array_agg(k.contact_id) FROM ROWS FROM (unnest($1), unnest($2)) b(id, s) "
-		"  JOIN {crm.contact} k ON k.contact_id = b.id, crm.policy() p "
-		" WHERE k.stage::text <> b.s "
-		"    OR (k.stage IN ('subscriber', 'lead', 'mql') "
-		"        AND (SELECT coalesce(sum(greatest(l.raw_points, 0)), 0) FROM {crm.score_ledger} l "
-		"              WHERE l.contact_id = k.contact_id AND l.score_group = p.engagement_group) "
-		"          + (SELECT coalesce(sum(greatest(e.points, 0)), 0) FROM {crm.score_event} e "
-		"              WHERE e.contact_id = k.contact_id AND e.score_group = p.engagement_group) "
-		"            >= least(p.mql_min_engagement, p.sql_min_engagement))"),
-		2, types, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the statement's moves");
-	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(ids));
+	if (SPI_execute(colocated_sql(
+		"SELECT array_agg(n.contact_id) FILTER (WHERE c.rebuild), "
+		"       array_agg(n.contact_id) FILTER (WHERE c.rebuild IS NOT TRUE) FROM ( "
+		"  SELECT x.contact_id, count(*) AS n, min(x.occurred_at) AS t, "
+		"         bool_or(x.kind = ANY(p.sql_acceptance_kinds)) AS accepted "
+		"    FROM new_rows x, crm.policy() p GROUP BY x.contact_id) n "
+		"JOIN {crm.contact} k ON k.contact_id = n.contact_id, crm.policy() p, "
+		"LATERAL (SELECT n.n > 1 AND k.stage IN ('subscriber', 'lead', 'mql') "
+		"   AND NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+		"                     AND h.changed_at > n.t AND NOT h.automatic AND h.from_stage IS NOT NULL) "
+		"   AND (n.accepted "
+		"        OR (SELECT coalesce(sum(greatest(l.raw_points, 0)), 0) FROM {crm.score_ledger} l "
+		"             WHERE l.contact_id = k.contact_id AND l.score_group = p.engagement_group) "
+		"         + (SELECT coalesce(sum(greatest(e.points, 0)), 0) FROM {crm.score_event} e "
+		"             WHERE e.contact_id = k.contact_id AND e.score_group = p.engagement_group) "
+		"           >= least(p.mql_min_engagement, p.sql_min_engagement)) AS rebuild) c"), false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the statement's contacts");
+	b.rebuild = array_column(1);
+	b.rest = array_column(2);
+	return b;
 }
 
 /* Rebuild the union of two id lists (either 0 for none) */
@@ -346,11 +352,15 @@ promote_touched(const char *table, Datum ids, bool inserted)
 	if (strcmp(table, "activity") == 0)
 	{
 		Datum		late = late_contacts("occurred_at");
-		MoveTimes	before = batch_contacts();
+		BatchSplit	batch = split_batch();
 
-		run_event_moves(activity_moves, lengthof(activity_moves), "new_rows", 0, NULL);
-		promote_by_activity_scores(ids);
-		rebuild_either(late, batch_crossing_contacts(before));
+		if (batch.rest != (Datum) 0)
+		{
+			run_event_moves(activity_moves, lengthof(activity_moves),
+							"(SELECT * FROM new_rows WHERE contact_id = ANY($1))", 1, &batch.rest);
+			promote_by_activity_scores(batch.rest);
+		}
+		rebuild_either(late, batch.rebuild);
 	}
 	else if (strcmp(table, "deal") == 0)
 	{

@@ -69,6 +69,7 @@ typedef struct RuleCache
 	ScoreRule  *rules;			/* sorted by rule_id */
 	int			nactivity;		/* active activity rules */
 	int			nfit;			/* active fit rules */
+	bool		fit_reads_stage;	/* an active fit rule may read stage or updated_at */
 } RuleCache;
 
 /* scoring_rules.c: the rule cache */

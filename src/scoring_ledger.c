@@ -29,6 +29,7 @@
 #include "utils/tuplestore.h"
 
 #include "crm.h"
+#include "lifecycle.h"
 #include "scoring.h"
 #include "shard.h"
 
@@ -553,6 +554,9 @@ crm_score_contacts(PG_FUNCTION_ARGS)
 	if (rc->nfit == 0)
 		return PointerGetDatum(NULL);
 	is_company = strcmp(trigger_table(td), "company") == 0;
+	/* crm's own lifecycle moves change a contact's stage and nothing else */
+	if (!is_company && move_running() && !rc->fit_reads_stage)
+		return PointerGetDatum(NULL);
 	ids = transition_ids(td->tg_newtable, NULL, RelationGetDescr(td->tg_relation),
 						 is_company ? "company_id" : "contact_id");
 	pinned = spi_connect_pinned();

@@ -41,6 +41,20 @@ rules_inval_callback(Datum arg, Oid relid)
 		rule_cache.valid = false;
 }
 
+/*
+ * Might the path read the profile's stage or updated_at, the columns crm's
+ * own stage moves change?  From its text: a key named so, or any key
+ * (wildcards, keyvalue()); a mention anywhere else only errs on the safe side.
+ */
+static bool
+path_may_read_stage(JsonPath *jp)
+{
+	char	   *text = DatumGetCString(DirectFunctionCall1(jsonpath_out, PointerGetDatum(jp)));
+
+	return strstr(text, "stage") || strstr(text, "updated_at") || strchr(text, '*') ||
+		strstr(text, "keyvalue");
+}
+
 /* Is the compiled jsonpath a predicate (true/false/unknown result)? */
 static bool
 jsonpath_is_predicate(JsonPath *jp)
@@ -171,6 +185,7 @@ load_rule_rows(RuleCache *rc)
 	rc->nrules = SPI_processed;
 	rc->rules = palloc0(sizeof(ScoreRule) * Max(rc->nrules, 1));
 	rc->nactivity = rc->nfit = 0;
+	rc->fit_reads_stage = false;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -202,7 +217,10 @@ load_rule_rows(RuleCache *rc)
 		if (r->active)
 		{
 			if (r->is_fit)
+			{
 				rc->nfit++;
+				rc->fit_reads_stage |= r->cond != NULL && path_may_read_stage(r->cond);
+			}
 			else
 				rc->nactivity++;
 		}

@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT has_table('crm', t, 'table crm.' || t) FROM unnest(ARRAY['score_group', 'scoring_rule', 'fit_rule',
 	'score_ledger', 'score_event', 'lifecycle_policy', 'stage_history']) t;
@@ -19,6 +19,13 @@ SELECT is(crm.score(7001, 'fit'), 25::float8, 'fit scored on insert');
 INSERT INTO crm.activity (contact_id, kind) VALUES (7001, 'tap_visit');
 SELECT is(crm.score(7001), 60::float8, 'engagement scored on insert, same transaction');
 SELECT is((SELECT stage::text FROM crm.contact WHERE contact_id = 7001), 'mql', 'lead promoted to mql by the trigger');
+-- crm's own moves skip the refit unless a fit rule may read the stage: this one does
+INSERT INTO crm.fit_rule (name, condition, points) VALUES ('tap stage', '$.stage == "mql"', 3);
+INSERT INTO crm.contact (contact_id, email, country, lead_source) VALUES (7002, 'tap2@tap.example', 'NL', 'form');
+INSERT INTO crm.activity (contact_id, kind) VALUES (7002, 'tap_visit');
+SELECT is((SELECT stage::text FROM crm.contact WHERE contact_id = 7002), 'mql', 'second lead promoted to mql');
+SELECT is(crm.score(7002, 'fit'), 28::float8, 'a fit rule on the stage is re-evaluated after crm''s own move');
+DELETE FROM crm.fit_rule WHERE name = 'tap stage';
 SELECT throws_ok($$UPDATE crm.contact SET stage = 'lead' WHERE contact_id = 7001$$, 'CR001', NULL,
 	'backward move refused with CR001');
 SELECT throws_ok($$SELECT crm.set_stage(7001, 'lead', NULL, true)$$, '22023', NULL, 'forced move needs a reason');
