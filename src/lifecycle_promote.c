@@ -289,13 +289,16 @@ late_contacts(const char *time)
  * has decayed below the threshold since); the rebuild dates it at the
  * activity that crossed it.  Not those with a row no rule wrote after the
  * activities (a manual move, a merge: the moves come after it, as
- * late_contacts says).  Not read-only: the statement's rows and scores
- * must be visible.
+ * late_contacts says).  Of the rest, the score rules need to read only
+ * those whose points can reach a threshold (unless a rule needs no
+ * engagement).  Not read-only: the statement's rows and scores must be
+ * visible.
  */
 typedef struct BatchSplit
 {
 	Datum		rebuild;		/* int8[], or 0 for none */
 	Datum		rest;
+	Datum		scored;			/* of the rest, those a score rule may move */
 } BatchSplit;
 
 /* Column col of SPI's one-row result, an array copied out (0 for NULL) */
@@ -315,23 +318,28 @@ split_batch(void)
 
 	if (SPI_execute(colocated_sql(
 		"SELECT array_agg(n.contact_id) FILTER (WHERE c.rebuild), "
-		"       array_agg(n.contact_id) FILTER (WHERE c.rebuild IS NOT TRUE) FROM ( "
+		"       array_agg(n.contact_id) FILTER (WHERE c.rebuild IS NOT TRUE), "
+		"       array_agg(n.contact_id) FILTER (WHERE c.rebuild IS NOT TRUE AND c.may_score) FROM ( "
 		"  SELECT x.contact_id, count(*) AS n, min(x.occurred_at) AS t, "
 		"         bool_or(x.kind = ANY(p.sql_acceptance_kinds)) AS accepted "
 		"    FROM new_rows x, crm.policy() p GROUP BY x.contact_id) n "
 		"JOIN {crm.contact} k ON k.contact_id = n.contact_id, crm.policy() p, "
-		"LATERAL (SELECT n.n > 1 AND k.stage IN ('subscriber', 'lead', 'mql') "
-		"   AND NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
-		"                     AND h.changed_at > n.t AND NOT h.automatic AND h.from_stage IS NOT NULL) "
-		"   AND (n.accepted "
-		"        OR (SELECT coalesce(sum(greatest(l.raw_points, 0)), 0) FROM {crm.score_ledger} l "
+		"LATERAL (SELECT k.stage IN ('subscriber', 'lead', 'mql') AS movable) m, "
+		"LATERAL (SELECT CASE WHEN m.movable THEN "
+		"           (SELECT coalesce(sum(greatest(l.raw_points, 0)), 0) FROM {crm.score_ledger} l "
 		"             WHERE l.contact_id = k.contact_id AND l.score_group = p.engagement_group) "
 		"         + (SELECT coalesce(sum(greatest(e.points, 0)), 0) FROM {crm.score_event} e "
 		"             WHERE e.contact_id = k.contact_id AND e.score_group = p.engagement_group) "
-		"           >= least(p.mql_min_engagement, p.sql_min_engagement)) AS rebuild) c"), false, 1) != SPI_OK_SELECT)
+		"           >= least(p.mql_min_engagement, p.sql_min_engagement) END AS enough) s, "
+		"LATERAL (SELECT n.n > 1 AND m.movable AND (n.accepted OR s.enough) "
+		"   AND NOT EXISTS (SELECT 1 FROM {crm.stage_history} h WHERE h.contact_id = n.contact_id "
+		"                     AND h.changed_at > n.t AND NOT h.automatic AND h.from_stage IS NOT NULL) AS rebuild, "
+		"   m.movable AND (p.mql_min_engagement IS NULL OR p.sql_min_engagement IS NULL OR s.enough) AS may_score) c"),
+		false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the statement's contacts");
 	b.rebuild = array_column(1);
 	b.rest = array_column(2);
+	b.scored = array_column(3);
 	return b;
 }
 
@@ -358,8 +366,9 @@ promote_touched(const char *table, Datum ids, bool inserted)
 		{
 			run_event_moves(activity_moves, lengthof(activity_moves),
 							"(SELECT * FROM new_rows WHERE contact_id = ANY($1))", 1, &batch.rest);
-			promote_by_activity_scores(batch.rest);
 		}
+		if (batch.scored != (Datum) 0)
+			promote_by_activity_scores(batch.scored);
 		rebuild_either(late, batch.rebuild);
 	}
 	else if (strcmp(table, "deal") == 0)
