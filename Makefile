@@ -21,6 +21,7 @@ SQL_PARTS  = src/header.sql \
              src/rfm.sql \
              src/scoring.sql \
              src/lifecycle.sql \
+             src/loyalty.sql \
              src/identity.sql \
              src/privacy.sql \
              src/restore.sql \

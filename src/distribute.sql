@@ -33,6 +33,7 @@ DECLARE
 	part "char";
 	repl "char";
 	contact_group int;
+	fn regprocedure;
 BEGIN
 	IF NOT EXISTS (SELECT FROM pg_extension e WHERE e.extname = 'citus') THEN
 		RAISE EXCEPTION 'crm.distribute() needs the citus extension in database "%"', current_database()
@@ -250,23 +251,26 @@ BEGIN
 	-- crm.set_stage runs on the node of its contact (Citus delegates the
 	-- call): the guard and the log triggers on the shard learn of crm's own
 	-- move (its reason, force and time) from the backend that runs the
-	-- UPDATE, which must be theirs
+	-- UPDATE, which must be theirs.  crm.redeem_points too: it locks and
+	-- writes the contact's points where they are (src/loyalty.c).
 	table_name := 'crm.contact'::regclass;
 	distribution := 'by contact_id';
-	detail := NULL;
-	IF EXISTS (SELECT FROM pg_dist_object o
-				WHERE o.classid = 'pg_proc'::regclass
-				  AND o.objid = 'crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)'::regprocedure
-				  AND o.distribution_argument_index IS NOT NULL) THEN
-		action := 'already delegated crm.set_stage';
-	ELSE
-		PERFORM pg_catalog.create_distributed_function('crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)',
-													   'contact_id', colocate_with => 'crm.contact', force_delegation => true);
-		changed := changed + 1;
-		action := 'delegated crm.set_stage';
-		detail := 'calls run on the node of the contact';
-	END IF;
-	RETURN NEXT;
+	FOREACH fn IN ARRAY ARRAY['crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)',
+							  'crm.redeem_points(bigint, bigint, bigint, text)']::regprocedure[] LOOP
+		detail := NULL;
+		IF EXISTS (SELECT FROM pg_dist_object o
+					WHERE o.classid = 'pg_proc'::regclass AND o.objid = fn
+					  AND o.distribution_argument_index IS NOT NULL) THEN
+			action := 'already delegated ' || fn::regproc::text;
+		ELSE
+			PERFORM pg_catalog.create_distributed_function(fn, 'contact_id', colocate_with => 'crm.contact',
+														   force_delegation => true);
+			changed := changed + 1;
+			action := 'delegated ' || fn::regproc::text;
+			detail := 'calls run on the node of the contact';
+		END IF;
+		RETURN NEXT;
+	END LOOP;
 
 	-- Triggers on a worker's shards take ids (stage_history.history_id) from
 	-- that worker's copy of the sequence, which crm created there like the

@@ -506,36 +506,6 @@ crm_detect_churn(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) n);
 }
 
-/* The shards a call site of crm.churn_contacts has moved the contacts of */
-typedef struct ChurnedShards
-{
-	int			n;
-	int64		shards[FLEXIBLE_ARRAY_MEMBER];
-} ChurnedShards;
-
-#define CHURNED_SHARDS_MAX	1024
-
-/* Has this call site moved that shard's contacts?  Marks it if not. */
-static bool
-shard_churned(FunctionCallInfo fcinfo, int64 shard)
-{
-	ChurnedShards *done = (ChurnedShards *) fcinfo->flinfo->fn_extra;
-
-	if (done == NULL)
-	{
-		done = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
-									  offsetof(ChurnedShards, shards) + sizeof(int64) * CHURNED_SHARDS_MAX);
-		fcinfo->flinfo->fn_extra = done;
-	}
-	for (int i = 0; i < done->n; i++)
-		if (done->shards[i] == shard)
-			return true;
-	if (done->n >= CHURNED_SHARDS_MAX)
-		elog(ERROR, "crm.churn_contacts ran over more than %d shards in one query", CHURNED_SHARDS_MAX);
-	done->shards[done->n++] = shard;
-	return false;
-}
-
 /*
  * crm.detect_churn's move, run where the contacts' rows are: called per
  * contact in a query Citus pushes to the shards, the first call of a shard
@@ -562,7 +532,7 @@ crm_churn_contacts(PG_FUNCTION_ARGS)
 	pinned = spi_connect_pinned();
 	WITH_CONTACT_SCOPE(here, {
 		/* a time later than now is logged at the clock, as any move (crm.stage_log) */
-		if (!shard_churned(fcinfo, shard_scope_shard()))
+		if (shard_first_call(fcinfo, shard_scope_shard()))
 			n = run_move_at("UPDATE {crm.contact} t SET stage = 'churned' FROM unnest($1) u(id) "
 							" WHERE t.contact_id = u.id AND t.stage IN ('customer', 'evangelist')",
 							1, types, &ids, REASON_CHURN, true, false, times);

@@ -122,10 +122,18 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 		UNION
 		SELECT m.table_name, m.contact_column FROM crm.merge_rule m),
 	-- scoring state has no foreign key (see src/scoring.sql); the merge
-	-- deletes the dropped contact's rows and rescores the kept contact
-	derived(relid, action) AS (
-		VALUES ('crm.score_ledger'::regclass::oid, 'delete'), ('crm.score_event'::regclass::oid, 'delete'))
-	SELECT f.relid::regclass, f.attname, coalesce(m.action, d.action, 'move'), m.merge_function
+	-- deletes the dropped contact's rows and rescores the kept contact.
+	-- Loyalty's tables move together (src/loyalty.sql): balances add up.
+	derived(relid, action, merge_function) AS (
+		VALUES ('crm.score_ledger'::regclass::oid, 'delete', NULL::regprocedure),
+			   ('crm.score_event'::regclass::oid, 'delete', NULL),
+			   ('crm.points_ledger'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.points_draw'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.points_lot'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.points_balance'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.loyalty_voucher'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure))
+	SELECT f.relid::regclass, f.attname, coalesce(m.action, d.action, 'move'),
+		   CASE WHEN m.action IS NOT NULL THEN m.merge_function ELSE d.merge_function END
 	  FROM found f LEFT JOIN crm.merge_rule m ON m.table_name = f.relid
 	  LEFT JOIN derived d ON d.relid = f.relid
 	 ORDER BY f.relid::regclass::text, f.attname

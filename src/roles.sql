@@ -164,6 +164,12 @@ DECLARE
 					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '
 					  'crm.product_product_id_seq, crm.product_rule_rule_id_seq, crm.rule_id_seq, crm.segment_log_log_id_seq, '
 					  'crm.segment_segment_id_seq, crm.stage_history_history_id_seq, crm.task_task_id_seq';
+	-- loyalty (src/loyalty.sql): programmes and rewards are marketing's;
+	-- the ledger is written by crm as its owner (src/loyalty.c), read by
+	-- each role through its policies
+	loyalty_config text := 'crm.loyalty_program, crm.loyalty_reward';
+	loyalty_data text := 'crm.points_ledger, crm.points_draw, crm.points_lot, crm.points_balance, crm.loyalty_voucher';
+	loyalty_sequences text := 'crm.loyalty_program_program_id_seq, crm.loyalty_reward_reward_id_seq';
 	r record;
 	rname text;
 	stmt text;
@@ -202,8 +208,9 @@ BEGIN
 		-- admin: everything
 		('crm_admin', 'ALL', 'TABLE', data || ', ' || lookup || ', ' || config || ', ' || invoker_views || ', ' || analyst_views
 			|| ', crm.consent, crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, '
-			|| 'crm.merge_log, crm.erasure_log, crm.privacy_salt, crm._dump_begin, crm.zz_dump_end'),
-		('crm_admin', 'ALL', 'SEQUENCE', sequences),
+			|| 'crm.merge_log, crm.erasure_log, crm.privacy_salt, crm._dump_begin, crm.zz_dump_end, '
+			|| loyalty_config || ', ' || loyalty_data),
+		('crm_admin', 'ALL', 'SEQUENCE', sequences || ', ' || loyalty_sequences || ', crm.points_ledger_entry_id_seq'),
 		-- everyone but the analyst reads the lookup tables, and the
 		-- security_invoker views (each reader through its own policies)
 		('crm_sales, crm_marketing', 'SELECT', 'TABLE', lookup),
@@ -230,6 +237,12 @@ BEGIN
 		('crm_sales, crm_marketing', 'SELECT', 'TABLE', config || ', crm.segment'),
 		('crm_sales, crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', derived),
 		('crm_sales, crm_marketing', 'INSERT', 'TABLE', 'crm.segment_dirty'),
+		-- loyalty: points are read, never written, by the roles; a rep marks
+		-- its contacts' vouchers used (crm.use_voucher)
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', loyalty_config || ', ' || loyalty_data),
+		('crm_sales', 'UPDATE (used_at, used_by)', 'TABLE', 'crm.loyalty_voucher'),
+		('crm_marketing', 'INSERT, UPDATE, DELETE', 'TABLE', loyalty_config),
+		('crm_marketing', 'USAGE', 'SEQUENCE', loyalty_sequences),
 		-- marketing: reads contacts and their data, writes consent (opt-outs
 		-- from campaigns) and owns the configuration of segments, campaigns
 		-- and scoring rules

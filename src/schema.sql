@@ -174,6 +174,10 @@ CREATE TABLE crm."order" (
 	items		integer
 		CONSTRAINT items_positive CHECK (items > 0),
 	external_ref text,
+	-- partial refunds: how much of the total was given back (loyalty
+	-- points are reversed in proportion); added in 0.2.0, so last
+	refunded	numeric(14, 2) NOT NULL DEFAULT 0
+		CONSTRAINT refunded_within_total CHECK (refunded >= 0 AND refunded <= greatest(total, 0)),
 	PRIMARY KEY (contact_id, order_id)
 );
 COMMENT ON TABLE crm."order" IS 'purchases: who, when, how much';

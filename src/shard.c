@@ -91,8 +91,8 @@ shard_scope_enter(TriggerData *td, ShardScope *saved)
  * Is crm distributed here?  Without Citus no catalog lookup is needed (the
  * relation is missing); a positive answer is kept for the backend.
  */
-static bool
-crm_distributed(void)
+bool
+tables_distributed(void)
 {
 	static bool distributed = false;
 	bool		isnull;
@@ -168,7 +168,7 @@ contact_scope_enter(int64 contact_id, ShardScope *saved)
 
 	saved->shard = scope_shard;
 	scope_depth++;
-	if (!crm_distributed())
+	if (!tables_distributed())
 		return;
 	/* the shard whose hash range holds the id (Citus hashes bigint with hashint8) */
 	if (SPI_execute_with_args("SELECT s.shardid FROM pg_catalog.pg_dist_shard s "
@@ -328,7 +328,7 @@ colocated_rel(const char *logical)
 	if (scope_depth > 0 && scope_shard != 0)
 		return quote_qualified_identifier("crm", psprintf("%s_" INT64_FORMAT, logical,
 														  colocated_shard(scope_shard, logical)));
-	placement = crm_distributed() ? reference_placement(logical) : 0;
+	placement = tables_distributed() ? reference_placement(logical) : 0;
 	if (placement != 0)
 		return quote_qualified_identifier("crm", psprintf("%s_" INT64_FORMAT, logical, placement));
 	return quote_qualified_identifier("crm", logical);
@@ -439,4 +439,38 @@ shard_plan(const char *sql, int nargs, Oid *argtypes)
 	shard_plans[nshard_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
 	shard_plans[nshard_plans].plan = plan;
 	return shard_plans[nshard_plans++].plan;
+}
+
+/* The shards a call site has done its work in */
+typedef struct DoneShards
+{
+	int			n;
+	int64		shards[FLEXIBLE_ARRAY_MEMBER];
+} DoneShards;
+
+#define DONE_SHARDS_MAX	1024
+
+/*
+ * For a function called per row of a query Citus pushes to the shards (or
+ * run on one node, shard 0) whose first call in a shard does the work for
+ * the whole shard: is this that first call?  Marks the shard done.
+ */
+bool
+shard_first_call(FunctionCallInfo fcinfo, int64 shard)
+{
+	DoneShards *done = (DoneShards *) fcinfo->flinfo->fn_extra;
+
+	if (done == NULL)
+	{
+		done = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+									  offsetof(DoneShards, shards) + sizeof(int64) * DONE_SHARDS_MAX);
+		fcinfo->flinfo->fn_extra = done;
+	}
+	for (int i = 0; i < done->n; i++)
+		if (done->shards[i] == shard)
+			return false;
+	if (done->n >= DONE_SHARDS_MAX)
+		elog(ERROR, "a per-shard call ran over more than %d shards in one query", DONE_SHARDS_MAX);
+	done->shards[done->n++] = shard;
+	return true;
 }

@@ -16,6 +16,9 @@ typedef struct ShardScope
 	int64		shard;
 } ShardScope;
 
+/* Is crm distributed on Citus here (a coordinator or a worker)? */
+extern bool tables_distributed(void);
+
 /* The logical table a trigger fired on ("activity"), from its argument */
 extern const char *trigger_table(TriggerData *td);
 
@@ -74,5 +77,8 @@ extern uint64 run_for_local_contacts(const char *tmpl, int nargs, Oid *types, Da
 /* A bigint column of one or two transition tables (either may be NULL) as an array */
 extern Datum transition_ids(Tuplestorestate *ts1, Tuplestorestate *ts2, TupleDesc desc,
 							const char *column);
+
+/* Is this the first call of a per-row function in the shard (0: one node)? */
+extern bool shard_first_call(FunctionCallInfo fcinfo, int64 shard);
 
 #endif							/* CRM_SHARD_H */

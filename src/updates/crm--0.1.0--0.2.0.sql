@@ -181,6 +181,12 @@ DECLARE
 					  'crm.erasure_log_erasure_id_seq, crm.merge_log_merge_id_seq, crm.order_order_id_seq, '
 					  'crm.product_product_id_seq, crm.product_rule_rule_id_seq, crm.rule_id_seq, crm.segment_log_log_id_seq, '
 					  'crm.segment_segment_id_seq, crm.stage_history_history_id_seq, crm.task_task_id_seq';
+	-- loyalty (src/loyalty.sql): programmes and rewards are marketing's;
+	-- the ledger is written by crm as its owner (src/loyalty.c), read by
+	-- each role through its policies
+	loyalty_config text := 'crm.loyalty_program, crm.loyalty_reward';
+	loyalty_data text := 'crm.points_ledger, crm.points_draw, crm.points_lot, crm.points_balance, crm.loyalty_voucher';
+	loyalty_sequences text := 'crm.loyalty_program_program_id_seq, crm.loyalty_reward_reward_id_seq';
 	r record;
 	rname text;
 	stmt text;
@@ -219,8 +225,9 @@ BEGIN
 		-- admin: everything
 		('crm_admin', 'ALL', 'TABLE', data || ', ' || lookup || ', ' || config || ', ' || invoker_views || ', ' || analyst_views
 			|| ', crm.consent, crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, '
-			|| 'crm.merge_log, crm.erasure_log, crm.privacy_salt, crm._dump_begin, crm.zz_dump_end'),
-		('crm_admin', 'ALL', 'SEQUENCE', sequences),
+			|| 'crm.merge_log, crm.erasure_log, crm.privacy_salt, crm._dump_begin, crm.zz_dump_end, '
+			|| loyalty_config || ', ' || loyalty_data),
+		('crm_admin', 'ALL', 'SEQUENCE', sequences || ', ' || loyalty_sequences || ', crm.points_ledger_entry_id_seq'),
 		-- everyone but the analyst reads the lookup tables, and the
 		-- security_invoker views (each reader through its own policies)
 		('crm_sales, crm_marketing', 'SELECT', 'TABLE', lookup),
@@ -247,6 +254,12 @@ BEGIN
 		('crm_sales, crm_marketing', 'SELECT', 'TABLE', config || ', crm.segment'),
 		('crm_sales, crm_marketing', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE', derived),
 		('crm_sales, crm_marketing', 'INSERT', 'TABLE', 'crm.segment_dirty'),
+		-- loyalty: points are read, never written, by the roles; a rep marks
+		-- its contacts' vouchers used (crm.use_voucher)
+		('crm_sales, crm_marketing', 'SELECT', 'TABLE', loyalty_config || ', ' || loyalty_data),
+		('crm_sales', 'UPDATE (used_at, used_by)', 'TABLE', 'crm.loyalty_voucher'),
+		('crm_marketing', 'INSERT, UPDATE, DELETE', 'TABLE', loyalty_config),
+		('crm_marketing', 'USAGE', 'SEQUENCE', loyalty_sequences),
 		-- marketing: reads contacts and their data, writes consent (opt-outs
 		-- from campaigns) and owns the configuration of segments, campaigns
 		-- and scoring rules
@@ -1792,6 +1805,7 @@ DECLARE
 	part "char";
 	repl "char";
 	contact_group int;
+	fn regprocedure;
 BEGIN
 	IF NOT EXISTS (SELECT FROM pg_extension e WHERE e.extname = 'citus') THEN
 		RAISE EXCEPTION 'crm.distribute() needs the citus extension in database "%"', current_database()
@@ -2009,23 +2023,26 @@ BEGIN
 	-- crm.set_stage runs on the node of its contact (Citus delegates the
 	-- call): the guard and the log triggers on the shard learn of crm's own
 	-- move (its reason, force and time) from the backend that runs the
-	-- UPDATE, which must be theirs
+	-- UPDATE, which must be theirs.  crm.redeem_points too: it locks and
+	-- writes the contact's points where they are (src/loyalty.c).
 	table_name := 'crm.contact'::regclass;
 	distribution := 'by contact_id';
-	detail := NULL;
-	IF EXISTS (SELECT FROM pg_dist_object o
-				WHERE o.classid = 'pg_proc'::regclass
-				  AND o.objid = 'crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)'::regprocedure
-				  AND o.distribution_argument_index IS NOT NULL) THEN
-		action := 'already delegated crm.set_stage';
-	ELSE
-		PERFORM pg_catalog.create_distributed_function('crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)',
-													   'contact_id', colocate_with => 'crm.contact', force_delegation => true);
-		changed := changed + 1;
-		action := 'delegated crm.set_stage';
-		detail := 'calls run on the node of the contact';
-	END IF;
-	RETURN NEXT;
+	FOREACH fn IN ARRAY ARRAY['crm.set_stage(bigint, crm.stage, text, boolean, timestamptz)',
+							  'crm.redeem_points(bigint, bigint, bigint, text)']::regprocedure[] LOOP
+		detail := NULL;
+		IF EXISTS (SELECT FROM pg_dist_object o
+					WHERE o.classid = 'pg_proc'::regclass AND o.objid = fn
+					  AND o.distribution_argument_index IS NOT NULL) THEN
+			action := 'already delegated ' || fn::regproc::text;
+		ELSE
+			PERFORM pg_catalog.create_distributed_function(fn, 'contact_id', colocate_with => 'crm.contact',
+														   force_delegation => true);
+			changed := changed + 1;
+			action := 'delegated ' || fn::regproc::text;
+			detail := 'calls run on the node of the contact';
+		END IF;
+		RETURN NEXT;
+	END LOOP;
 
 	-- Triggers on a worker's shards take ids (stage_history.history_id) from
 	-- that worker's copy of the sequence, which crm created there like the
@@ -3537,6 +3554,526 @@ CREATE FUNCTION crm.churn_contacts(here bigint, contact_ids bigint[], times time
 	AS 'MODULE_PATHNAME', 'crm_churn_contacts' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION crm.churn_contacts(bigint, bigint[], timestamptz[]) IS
 	'crm.detect_churn''s move, called per contact in a query pushed to the shards: the first call of a query in the shard of contact here moves that shard''s listed customers and evangelists to churned, each at its time (no later than now, no earlier than its last transition); returns how many moved';
+
+-- Partial refunds (src/schema.sql): loyalty reverses points in proportion
+ALTER TABLE crm."order" ADD COLUMN refunded numeric(14, 2) NOT NULL DEFAULT 0
+	CONSTRAINT refunded_within_total CHECK (refunded >= 0 AND refunded <= greatest(total, 0));
+
+-- ---------------------------------------------------------------------------
+-- Loyalty (src/loyalty.c): programmes and rewards (configuration, reference
+-- tables on Citus), and per contact an append-only points ledger whose
+-- credits are lots with an expiry and whose debits name the lots they draw
+-- from, soonest-expiring first.  The lots' remaining points and the balance
+-- are kept beside the ledger in the same transaction; crm.loyalty_check()
+-- proves them equal to it.
+-- ---------------------------------------------------------------------------
+CREATE TABLE crm.loyalty_program (
+	program_id	bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name		text NOT NULL UNIQUE,
+	currency	text NOT NULL DEFAULT 'USD'
+		CONSTRAINT currency_iso_4217 CHECK (currency ~ '^[A-Z]{3}$'),
+	points_per_unit numeric NOT NULL DEFAULT 1
+		CONSTRAINT points_per_unit_not_negative_nor_nan CHECK (points_per_unit >= 0 AND points_per_unit <> 'NaN'),
+	rounding	text NOT NULL DEFAULT 'floor'
+		CONSTRAINT rounding_floor_round_ceil CHECK (rounding IN ('floor', 'round', 'ceil')),
+	min_order_total numeric(14, 2) NOT NULL DEFAULT 0
+		CONSTRAINT min_order_total_not_negative_nor_nan CHECK (min_order_total >= 0 AND min_order_total <> 'NaN'),
+	earn_statuses text[] NOT NULL DEFAULT '{paid,shipped}'
+		CONSTRAINT earn_statuses_placed_paid_shipped CHECK (earn_statuses <@ '{placed,paid,shipped}' AND cardinality(earn_statuses) > 0),
+	reverse_statuses text[] NOT NULL DEFAULT '{cancelled,refunded}'
+		CONSTRAINT reverse_statuses_cancelled_refunded CHECK (reverse_statuses <@ '{cancelled,refunded}'),
+	expiry		text NOT NULL DEFAULT 'after_earning'
+		CONSTRAINT expiry_after_earning_after_inactivity_never CHECK (expiry IN ('after_earning', 'after_inactivity', 'never')),
+	expires_after interval NOT NULL DEFAULT '12 months'
+		CONSTRAINT expires_after_positive CHECK (expires_after > '0'),
+	spent_reversal text NOT NULL DEFAULT 'other_lots'
+		CONSTRAINT spent_reversal_other_lots_negative CHECK (spent_reversal IN ('other_lots', 'negative')),
+	max_discounts_per_order integer NOT NULL DEFAULT 1
+		CONSTRAINT max_discounts_per_order_positive CHECK (max_discounts_per_order > 0),
+	active		boolean NOT NULL DEFAULT true,
+	created_at	timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE crm.loyalty_program IS
+	'loyalty programmes: points per currency unit of an order, which order statuses earn and reverse, expiry, the policy for reversing spent points';
+SELECT pg_catalog.pg_extension_config_dump('crm.loyalty_program', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.loyalty_program_program_id_seq', '');
+
+CREATE TABLE crm.loyalty_reward (
+	reward_id	bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	program_id	bigint NOT NULL REFERENCES crm.loyalty_program,
+	name		text NOT NULL,
+	points		bigint NOT NULL
+		CONSTRAINT points_positive CHECK (points > 0),
+	kind		text NOT NULL
+		CONSTRAINT kind_discount_voucher CHECK (kind IN ('discount', 'voucher')),
+	discount_percent numeric
+		CONSTRAINT discount_percent_0_100 CHECK (discount_percent > 0 AND discount_percent <= 100),
+	vouchers	integer
+		CONSTRAINT vouchers_positive CHECK (vouchers > 0),
+	partner		text,
+	voucher_value numeric(14, 2)
+		CONSTRAINT voucher_value_not_negative_nor_nan CHECK (voucher_value >= 0 AND voucher_value <> 'NaN'),
+	voucher_valid_for interval NOT NULL DEFAULT '6 months'
+		CONSTRAINT voucher_valid_for_positive CHECK (voucher_valid_for > '0'),
+	active		boolean NOT NULL DEFAULT true,
+	UNIQUE (program_id, name),
+	CONSTRAINT discount_has_percent CHECK ((kind = 'discount') = (discount_percent IS NOT NULL)),
+	CONSTRAINT voucher_has_count CHECK ((kind = 'voucher') = (vouchers IS NOT NULL))
+);
+COMMENT ON TABLE crm.loyalty_reward IS
+	'what points buy: a percentage discount on an order, or vouchers (each with a unique code, partner, value and expiry)';
+SELECT pg_catalog.pg_extension_config_dump('crm.loyalty_reward', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.loyalty_reward_reward_id_seq', '');
+
+-- The ledger.  A contact with points cannot be deleted (the foreign keys
+-- have no cascade): the ledger is a financial record; crm.forget_contact
+-- erases the person and keeps it.
+CREATE TABLE crm.points_ledger (
+	contact_id	bigint NOT NULL REFERENCES crm.contact,
+	entry_id	bigint GENERATED BY DEFAULT AS IDENTITY,
+	program_id	bigint NOT NULL REFERENCES crm.loyalty_program,
+	kind		text NOT NULL
+		CONSTRAINT kind_earn_reverse_redeem_expire CHECK (kind IN ('earn', 'reverse', 'redeem', 'expire')),
+	points		bigint NOT NULL,
+	order_id	bigint,
+	reward_id	bigint,
+	discount_percent numeric,
+	expires_at	timestamptz,
+	occurred_at timestamptz NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	actor		text NOT NULL DEFAULT current_user,
+	idempotency_key text,
+	merged_from bigint,
+	PRIMARY KEY (contact_id, entry_id),
+	CONSTRAINT credit_earns_debit_spends CHECK (CASE WHEN kind = 'earn' THEN points > 0 ELSE points < 0 END),
+	CONSTRAINT earn_and_reverse_name_the_order CHECK (kind NOT IN ('earn', 'reverse') OR order_id IS NOT NULL),
+	CONSTRAINT redeem_names_the_reward CHECK ((kind = 'redeem') = (reward_id IS NOT NULL))
+);
+COMMENT ON TABLE crm.points_ledger IS
+	'append-only points ledger: earn (a credit: a lot with its expiry), reverse, redeem and expire (debits, which name the lots they draw from in crm.points_draw)';
+-- an order earns once per programme, whatever path writes it
+CREATE UNIQUE INDEX points_ledger_earned_once ON crm.points_ledger (contact_id, program_id, order_id) WHERE kind = 'earn';
+CREATE UNIQUE INDEX points_ledger_idempotency ON crm.points_ledger (contact_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX points_ledger_order_idx ON crm.points_ledger (contact_id, order_id) WHERE order_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('crm.points_ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('crm.points_ledger_entry_id_seq', '');
+
+CREATE TABLE crm.points_draw (
+	contact_id	bigint NOT NULL REFERENCES crm.contact,
+	debit_id	bigint NOT NULL,
+	credit_id	bigint NOT NULL,
+	points		bigint NOT NULL
+		CONSTRAINT points_positive CHECK (points > 0),
+	drawn_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	PRIMARY KEY (contact_id, debit_id, credit_id),
+	FOREIGN KEY (contact_id, debit_id) REFERENCES crm.points_ledger,
+	FOREIGN KEY (contact_id, credit_id) REFERENCES crm.points_ledger
+);
+COMMENT ON TABLE crm.points_draw IS
+	'append-only: how many points each debit of crm.points_ledger took from which credit (lot)';
+SELECT pg_catalog.pg_extension_config_dump('crm.points_draw', '');
+
+-- Kept beside the ledger: each credit's points not yet drawn, and when they
+-- expire (after_inactivity moves it on with each earning)
+CREATE TABLE crm.points_lot (
+	contact_id	bigint NOT NULL,
+	credit_id	bigint NOT NULL,
+	program_id	bigint NOT NULL,
+	expires_at	timestamptz,
+	remaining	bigint NOT NULL
+		CONSTRAINT remaining_not_negative CHECK (remaining >= 0),
+	PRIMARY KEY (contact_id, credit_id),
+	FOREIGN KEY (contact_id, credit_id) REFERENCES crm.points_ledger
+);
+COMMENT ON TABLE crm.points_lot IS
+	'each credit''s points not yet drawn and when they expire, kept by crm in the transaction that writes the ledger';
+CREATE INDEX points_lot_due_idx ON crm.points_lot (expires_at) WHERE remaining > 0;
+CREATE INDEX points_lot_open_idx ON crm.points_lot (contact_id, program_id, expires_at) WHERE remaining > 0;
+SELECT pg_catalog.pg_extension_config_dump('crm.points_lot', '');
+
+CREATE TABLE crm.points_balance (
+	contact_id	bigint NOT NULL REFERENCES crm.contact,
+	program_id	bigint NOT NULL REFERENCES crm.loyalty_program,
+	balance		bigint NOT NULL DEFAULT 0,
+	debt		bigint NOT NULL DEFAULT 0
+		CONSTRAINT debt_not_negative CHECK (debt >= 0),
+	earned		bigint NOT NULL DEFAULT 0,
+	reversed	bigint NOT NULL DEFAULT 0,
+	redeemed	bigint NOT NULL DEFAULT 0,
+	expired		bigint NOT NULL DEFAULT 0,
+	last_earned_at timestamptz,
+	updated_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	PRIMARY KEY (contact_id, program_id)
+);
+COMMENT ON TABLE crm.points_balance IS
+	'points per contact and programme, kept in the transaction that writes the ledger: balance = the sum of the ledger = the lots'' remaining points - debt';
+SELECT pg_catalog.pg_extension_config_dump('crm.points_balance', '');
+
+CREATE TABLE crm.loyalty_voucher (
+	contact_id	bigint NOT NULL REFERENCES crm.contact,
+	code		text NOT NULL,
+	redemption_id bigint NOT NULL,
+	reward_id	bigint NOT NULL,
+	partner		text,
+	value		numeric(14, 2),
+	expires_at	timestamptz NOT NULL,
+	used_at		timestamptz,
+	used_by		text,
+	PRIMARY KEY (contact_id, code),
+	FOREIGN KEY (contact_id, redemption_id) REFERENCES crm.points_ledger
+);
+COMMENT ON TABLE crm.loyalty_voucher IS
+	'vouchers bought with points: a random code, redeemable once (crm.use_voucher) before it expires';
+CREATE INDEX loyalty_voucher_code_idx ON crm.loyalty_voucher (code);
+SELECT pg_catalog.pg_extension_config_dump('crm.loyalty_voucher', '');
+
+-- The ledger and the draws are history: a correction is a new entry.  The
+-- one exception is crm.merge_contacts, which moves a dropped contact's
+-- rows onto the kept one (crm.merge_points copies them first) while the
+-- merge of that contact is in progress; crm.merge_log is written only by
+-- the merge.
+CREATE FUNCTION crm.points_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_LEVEL = 'ROW' AND TG_OP = 'DELETE' AND EXISTS (
+		SELECT 1 FROM crm.merge_log m
+		 WHERE m.dropped_id OPERATOR(pg_catalog.=) OLD.contact_id AND m.in_progress) THEN
+		RETURN OLD;
+	END IF;
+	RAISE EXCEPTION '% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+			  DETAIL = 'The points ledger is the record of every point earned and spent.',
+			  HINT = 'Correct a balance by a new entry: refund or cancel the order (its points are reversed), or redeem or expire points.';
+END $$;
+COMMENT ON FUNCTION crm.points_append_only() IS
+	'trigger: refuses UPDATE, DELETE and TRUNCATE on the points ledger and its draws, except the moves of crm.merge_contacts';
+CREATE TRIGGER points_append_only BEFORE UPDATE OR DELETE ON crm.points_ledger
+	FOR EACH ROW EXECUTE FUNCTION crm.points_append_only();
+CREATE TRIGGER points_no_truncate BEFORE TRUNCATE ON crm.points_ledger
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.points_append_only();
+CREATE TRIGGER points_append_only BEFORE UPDATE OR DELETE ON crm.points_draw
+	FOR EACH ROW EXECUTE FUNCTION crm.points_append_only();
+CREATE TRIGGER points_no_truncate BEFORE TRUNCATE ON crm.points_draw
+	FOR EACH STATEMENT EXECUTE FUNCTION crm.points_append_only();
+
+-- Earning and reversal, in the transaction of the order
+CREATE FUNCTION crm.loyalty_orders() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'crm_loyalty_orders' LANGUAGE C;
+COMMENT ON FUNCTION crm.loyalty_orders() IS
+	'trigger: an order that reaches an earning status earns its programme''s points once; a refund, cancellation or deletion reverses what it earned (in proportion for a partial refund)';
+CREATE TRIGGER loyalty_earn AFTER INSERT ON crm."order"
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.loyalty_orders('order');
+CREATE TRIGGER loyalty_update AFTER UPDATE ON crm."order"
+	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.loyalty_orders('order');
+CREATE TRIGGER loyalty_delete AFTER DELETE ON crm."order"
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION crm.loyalty_orders('order');
+
+CREATE FUNCTION crm.redeem_points(contact_id bigint, reward_id bigint, order_id bigint DEFAULT NULL,
+								  idempotency_key text DEFAULT NULL)
+RETURNS TABLE (entry_id bigint, points bigint, balance bigint, vouchers text[])
+	AS 'MODULE_PATHNAME', 'crm_redeem_points' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION crm.redeem_points(bigint, bigint, bigint, text) IS
+	'spends a reward''s points under a lock of the contact''s balance (soonest-expiring lots first); a discount is recorded against the order; the same idempotency key returns the first result';
+
+CREATE FUNCTION crm.expire_points(as_of timestamptz DEFAULT now()) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_expire_points' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION crm.expire_points(timestamptz) IS
+	'expires every lot due by as_of, dated at its expiry; idempotent; returns the points expired';
+CREATE FUNCTION crm.expire_lots(here bigint, as_of timestamptz) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'crm_expire_lots' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION crm.expire_lots(bigint, timestamptz) IS
+	'crm.expire_points''s work where the lots are: the first call of a query in a shard expires that shard''s due lots';
+
+CREATE FUNCTION crm.use_voucher(code text) RETURNS crm.loyalty_voucher
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v crm.loyalty_voucher;
+BEGIN
+	UPDATE crm.loyalty_voucher x SET used_at = clock_timestamp(), used_by = current_user
+	 WHERE x.code OPERATOR(pg_catalog.=) use_voucher.code AND x.used_at IS NULL
+	   AND x.expires_at OPERATOR(pg_catalog.>) now()
+	RETURNING x.* INTO v;
+	IF v.code IS NULL THEN
+		SELECT x.* INTO v FROM crm.loyalty_voucher x WHERE x.code OPERATOR(pg_catalog.=) use_voucher.code;
+		IF v.code IS NULL THEN
+			RAISE EXCEPTION 'voucher % does not exist', code USING ERRCODE = 'no_data_found';
+		ELSIF v.used_at IS NOT NULL THEN
+			RAISE EXCEPTION 'voucher % was already used at %', code, v.used_at
+				USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'A voucher is redeemable once.';
+		ELSE
+			RAISE EXCEPTION 'voucher % expired at %', code, v.expires_at
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+	END IF;
+	RETURN v;
+END $$;
+COMMENT ON FUNCTION crm.use_voucher(text) IS
+	'marks a voucher used; refuses a code already used or expired';
+
+-- Every movement of a contact's points with the lots it touched and the
+-- running balance per programme, in the order the ledger was written.
+CREATE FUNCTION crm.points_statement(contact_id bigint, program bigint DEFAULT NULL)
+RETURNS TABLE (entry_id bigint, program_id bigint, kind text, occurred_at timestamptz, points bigint,
+			   balance bigint, lots jsonb, order_id bigint, reward_id bigint, expires_at timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN QUERY
+	SELECT l.entry_id, l.program_id, l.kind, l.occurred_at, l.points,
+		   (sum(l.points) OVER (PARTITION BY l.program_id ORDER BY l.entry_id))::bigint,
+		   CASE WHEN l.points OPERATOR(pg_catalog.>) 0
+				THEN (SELECT pg_catalog.jsonb_build_object('remaining', t.remaining, 'expires_at', t.expires_at)
+						FROM crm.points_lot t
+					   WHERE t.contact_id OPERATOR(pg_catalog.=) l.contact_id AND t.credit_id OPERATOR(pg_catalog.=) l.entry_id)
+				ELSE (SELECT coalesce(pg_catalog.jsonb_object_agg(d.credit_id::text, d.points ORDER BY d.credit_id), '{}')
+						FROM crm.points_draw d
+					   WHERE d.contact_id OPERATOR(pg_catalog.=) l.contact_id AND d.debit_id OPERATOR(pg_catalog.=) l.entry_id)
+		   END,
+		   l.order_id, l.reward_id, l.expires_at
+	  FROM crm.points_ledger l
+	 WHERE l.contact_id OPERATOR(pg_catalog.=) points_statement.contact_id
+	   AND (points_statement.program IS NULL OR l.program_id OPERATOR(pg_catalog.=) points_statement.program)
+	 ORDER BY l.program_id, l.entry_id;
+END $$;
+COMMENT ON FUNCTION crm.points_statement(bigint, bigint) IS
+	'every movement of a contact''s points: credits with their lot''s remaining points, debits with the lots they drew from, and the running balance';
+
+-- The invariants, per contact and programme: the balance is the sum of the
+-- ledger and the lots' remaining points less the debt; each lot holds its
+-- credit less its draws; no debit draws more than it took; the debt is
+-- what the debits have not drawn.  No row: all hold.
+CREATE FUNCTION crm.loyalty_check(contact_ids bigint[] DEFAULT NULL)
+RETURNS TABLE (contact_id bigint, program_id bigint, problem text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN QUERY
+	WITH led AS (
+		SELECT l.contact_id, l.program_id, sum(l.points)::bigint AS total
+		  FROM crm.points_ledger l
+		 WHERE contact_ids IS NULL OR l.contact_id OPERATOR(pg_catalog.=) ANY (contact_ids)
+		 GROUP BY 1, 2),
+	drawn AS (
+		SELECT d.contact_id, d.debit_id, sum(d.points)::bigint AS points
+		  FROM crm.points_draw d
+		 WHERE contact_ids IS NULL OR d.contact_id OPERATOR(pg_catalog.=) ANY (contact_ids)
+		 GROUP BY 1, 2),
+	taken AS (
+		SELECT d.contact_id, d.credit_id, sum(d.points)::bigint AS points
+		  FROM crm.points_draw d
+		 WHERE contact_ids IS NULL OR d.contact_id OPERATOR(pg_catalog.=) ANY (contact_ids)
+		 GROUP BY 1, 2),
+	owed AS (
+		SELECT l.contact_id, l.program_id,
+			   sum((-l.points) OPERATOR(pg_catalog.-) coalesce(w.points, 0))::bigint AS debt,
+			   bool_or(coalesce(w.points, 0) OPERATOR(pg_catalog.>) (-l.points)) AS overdrawn
+		  FROM crm.points_ledger l
+		  LEFT JOIN drawn w ON w.contact_id OPERATOR(pg_catalog.=) l.contact_id AND w.debit_id OPERATOR(pg_catalog.=) l.entry_id
+		 WHERE l.points OPERATOR(pg_catalog.<) 0
+		   AND (contact_ids IS NULL OR l.contact_id OPERATOR(pg_catalog.=) ANY (contact_ids))
+		 GROUP BY 1, 2),
+	lots AS (
+		SELECT t.contact_id, t.program_id, sum(t.remaining)::bigint AS remaining,
+			   bool_or(t.remaining OPERATOR(pg_catalog.<>) (l.points OPERATOR(pg_catalog.-) coalesce(k.points, 0))) AS wrong
+		  FROM crm.points_lot t
+		  JOIN crm.points_ledger l ON l.contact_id OPERATOR(pg_catalog.=) t.contact_id AND l.entry_id OPERATOR(pg_catalog.=) t.credit_id
+		  LEFT JOIN taken k ON k.contact_id OPERATOR(pg_catalog.=) t.contact_id AND k.credit_id OPERATOR(pg_catalog.=) t.credit_id
+		 WHERE contact_ids IS NULL OR t.contact_id OPERATOR(pg_catalog.=) ANY (contact_ids)
+		 GROUP BY 1, 2),
+	keys AS (
+		SELECT b.contact_id, b.program_id FROM crm.points_balance b
+		 WHERE contact_ids IS NULL OR b.contact_id OPERATOR(pg_catalog.=) ANY (contact_ids)
+		UNION SELECT led.contact_id, led.program_id FROM led)
+	SELECT k.contact_id, k.program_id, p.problem
+	  FROM keys k
+	  LEFT JOIN crm.points_balance b ON b.contact_id OPERATOR(pg_catalog.=) k.contact_id AND b.program_id OPERATOR(pg_catalog.=) k.program_id
+	  LEFT JOIN led ON led.contact_id OPERATOR(pg_catalog.=) k.contact_id AND led.program_id OPERATOR(pg_catalog.=) k.program_id
+	  LEFT JOIN owed o ON o.contact_id OPERATOR(pg_catalog.=) k.contact_id AND o.program_id OPERATOR(pg_catalog.=) k.program_id
+	  LEFT JOIN lots t ON t.contact_id OPERATOR(pg_catalog.=) k.contact_id AND t.program_id OPERATOR(pg_catalog.=) k.program_id
+	 CROSS JOIN LATERAL (VALUES
+		(CASE WHEN b.balance IS DISTINCT FROM coalesce(led.total, 0)
+			  THEN format('balance %s, ledger sum %s', b.balance, coalesce(led.total, 0)) END),
+		(CASE WHEN coalesce(b.debt, 0) OPERATOR(pg_catalog.<>) coalesce(o.debt, 0)
+			  THEN format('debt %s, undrawn debits %s', b.debt, coalesce(o.debt, 0)) END),
+		(CASE WHEN coalesce(b.balance, 0) OPERATOR(pg_catalog.<>) (coalesce(t.remaining, 0) OPERATOR(pg_catalog.-) coalesce(b.debt, 0))
+			  THEN format('balance %s, lots %s less debt %s', b.balance, coalesce(t.remaining, 0), b.debt) END),
+		(CASE WHEN t.wrong THEN 'a lot''s remaining points differ from its credit less its draws' END),
+		(CASE WHEN o.overdrawn THEN 'a debit drew more points than it took' END)) p(problem)
+	 WHERE p.problem IS NOT NULL
+	 ORDER BY 1, 2, 3;
+END $$;
+COMMENT ON FUNCTION crm.loyalty_check(bigint[]) IS
+	'the loyalty invariants (balance = ledger = lots - debt; lots = credits - draws; no debit overdrawn), one row per violation; no row when all hold';
+
+-- crm.merge_contacts: the dropped contact's points, lots, draws and
+-- vouchers moved onto the kept contact (ids kept), its balances added.
+-- crm.merge_points checks the caller and runs crm.move_points as the
+-- ledger's owner (src/loyalty.c); nobody else may call it.
+CREATE FUNCTION crm.merge_points(keep bigint, drop bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'crm_merge_points' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION crm.merge_points(bigint, bigint) IS
+	'crm.merge_contacts'' step for loyalty: inside the merge of two contacts the caller sees, moves the dropped contact''s points onto the kept one (crm.move_points)';
+CREATE FUNCTION crm.move_points(keep bigint, drop bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM crm.points_ledger l WHERE l.contact_id OPERATOR(pg_catalog.=) drop)
+	   AND NOT EXISTS (SELECT 1 FROM crm.points_balance b WHERE b.contact_id OPERATOR(pg_catalog.=) drop) THEN
+		RETURN;
+	END IF;
+	INSERT INTO crm.points_balance AS b (contact_id, program_id, balance, debt, earned, reversed, redeemed, expired, last_earned_at)
+	SELECT keep, d.program_id, d.balance, d.debt, d.earned, d.reversed, d.redeemed, d.expired, d.last_earned_at
+	  FROM crm.points_balance d WHERE d.contact_id OPERATOR(pg_catalog.=) drop
+	ON CONFLICT ON CONSTRAINT points_balance_pkey DO UPDATE
+	   SET balance = b.balance OPERATOR(pg_catalog.+) excluded.balance,
+		   debt = b.debt OPERATOR(pg_catalog.+) excluded.debt,
+		   earned = b.earned OPERATOR(pg_catalog.+) excluded.earned,
+		   reversed = b.reversed OPERATOR(pg_catalog.+) excluded.reversed,
+		   redeemed = b.redeemed OPERATOR(pg_catalog.+) excluded.redeemed,
+		   expired = b.expired OPERATOR(pg_catalog.+) excluded.expired,
+		   last_earned_at = greatest(b.last_earned_at, excluded.last_earned_at),
+		   updated_at = clock_timestamp();
+	INSERT INTO crm.points_ledger (contact_id, entry_id, program_id, kind, points, order_id, reward_id, discount_percent,
+								   expires_at, occurred_at, recorded_at, actor, idempotency_key, merged_from)
+	SELECT keep, l.entry_id, l.program_id, l.kind, l.points, l.order_id, l.reward_id, l.discount_percent,
+		   l.expires_at, l.occurred_at, l.recorded_at, l.actor,
+		   -- a key both contacts used stays with the kept contact's entry
+		   CASE WHEN NOT EXISTS (SELECT 1 FROM crm.points_ledger k
+								  WHERE k.contact_id OPERATOR(pg_catalog.=) keep
+									AND k.idempotency_key OPERATOR(pg_catalog.=) l.idempotency_key)
+				THEN l.idempotency_key END,
+		   coalesce(l.merged_from, drop)
+	  FROM crm.points_ledger l WHERE l.contact_id OPERATOR(pg_catalog.=) drop;
+	INSERT INTO crm.points_lot (contact_id, credit_id, program_id, expires_at, remaining)
+	SELECT keep, t.credit_id, t.program_id, t.expires_at, t.remaining
+	  FROM crm.points_lot t WHERE t.contact_id OPERATOR(pg_catalog.=) drop;
+	INSERT INTO crm.points_draw (contact_id, debit_id, credit_id, points, drawn_at)
+	SELECT keep, d.debit_id, d.credit_id, d.points, d.drawn_at
+	  FROM crm.points_draw d WHERE d.contact_id OPERATOR(pg_catalog.=) drop;
+	INSERT INTO crm.loyalty_voucher (contact_id, code, redemption_id, reward_id, partner, value, expires_at, used_at, used_by)
+	SELECT keep, v.code, v.redemption_id, v.reward_id, v.partner, v.value, v.expires_at, v.used_at, v.used_by
+	  FROM crm.loyalty_voucher v WHERE v.contact_id OPERATOR(pg_catalog.=) drop;
+	DELETE FROM crm.loyalty_voucher v WHERE v.contact_id OPERATOR(pg_catalog.=) drop;
+	DELETE FROM crm.points_draw d WHERE d.contact_id OPERATOR(pg_catalog.=) drop;
+	DELETE FROM crm.points_lot t WHERE t.contact_id OPERATOR(pg_catalog.=) drop;
+	DELETE FROM crm.points_balance b WHERE b.contact_id OPERATOR(pg_catalog.=) drop;
+	DELETE FROM crm.points_ledger l WHERE l.contact_id OPERATOR(pg_catalog.=) drop;
+END $$;
+COMMENT ON FUNCTION crm.move_points(bigint, bigint) IS
+	'moves the dropped contact''s ledger, draws, lots and vouchers onto the kept contact and adds its balances (run by crm.merge_points as the ledger''s owner)';
+REVOKE ALL ON FUNCTION crm.move_points(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.expire_points(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm.expire_lots(bigint, timestamptz) FROM PUBLIC;
+
+-- Merges move the loyalty tables with crm.merge_points (src/privacy.sql)
+CREATE OR REPLACE FUNCTION crm.contact_references()
+RETURNS SETOF crm.contact_reference
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+	WITH RECURSIVE refs(relid, attnum, depth) AS (
+		SELECT 'crm.contact'::regclass::oid, a.attnum, 0
+		  FROM pg_attribute a
+		 WHERE a.attrelid = 'crm.contact'::regclass AND a.attname = 'contact_id'
+		UNION
+		SELECT con.conrelid, con.conkey[array_position(con.confkey, r.attnum)], r.depth + 1
+		  FROM refs r
+		  JOIN pg_constraint con ON con.confrelid = r.relid AND con.contype = 'f'
+		   AND r.attnum = ANY (con.confkey)
+		 WHERE r.depth < 8 AND con.conrelid <> 'crm.contact'::regclass),
+	found AS (
+		SELECT DISTINCT r.relid, a.attname
+		  FROM refs r JOIN pg_attribute a ON a.attrelid = r.relid AND a.attnum = r.attnum
+		 WHERE r.depth > 0
+		UNION
+		SELECT d.relid, 'contact_id' FROM derived d
+		UNION
+		SELECT m.table_name, m.contact_column FROM crm.merge_rule m),
+	-- scoring state has no foreign key (see src/scoring.sql); the merge
+	-- deletes the dropped contact's rows and rescores the kept contact.
+	-- Loyalty's tables move together (src/loyalty.sql): balances add up.
+	derived(relid, action, merge_function) AS (
+		VALUES ('crm.score_ledger'::regclass::oid, 'delete', NULL::regprocedure),
+			   ('crm.score_event'::regclass::oid, 'delete', NULL),
+			   ('crm.points_ledger'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.points_draw'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.points_lot'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.points_balance'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.loyalty_voucher'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure))
+	SELECT f.relid::regclass, f.attname, coalesce(m.action, d.action, 'move'),
+		   CASE WHEN m.action IS NOT NULL THEN m.merge_function ELSE d.merge_function END
+	  FROM found f LEFT JOIN crm.merge_rule m ON m.table_name = f.relid
+	  LEFT JOIN derived d ON d.relid = f.relid
+	 ORDER BY f.relid::regclass::text, f.attname
+$$;
+COMMENT ON FUNCTION crm.contact_references() IS
+	'tables and columns that hold a contact id (foreign keys to crm.contact, followed through composite keys, the scoring state, and crm.merge_rule), with the merge action';
+
+-- The loyalty columns (src/columns.sql)
+COMMENT ON COLUMN crm."order".refunded IS 'how much of total was refunded, 0 to total (default 0): loyalty points are reversed in proportion';
+COMMENT ON COLUMN crm.loyalty_program.program_id IS 'programme id';
+COMMENT ON COLUMN crm.loyalty_program.name IS 'programme name, unique';
+COMMENT ON COLUMN crm.loyalty_program.currency IS 'ISO 4217 currency of the orders that earn (default USD); orders in another currency earn nothing here';
+COMMENT ON COLUMN crm.loyalty_program.points_per_unit IS 'points per currency unit of an order total, 0 or more (default 1: a point per dollar)';
+COMMENT ON COLUMN crm.loyalty_program.rounding IS 'how fractional points round: floor (default), round or ceil';
+COMMENT ON COLUMN crm.loyalty_program.min_order_total IS 'orders below this total earn nothing (default 0)';
+COMMENT ON COLUMN crm.loyalty_program.earn_statuses IS 'order statuses at which an order earns, once (default {paid,shipped})';
+COMMENT ON COLUMN crm.loyalty_program.reverse_statuses IS 'order statuses that reverse what the order earned (default {cancelled,refunded}); a partial refund (refunded < total) reverses in proportion';
+COMMENT ON COLUMN crm.loyalty_program.expiry IS 'after_earning (default: a lot expires expires_after after it was earned), after_inactivity (all lots expire expires_after after the last earning) or never';
+COMMENT ON COLUMN crm.loyalty_program.expires_after IS 'the expiry duration (default 12 months)';
+COMMENT ON COLUMN crm.loyalty_program.spent_reversal IS 'when a refunded order''s points were already spent: other_lots (default: taken from the contact''s other points, the rest owed as debt) or negative (owed as debt at once)';
+COMMENT ON COLUMN crm.loyalty_program.max_discounts_per_order IS 'how many discount rewards one order may take (default 1)';
+COMMENT ON COLUMN crm.loyalty_program.active IS 'false: the programme earns no more points; points already earned stay redeemable';
+COMMENT ON COLUMN crm.loyalty_program.created_at IS 'when the programme was created';
+COMMENT ON COLUMN crm.loyalty_reward.reward_id IS 'reward id';
+COMMENT ON COLUMN crm.loyalty_reward.program_id IS 'the programme whose points it costs (crm.loyalty_program)';
+COMMENT ON COLUMN crm.loyalty_reward.name IS 'reward name, unique in the programme';
+COMMENT ON COLUMN crm.loyalty_reward.points IS 'points it costs, positive';
+COMMENT ON COLUMN crm.loyalty_reward.kind IS 'discount (a percentage off an order) or voucher';
+COMMENT ON COLUMN crm.loyalty_reward.discount_percent IS 'discounts: percent off the order, above 0 and at most 100; NULL for vouchers';
+COMMENT ON COLUMN crm.loyalty_reward.vouchers IS 'vouchers: how many one redemption gives, positive; NULL for discounts';
+COMMENT ON COLUMN crm.loyalty_reward.partner IS 'vouchers: the partner that honours them (restaurant, cinema, hotel)';
+COMMENT ON COLUMN crm.loyalty_reward.voucher_value IS 'vouchers: the value of each, 0 or more';
+COMMENT ON COLUMN crm.loyalty_reward.voucher_valid_for IS 'vouchers: how long after the redemption they can be used (default 6 months)';
+COMMENT ON COLUMN crm.loyalty_reward.active IS 'false: no longer redeemable';
+COMMENT ON COLUMN crm.points_ledger.contact_id IS 'the contact (crm.contact)';
+COMMENT ON COLUMN crm.points_ledger.entry_id IS 'entry id, in the order entries were written';
+COMMENT ON COLUMN crm.points_ledger.program_id IS 'the programme (crm.loyalty_program)';
+COMMENT ON COLUMN crm.points_ledger.kind IS 'earn (a credit, positive), reverse, redeem or expire (debits, negative)';
+COMMENT ON COLUMN crm.points_ledger.points IS 'points: positive for earn, negative for the debits';
+COMMENT ON COLUMN crm.points_ledger.order_id IS 'earn and reverse: the order (with contact_id); redeem: the order a discount is for';
+COMMENT ON COLUMN crm.points_ledger.reward_id IS 'redeem: the reward bought (crm.loyalty_reward); NULL otherwise';
+COMMENT ON COLUMN crm.points_ledger.discount_percent IS 'redeem of a discount: the percent off the order';
+COMMENT ON COLUMN crm.points_ledger.expires_at IS 'earn: when the lot expires (NULL: never)';
+COMMENT ON COLUMN crm.points_ledger.occurred_at IS 'when it happened in the world: the order''s time for earning, the lot''s expiry for expire';
+COMMENT ON COLUMN crm.points_ledger.recorded_at IS 'when the entry was written (audit)';
+COMMENT ON COLUMN crm.points_ledger.actor IS 'the role that wrote it (audit)';
+COMMENT ON COLUMN crm.points_ledger.idempotency_key IS 'redeem: the caller''s key; the same key returns the first redemption instead of spending again';
+COMMENT ON COLUMN crm.points_ledger.merged_from IS 'the contact the entry was written for before a merge moved it here; NULL if never merged';
+COMMENT ON COLUMN crm.points_draw.contact_id IS 'the contact (crm.contact)';
+COMMENT ON COLUMN crm.points_draw.debit_id IS 'the debit (a redeem, reverse or expire entry of crm.points_ledger)';
+COMMENT ON COLUMN crm.points_draw.credit_id IS 'the credit (an earn entry, a lot) it drew from';
+COMMENT ON COLUMN crm.points_draw.points IS 'points drawn, positive';
+COMMENT ON COLUMN crm.points_draw.drawn_at IS 'when the draw was written (audit)';
+COMMENT ON COLUMN crm.points_lot.contact_id IS 'the contact (crm.contact)';
+COMMENT ON COLUMN crm.points_lot.credit_id IS 'the credit (earn entry of crm.points_ledger)';
+COMMENT ON COLUMN crm.points_lot.program_id IS 'the programme (crm.loyalty_program)';
+COMMENT ON COLUMN crm.points_lot.expires_at IS 'when its remaining points expire (NULL: never); moved on by each earning under after_inactivity';
+COMMENT ON COLUMN crm.points_lot.remaining IS 'points of the credit not yet drawn, 0 or more';
+COMMENT ON COLUMN crm.points_balance.contact_id IS 'the contact (crm.contact)';
+COMMENT ON COLUMN crm.points_balance.program_id IS 'the programme (crm.loyalty_program)';
+COMMENT ON COLUMN crm.points_balance.balance IS 'redeemable points: the sum of the ledger; negative while a debt exceeds the lots';
+COMMENT ON COLUMN crm.points_balance.debt IS 'points reversed that no lot could cover, settled from the next points earned';
+COMMENT ON COLUMN crm.points_balance.earned IS 'points earned in all';
+COMMENT ON COLUMN crm.points_balance.reversed IS 'points reversed by refunds and cancellations';
+COMMENT ON COLUMN crm.points_balance.redeemed IS 'points spent on rewards';
+COMMENT ON COLUMN crm.points_balance.expired IS 'points expired';
+COMMENT ON COLUMN crm.points_balance.last_earned_at IS 'time of the latest earning (the order''s time)';
+COMMENT ON COLUMN crm.points_balance.updated_at IS 'when the row was last written (audit)';
+COMMENT ON COLUMN crm.loyalty_voucher.contact_id IS 'the contact who redeemed it (crm.contact)';
+COMMENT ON COLUMN crm.loyalty_voucher.code IS 'the voucher code: random, unique';
+COMMENT ON COLUMN crm.loyalty_voucher.redemption_id IS 'the redeem entry of crm.points_ledger that bought it';
+COMMENT ON COLUMN crm.loyalty_voucher.reward_id IS 'the reward (crm.loyalty_reward)';
+COMMENT ON COLUMN crm.loyalty_voucher.partner IS 'the partner that honours it';
+COMMENT ON COLUMN crm.loyalty_voucher.value IS 'its value';
+COMMENT ON COLUMN crm.loyalty_voucher.expires_at IS 'after this it cannot be used';
+COMMENT ON COLUMN crm.loyalty_voucher.used_at IS 'when it was used (crm.use_voucher); NULL while unused';
+COMMENT ON COLUMN crm.loyalty_voucher.used_by IS 'the role that marked it used';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

@@ -184,6 +184,27 @@ SELECT pg_catalog.count(*) AS summary FROM (
 		   crm.btyd_summary(ordered_at, total, '2029-01-01 00:00+00', '7 days'::pg_catalog.varchar) AS ws
 	  FROM crm."order" GROUP BY contact_id) s;
 
+-- loyalty: earning, partial refund, deletion, redemption (discount with a
+-- key, vouchers), expiry, the statement and the check; the merge below
+-- moves 990002's points (merge_points, move_points, points_append_only)
+INSERT INTO crm.loyalty_program (program_id, name) VALUES (990001, 'plant card');
+INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, discount_percent)
+VALUES (990001, 990001, 'plant 10%', 100, 'discount', 10);
+INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, vouchers, partner, voucher_value)
+VALUES (990002, 990001, 'plant vouchers', 200, 'voucher', 2, 'Plant Cinema', 10);
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total)
+VALUES (990001, 990101, '2025-01-05 00:00+00', 'paid', 150), (990001, 990102, '2026-11-01 00:00+00', 'paid', 400),
+	   (990002, 990103, '2026-11-02 00:00+00', 'paid', 250), (990002, 990104, '2026-11-03 00:00+00', 'paid', 40);
+UPDATE crm."order" SET refunded = 100 WHERE contact_id OPERATOR(pg_catalog.=) 990001 AND order_id OPERATOR(pg_catalog.=) 990102;
+DELETE FROM crm."order" WHERE contact_id OPERATOR(pg_catalog.=) 990002 AND order_id OPERATOR(pg_catalog.=) 990104;
+SELECT points AS redeemed FROM crm.redeem_points(990001, 990001, 990102, 'plant-key');
+SELECT pg_catalog.cardinality(vouchers) AS vouchers FROM crm.redeem_points(990002, 990002);
+SELECT (crm.use_voucher(v.code)).partner AS used FROM crm.loyalty_voucher v
+ WHERE v.contact_id OPERATOR(pg_catalog.=) 990002 ORDER BY v.code LIMIT 1;
+SELECT crm.expire_points() AS expired, crm.expire_lots(990001, pg_catalog.now()) AS expired_here;
+SELECT pg_catalog.count(*) AS statement FROM crm.points_statement(990001);
+SELECT pg_catalog.count(*) AS loyalty_problems FROM crm.loyalty_check();
+
 -- e-mail and identity functions, duplicates, merge, erasure
 SELECT crm.email('Z@Plant.Test') IS NOT NULL, crm.email_domain('z@plant.test') IS NOT NULL, crm.email_or_null('z@plant.test') IS NOT NULL,
 	   crm.email_local('z@plant.test') IS NOT NULL, crm.email_handle('z@plant.test') IS NOT NULL,
