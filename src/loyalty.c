@@ -9,7 +9,8 @@
  * contact's lots first locks that contact's balance row, so redemptions,
  * reversals and expiries of one contact take turns and never spend a point
  * twice.  The SQL runs on the co-located shards on Citus (src/shard.c): a
- * contact's rows are written where they are.
+ * contact's rows are written where they are, with entry ids taken from the
+ * identity's sequence by name (a shard has no identity default).
  */
 #include "postgres.h"
 
@@ -152,8 +153,9 @@ write_debit(int64 contact, int64 program, const char *kind, int64 points, Datum 
 	Int64GetDatum(-points), order, TimestampTzGetDatum(at)};
 	char		nulls[6] = {' ', ' ', ' ', ' ', order == (Datum) 0 ? 'n' : ' ', ' '};
 
-	run_sql("INSERT INTO {crm.points_ledger} (contact_id, program_id, kind, points, order_id, occurred_at) "
-			"VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id", 6, types, args, nulls);
+	run_sql("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, order_id, occurred_at) "
+			"VALUES (nextval('crm.points_ledger_entry_id_seq'), $1, $2, $3, $4, $5, $6) RETURNING entry_id",
+			6, types, args, nulls);
 	return int64_at(0, 1, 0);
 }
 
@@ -265,8 +267,8 @@ earn(bool inserted)
 	Datum	   *credits;
 
 	n = run_sql("WITH e AS ("
-				"  INSERT INTO {crm.points_ledger} AS l (contact_id, program_id, kind, points, order_id, occurred_at, expires_at)"
-				"  SELECT n.contact_id, p.program_id, 'earn', x.points, n.order_id, x.at,"
+				"  INSERT INTO {crm.points_ledger} AS l (entry_id, contact_id, program_id, kind, points, order_id, occurred_at, expires_at)"
+				"  SELECT nextval('crm.points_ledger_entry_id_seq'), n.contact_id, p.program_id, 'earn', x.points, n.order_id, x.at,"
 				"         CASE WHEN p.expiry <> 'never' THEN x.at + p.expires_after END"
 				"    FROM new_rows n"
 				"    JOIN {crm.loyalty_program} p ON p.active AND p.currency = n.currency"
@@ -570,9 +572,10 @@ redeem(int64 contact, int64 reward_id, const Reward *r, Datum order, text *key)
 	bool		isnull;
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 
-	run_sql("INSERT INTO {crm.points_ledger} (contact_id, program_id, kind, points, reward_id, order_id,"
+	run_sql("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, reward_id, order_id,"
 			"                                 idempotency_key, discount_percent, occurred_at)"
-			"SELECT $1, $2, 'redeem', $4, $3, $5, $6, r.discount_percent, statement_timestamp()"
+			"SELECT nextval('crm.points_ledger_entry_id_seq'), $1, $2, 'redeem', $4, $3, $5, $6, r.discount_percent,"
+			"       statement_timestamp()"
 			"  FROM {crm.loyalty_reward} r WHERE r.reward_id = $3 RETURNING entry_id",
 			6, types, args, nulls);
 	out.entry = int64_at(0, 1, 0);

@@ -228,7 +228,9 @@ LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v crm.loyalty_voucher;
 BEGIN
-	UPDATE crm.loyalty_voucher x SET used_at = clock_timestamp(), used_by = current_user
+	-- statement_timestamp(): Citus refuses a volatile function in a
+	-- multi-shard UPDATE (the code is found on whichever shard holds it)
+	UPDATE crm.loyalty_voucher x SET used_at = statement_timestamp(), used_by = current_user
 	 WHERE x.code OPERATOR(pg_catalog.=) use_voucher.code AND x.used_at IS NULL
 	   AND x.expires_at OPERATOR(pg_catalog.>) now()
 	RETURNING x.* INTO v;
@@ -352,6 +354,10 @@ COMMENT ON FUNCTION crm.merge_points(bigint, bigint) IS
 	'crm.merge_contacts'' step for loyalty: inside the merge of two contacts the caller sees, moves the dropped contact''s points onto the kept one (crm.move_points)';
 CREATE FUNCTION crm.move_points(keep bigint, drop bigint) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	-- read first: Citus plans no subquery across the two contacts' shards
+	kept_keys text[] := ARRAY(SELECT k.idempotency_key FROM crm.points_ledger k
+							   WHERE k.contact_id OPERATOR(pg_catalog.=) keep AND k.idempotency_key IS NOT NULL);
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM crm.points_ledger l WHERE l.contact_id OPERATOR(pg_catalog.=) drop)
 	   AND NOT EXISTS (SELECT 1 FROM crm.points_balance b WHERE b.contact_id OPERATOR(pg_catalog.=) drop) THEN
@@ -368,16 +374,14 @@ BEGIN
 		   redeemed = b.redeemed OPERATOR(pg_catalog.+) excluded.redeemed,
 		   expired = b.expired OPERATOR(pg_catalog.+) excluded.expired,
 		   last_earned_at = greatest(b.last_earned_at, excluded.last_earned_at),
-		   updated_at = clock_timestamp();
+		   -- the proposed row's default: Citus takes no volatile call here
+		   updated_at = excluded.updated_at;
 	INSERT INTO crm.points_ledger (contact_id, entry_id, program_id, kind, points, order_id, reward_id, discount_percent,
 								   expires_at, occurred_at, recorded_at, actor, idempotency_key, merged_from)
 	SELECT keep, l.entry_id, l.program_id, l.kind, l.points, l.order_id, l.reward_id, l.discount_percent,
 		   l.expires_at, l.occurred_at, l.recorded_at, l.actor,
 		   -- a key both contacts used stays with the kept contact's entry
-		   CASE WHEN NOT EXISTS (SELECT 1 FROM crm.points_ledger k
-								  WHERE k.contact_id OPERATOR(pg_catalog.=) keep
-									AND k.idempotency_key OPERATOR(pg_catalog.=) l.idempotency_key)
-				THEN l.idempotency_key END,
+		   CASE WHEN NOT l.idempotency_key OPERATOR(pg_catalog.=) ANY (kept_keys) THEN l.idempotency_key END,
 		   coalesce(l.merged_from, drop)
 	  FROM crm.points_ledger l WHERE l.contact_id OPERATOR(pg_catalog.=) drop;
 	INSERT INTO crm.points_lot (contact_id, credit_id, program_id, expires_at, remaining)

@@ -292,3 +292,52 @@ EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused: %', SQLSTATE;
 END $$;
 RESET ROLE;
 SELECT contact_id, activity_id FROM crm.activity WHERE contact_id BETWEEN 80 AND 82 ORDER BY 1, 2;
+
+-- case: loyalty: earning once, partial refund, redemption with a key, vouchers, a cancellation's debt, expiry per shard, a merge, the invariants, a rep
+INSERT INTO crm.loyalty_program (program_id, name) VALUES (1, 'citus card');
+INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, discount_percent)
+VALUES (1, 1, '10% off', 1000, 'discount', 10);
+INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, vouchers, partner, voucher_value)
+VALUES (2, 1, 'two vouchers', 5000, 'voucher', 2, 'Citus Cinema', 15);
+INSERT INTO crm.contact (contact_id, email) VALUES (90, 'loy90@example.com'), (91, 'loy91@example.com'),
+	(92, 'loy92@example.com'), (93, 'loy93@example.com');
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total) VALUES
+	(90, 9001, '2026-11-20 10:00+00', 'paid', 1500.75), (90, 9002, '2026-11-21 10:00+00', 'placed', 400),
+	(91, 9101, '2025-01-10 10:00+00', 'paid', 300), (91, 9102, '2026-11-22 10:00+00', 'paid', 200),
+	(92, 9201, '2026-11-23 10:00+00', 'paid', 5200), (93, 9301, '2026-11-24 10:00+00', 'paid', 250);
+UPDATE crm."order" SET status = 'paid' WHERE order_id IN (9001, 9002);
+UPDATE crm."order" SET refunded = 100 WHERE contact_id = 90 AND order_id = 9002;
+SELECT points, balance FROM crm.redeem_points(90, 1, 9001, 'citus-till-1');
+SELECT points, balance FROM crm.redeem_points(90, 1, 9001, 'citus-till-1');
+SELECT points, balance, cardinality(vouchers) FROM crm.redeem_points(92, 2);
+SELECT code FROM crm.loyalty_voucher WHERE contact_id = 92 ORDER BY code LIMIT 1 \gset
+SELECT (crm.use_voucher(:'code')).partner;
+DO $$
+BEGIN
+	PERFORM crm.redeem_points(91, 2);
+EXCEPTION WHEN object_not_in_prerequisite_state THEN RAISE NOTICE 'refused: %', SQLSTATE;
+END $$;
+UPDATE crm."order" SET status = 'cancelled' WHERE contact_id = 90 AND order_id = 9001;
+SELECT crm.expire_points(now());
+SELECT crm.expire_points(now());
+SELECT item, action, rows FROM crm.merge_contacts(90, 93) WHERE item LIKE '%points%' OR item LIKE '%loyalty%' ORDER BY item, action;
+SELECT contact_id, program_id, balance, debt, earned, reversed, redeemed, expired FROM crm.points_balance ORDER BY 1, 2;
+SELECT contact_id, kind, points, order_id, reward_id,
+	   CASE WHEN occurred_at > now() - interval '1 hour' THEN 'just now' ELSE occurred_at::text END, merged_from
+  FROM crm.points_ledger
+ WHERE contact_id BETWEEN 90 AND 93 ORDER BY contact_id, occurred_at, kind, points;
+SELECT contact_id, count(*), sum(points) FROM crm.points_draw GROUP BY 1 ORDER BY 1;
+SELECT contact_id, partner, used_at IS NOT NULL FROM crm.loyalty_voucher ORDER BY 1, 3;
+SELECT count(*) AS problems FROM crm.loyalty_check();
+-- a rep's order earns; the rep cannot write the ledger
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total) VALUES (81, 8101, '2026-11-25 10:00+00', 'paid', 60);
+SET ROLE crm_citus_rep;
+SELECT contact_id, balance FROM crm.points_balance ORDER BY 1;
+DO $$
+BEGIN
+	INSERT INTO crm.points_ledger (contact_id, program_id, kind, points, order_id, occurred_at)
+	VALUES (81, 1, 'earn', 100000, 1, now());
+	RAISE NOTICE 'accepted';
+EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused: %', SQLSTATE;
+END $$;
+RESET ROLE;
