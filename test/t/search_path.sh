@@ -177,7 +177,7 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
 	uncovered=$(q -c "SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text)
 		FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
 		WHERE p.pronamespace = 'crm'::regnamespace AND p.prokind = 'f' AND l.lanname IN ('c', 'plpgsql')
-		  AND p.oid NOT IN ('crm.schedule_maintenance(text, text)'::regprocedure, 'crm.distribute(boolean)'::regprocedure)
+		  AND p.oid NOT IN ('crm.schedule_maintenance(text, text, text)'::regprocedure, 'crm.distribute(boolean)'::regprocedure)
 		  AND NOT EXISTS (SELECT 1 FROM pg_type t
 						   WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout, t.typanalyze))
 		  AND NOT EXISTS (SELECT 1 FROM pg_aggregate a
