@@ -29,6 +29,8 @@ CREATE TABLE crm.loyalty_program (
 		CONSTRAINT spent_reversal_other_lots_negative CHECK (spent_reversal IN ('other_lots', 'negative')),
 	max_discounts_per_order integer NOT NULL DEFAULT 1
 		CONSTRAINT max_discounts_per_order_positive CHECK (max_discounts_per_order > 0),
+	point_value numeric(14, 6)
+		CONSTRAINT point_value_not_negative_nor_nan CHECK (point_value >= 0 AND point_value <> 'NaN'),
 	active		boolean NOT NULL DEFAULT true,
 	created_at	timestamptz NOT NULL DEFAULT now()
 );
@@ -277,6 +279,32 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION crm.points_statement(bigint, bigint) IS
 	'every movement of a contact''s points: credits with their lot''s remaining points, debits with the lots they drew from, and the running balance';
+
+-- Per programme and month (UTC) with movements: points earned, reversed,
+-- redeemed and expired, what is outstanding at the month's end and what it
+-- is worth, how much was redeemed, and the breakage (the share of the
+-- points that left by expiring rather than by a redemption)
+CREATE VIEW crm.loyalty_monthly WITH (security_invoker = true) AS
+WITH m AS (
+	SELECT l.program_id, date_trunc('month', l.occurred_at AT TIME ZONE 'UTC')::date AS month,
+		   count(DISTINCT l.contact_id) AS contacts,
+		   coalesce(sum(l.points) FILTER (WHERE l.kind = 'earn'), 0)::bigint AS earned,
+		   coalesce(-sum(l.points) FILTER (WHERE l.kind = 'reverse'), 0)::bigint AS reversed,
+		   coalesce(-sum(l.points) FILTER (WHERE l.kind = 'redeem'), 0)::bigint AS redeemed,
+		   coalesce(-sum(l.points) FILTER (WHERE l.kind = 'expire'), 0)::bigint AS expired,
+		   sum(l.points) AS net
+	  FROM crm.points_ledger l
+	 GROUP BY 1, 2),
+r AS (
+	SELECT m.*, (sum(m.net) OVER (PARTITION BY m.program_id ORDER BY m.month))::bigint AS outstanding FROM m)
+SELECT r.program_id, p.name AS program, r.month, r.contacts, r.earned, r.reversed, r.redeemed, r.expired,
+	   r.outstanding, round(r.outstanding * p.point_value, 2) AS liability, p.currency,
+	   round(r.redeemed / nullif(r.earned - r.reversed, 0)::numeric, 4) AS redemption_rate,
+	   round(r.expired / nullif(r.redeemed + r.expired, 0)::numeric, 4) AS breakage
+  FROM r
+  JOIN crm.loyalty_program p ON p.program_id = r.program_id;
+COMMENT ON VIEW crm.loyalty_monthly IS
+	'loyalty per programme and month with movements: points earned, reversed, redeemed, expired; outstanding at the month''s end and its value (liability); redemption rate and breakage; each reader sees its own contacts'' points';
 
 -- The invariants, per contact and programme: the balance is the sum of the
 -- ledger and the lots' remaining points less the debt; each lot holds its

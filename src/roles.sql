@@ -145,7 +145,8 @@ DECLARE
 	lookup text := 'crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule';
 	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy, crm.product_rule';
 	segments text := 'crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, crm.campaign_target';
-	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts, crm.product_rules';
+	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts, crm.product_rules, '
+						 'crm.loyalty_monthly';
 	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
 						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
 						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';

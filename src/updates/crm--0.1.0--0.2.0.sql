@@ -171,7 +171,8 @@ DECLARE
 	lookup text := 'crm.channel, crm.lead_source, crm.product, crm.company, crm.merge_rule';
 	config text := 'crm.score_group, crm.scoring_rule, crm.fit_rule, crm.lifecycle_policy, crm.product_rule';
 	segments text := 'crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, crm.campaign_target';
-	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts, crm.product_rules';
+	invoker_views text := 'crm.consent_current, crm.contact_profile, crm.contact_scores, crm.pipeline, crm.lead_cohorts, crm.product_rules, '
+						 'crm.loyalty_monthly';
 	analyst_views text := 'crm.analyst_contact, crm.analyst_activity, crm.analyst_order, crm.analyst_deal, '
 						  'crm.analyst_funnel, crm.analyst_stage_conversion, crm.analyst_retention, crm.analyst_churn, '
 						  'crm.analyst_rfm, crm.analyst_clv_model, crm.analyst_clv, crm.analyst_campaign, crm.analyst_pipeline';
@@ -3599,6 +3600,8 @@ CREATE TABLE crm.loyalty_program (
 		CONSTRAINT spent_reversal_other_lots_negative CHECK (spent_reversal IN ('other_lots', 'negative')),
 	max_discounts_per_order integer NOT NULL DEFAULT 1
 		CONSTRAINT max_discounts_per_order_positive CHECK (max_discounts_per_order > 0),
+	point_value numeric(14, 6)
+		CONSTRAINT point_value_not_negative_nor_nan CHECK (point_value >= 0 AND point_value <> 'NaN'),
 	active		boolean NOT NULL DEFAULT true,
 	created_at	timestamptz NOT NULL DEFAULT now()
 );
@@ -3848,6 +3851,32 @@ END $$;
 COMMENT ON FUNCTION crm.points_statement(bigint, bigint) IS
 	'every movement of a contact''s points: credits with their lot''s remaining points, debits with the lots they drew from, and the running balance';
 
+-- Per programme and month (UTC) with movements: points earned, reversed,
+-- redeemed and expired, what is outstanding at the month's end and what it
+-- is worth, how much was redeemed, and the breakage (the share of the
+-- points that left by expiring rather than by a redemption)
+CREATE VIEW crm.loyalty_monthly WITH (security_invoker = true) AS
+WITH m AS (
+	SELECT l.program_id, date_trunc('month', l.occurred_at AT TIME ZONE 'UTC')::date AS month,
+		   count(DISTINCT l.contact_id) AS contacts,
+		   coalesce(sum(l.points) FILTER (WHERE l.kind = 'earn'), 0)::bigint AS earned,
+		   coalesce(-sum(l.points) FILTER (WHERE l.kind = 'reverse'), 0)::bigint AS reversed,
+		   coalesce(-sum(l.points) FILTER (WHERE l.kind = 'redeem'), 0)::bigint AS redeemed,
+		   coalesce(-sum(l.points) FILTER (WHERE l.kind = 'expire'), 0)::bigint AS expired,
+		   sum(l.points) AS net
+	  FROM crm.points_ledger l
+	 GROUP BY 1, 2),
+r AS (
+	SELECT m.*, (sum(m.net) OVER (PARTITION BY m.program_id ORDER BY m.month))::bigint AS outstanding FROM m)
+SELECT r.program_id, p.name AS program, r.month, r.contacts, r.earned, r.reversed, r.redeemed, r.expired,
+	   r.outstanding, round(r.outstanding * p.point_value, 2) AS liability, p.currency,
+	   round(r.redeemed / nullif(r.earned - r.reversed, 0)::numeric, 4) AS redemption_rate,
+	   round(r.expired / nullif(r.redeemed + r.expired, 0)::numeric, 4) AS breakage
+  FROM r
+  JOIN crm.loyalty_program p ON p.program_id = r.program_id;
+COMMENT ON VIEW crm.loyalty_monthly IS
+	'loyalty per programme and month with movements: points earned, reversed, redeemed, expired; outstanding at the month''s end and its value (liability); redemption rate and breakage; each reader sees its own contacts'' points';
+
 -- The invariants, per contact and programme: the balance is the sum of the
 -- ledger and the lots' remaining points less the debt; each lot holds its
 -- credit less its draws; no debit draws more than it took; the debt is
@@ -4087,6 +4116,20 @@ COMMENT ON COLUMN crm.loyalty_voucher.value IS 'its value';
 COMMENT ON COLUMN crm.loyalty_voucher.expires_at IS 'after this it cannot be used';
 COMMENT ON COLUMN crm.loyalty_voucher.used_at IS 'when it was used (crm.use_voucher); NULL while unused';
 COMMENT ON COLUMN crm.loyalty_voucher.used_by IS 'the role that marked it used';
+COMMENT ON COLUMN crm.loyalty_program.point_value IS 'what one point is worth in currency, for the liability (crm.loyalty_monthly); NULL: not valued';
+COMMENT ON COLUMN crm.loyalty_monthly.program_id IS 'the programme (crm.loyalty_program)';
+COMMENT ON COLUMN crm.loyalty_monthly.program IS 'its name';
+COMMENT ON COLUMN crm.loyalty_monthly.month IS 'first day of the month (UTC) the movements happened in (occurred_at); months without movements are left out';
+COMMENT ON COLUMN crm.loyalty_monthly.contacts IS 'contacts with a movement in the month';
+COMMENT ON COLUMN crm.loyalty_monthly.earned IS 'points earned in the month';
+COMMENT ON COLUMN crm.loyalty_monthly.reversed IS 'points reversed by refunds, cancellations and deleted orders';
+COMMENT ON COLUMN crm.loyalty_monthly.redeemed IS 'points spent on rewards';
+COMMENT ON COLUMN crm.loyalty_monthly.expired IS 'points expired';
+COMMENT ON COLUMN crm.loyalty_monthly.outstanding IS 'points outstanding at the month''s end: the ledger''s sum up to then (debts count negative)';
+COMMENT ON COLUMN crm.loyalty_monthly.liability IS 'outstanding x the programme''s point_value, in currency; NULL when point_value is not set';
+COMMENT ON COLUMN crm.loyalty_monthly.currency IS 'ISO 4217 currency of the liability';
+COMMENT ON COLUMN crm.loyalty_monthly.redemption_rate IS 'redeemed / (earned - reversed) in the month; NULL when nothing net was earned';
+COMMENT ON COLUMN crm.loyalty_monthly.breakage IS 'expired / (redeemed + expired): the share of the points leaving in the month by expiry; NULL when none left';
 
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so

@@ -329,6 +329,8 @@ SELECT contact_id, kind, points, order_id, reward_id,
 SELECT contact_id, count(*), sum(points) FROM crm.points_draw GROUP BY 1 ORDER BY 1;
 SELECT contact_id, partner, used_at IS NOT NULL FROM crm.loyalty_voucher ORDER BY 1, 3;
 SELECT count(*) AS problems FROM crm.loyalty_check();
+SELECT program_id, month, contacts, earned, reversed, redeemed, expired, outstanding, redemption_rate, breakage
+  FROM crm.loyalty_monthly ORDER BY 1, 2;
 -- a rep's order earns; the rep cannot write the ledger
 INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total) VALUES (81, 8101, '2026-11-25 10:00+00', 'paid', 60);
 SET ROLE crm_citus_rep;

@@ -11,7 +11,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(59);
+SELECT plan(63);
 
 INSERT INTO crm.loyalty_program (program_id, name, points_per_unit) VALUES (901, 'Supermarket card', 1);
 INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, discount_percent)
@@ -138,6 +138,23 @@ SELECT is((SELECT count(*) FROM crm.points_ledger WHERE contact_id = 9004 AND me
 SELECT is((SELECT merged_from FROM crm.points_ledger WHERE contact_id = 9004 AND idempotency_key = 'web-7'), NULL::bigint,
 		  'a key both contacts used stays with the kept contact''s redemption');
 SELECT is_empty('SELECT * FROM crm.loyalty_check()', 'invariants hold after expiry, vouchers and the merge');
+
+-- the monthly report: 9002's 300 points earned in June 2025 and expired in
+-- June 2026, valued at a cent a point
+UPDATE crm.loyalty_program SET point_value = 0.01 WHERE program_id = 901;
+SELECT results_eq($$SELECT earned, expired, outstanding, liability FROM crm.loyalty_monthly
+					 WHERE program_id = 901 AND month = '2025-06-01'$$,
+				  $$VALUES (300::bigint, 0::bigint, 300::bigint, 3.00::numeric)$$,
+				  'crm.loyalty_monthly: points earned in June 2025, outstanding and liability at its end');
+SELECT results_eq($$SELECT earned, expired, outstanding, breakage FROM crm.loyalty_monthly
+					 WHERE program_id = 901 AND month = '2026-06-01'$$,
+				  $$VALUES (0::bigint, 300::bigint, 0::bigint, 1.0000::numeric)$$,
+				  '... and their expiry in June 2026: all breakage');
+SELECT is((SELECT outstanding FROM crm.loyalty_monthly WHERE program_id = 901 ORDER BY month DESC LIMIT 1),
+		  (SELECT sum(balance)::bigint FROM crm.points_balance WHERE program_id = 901),
+		  'the last month''s outstanding points are the sum of the balances');
+SELECT is((SELECT sum(redeemed) FROM crm.loyalty_monthly WHERE program_id = 901), 8000::numeric,
+		  'redemptions over the months: 1,000 + 5,000 + 2 x 1,000 (the merged contacts)');
 
 -- the roles: a rep's orders earn and it redeems for its contacts, but it
 -- cannot write points, nor see or redeem for another rep's contacts
