@@ -2877,6 +2877,7 @@ DECLARE
 	counted jsonb := '{}';
 	merged jsonb;
 	refs crm.contact_reference[];
+	called regprocedure[] := '{}';
 	cur crm.stage;
 	v_stage crm.stage;
 	v_forced boolean;
@@ -2936,7 +2937,11 @@ BEGIN
 
 	-- registered merge functions see both contacts first
 	FOR r IN SELECT * FROM unnest(refs) x WHERE x.action = 'function' LOOP
-		EXECUTE format('SELECT %s($1, $2)', r.merge_function::regproc) USING keep, drop;
+		-- once each: one function may merge several tables (crm.merge_points)
+		IF NOT r.merge_function = ANY (called) THEN
+			EXECUTE format('SELECT %s($1, $2)', r.merge_function::regproc) USING keep, drop;
+			called := called || r.merge_function;
+		END IF;
 		EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', r.table_name, r.contact_column)
 		   INTO n USING drop;
 		IF n > 0 THEN
