@@ -11,7 +11,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(63);
+SELECT plan(68);
 
 INSERT INTO crm.loyalty_program (program_id, name, points_per_unit) VALUES (901, 'Supermarket card', 1);
 INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, discount_percent)
@@ -175,6 +175,30 @@ SELECT is((SELECT count(*) FROM crm.points_balance), 1::bigint, 'it reads only i
 SELECT throws_ok($$SELECT crm.expire_points()$$, '42501', NULL, 'expiry is not for reps');
 RESET ROLE;
 SELECT is_empty('SELECT * FROM crm.loyalty_check()', 'invariants hold after the rep''s writes');
+
+-- the balance rows carry the foreign keys: a contact or a programme with
+-- points cannot be deleted; loyalty_check finds what a key would refuse
+SELECT throws_ok('DELETE FROM crm.contact WHERE contact_id = 9006', '23503', NULL,
+				 'a contact with points cannot be deleted');
+SELECT throws_ok('DELETE FROM crm.loyalty_program WHERE program_id = 901', '23503', NULL,
+				 'nor a programme with points');
+-- (each case rolled back; its problems kept in a psql variable: pgTAP's
+-- own count would be rolled back with it)
+SAVEPOINT orphans;
+INSERT INTO crm.points_lot (contact_id, credit_id, program_id, expires_at, remaining) VALUES (9006, 987654, 901, NULL, 0);
+SELECT array_agg(problem)::text AS lot_problems FROM crm.loyalty_check(ARRAY[9006]::bigint[]) \gset
+ROLLBACK TO orphans;
+INSERT INTO crm.points_draw (contact_id, debit_id, credit_id, points)
+SELECT 9006, 987654, entry_id, 1 FROM crm.points_ledger WHERE contact_id = 9006 AND kind = 'earn';
+SELECT array_agg(problem)::text AS draw_problems FROM crm.loyalty_check(ARRAY[9006]::bigint[]) \gset
+ROLLBACK TO orphans;
+DELETE FROM crm.points_balance WHERE contact_id = 9006;
+SELECT array_agg(problem)::text AS balance_problems FROM crm.loyalty_check(ARRAY[9006]::bigint[]) \gset
+ROLLBACK TO orphans;
+SELECT is(:'lot_problems'::text[], ARRAY['a lot without its credit in the ledger'],
+		  'loyalty_check finds a lot without its credit');
+SELECT ok('a draw without its debit, credit or lot in the ledger' = ANY (:'draw_problems'::text[]), '... a draw without its debit');
+SELECT ok('points without a balance row' = ANY (:'balance_problems'::text[]), '... and points without a balance row');
 
 SELECT * FROM finish();
 ROLLBACK;
