@@ -2,7 +2,8 @@
  * loyalty.c
  *		Loyalty points: earning and reversal in the transaction of the order
  *		(a statement trigger on crm."order"), redemption under a lock of the
- *		contact's balance, and expiry dated at each lot's expiry.
+ *		contact's balance, and expiry dated at each lot's expiry (with the
+ *		review of the tiers whose period ended, src/loyalty_tier.c).
  *
  * Every credit is a lot (crm.points_lot) and every debit names the lots it
  * draws from (crm.points_draw), soonest-expiring first.  Whatever changes a
@@ -29,11 +30,12 @@
 #include "utils/timestamp.h"
 
 #include "crm.h"
+#include "loyalty.h"
 #include "shard.h"
 
 /* Run an expanded statement; elog on failure; the rows it returned */
-static uint64
-run_sql(const char *tmpl, int nargs, Oid *types, Datum *args, const char *nulls)
+uint64
+loyalty_run(const char *tmpl, int nargs, Oid *types, Datum *args, const char *nulls)
 {
 	int			rc = SPI_execute_with_args(colocated_sql(tmpl), nargs, types, args, nulls, false, 0);
 
@@ -50,13 +52,7 @@ run_sql(const char *tmpl, int nargs, Oid *types, Datum *args, const char *nulls)
  * mint points.  What runs so is crm's own SQL, with parameters.  An error
  * restores the caller (the transaction's abort does).
  */
-typedef struct CallerScope
-{
-	Oid			user;
-	int			sec;
-} CallerScope;
-
-static CallerScope
+CallerScope
 become_ledger_owner(void)
 {
 	CallerScope caller;
@@ -73,15 +69,15 @@ become_ledger_owner(void)
 	return caller;
 }
 
-static void
+void
 back_to_caller(CallerScope caller)
 {
 	SetUserIdAndSecContext(caller.user, caller.sec);
 }
 
 /* A column of a result row, or def when NULL */
-static int64
-int64_at(uint64 row, int col, int64 def)
+int64
+loyalty_int64_at(uint64 row, int col, int64 def)
 {
 	bool		isnull;
 	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
@@ -96,12 +92,12 @@ lock_balance(int64 contact, int64 program)
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		args[2] = {Int64GetDatum(contact), Int64GetDatum(program)};
 
-	run_sql("INSERT INTO {crm.points_balance} (contact_id, program_id) VALUES ($1, $2) "
+	loyalty_run("INSERT INTO {crm.points_balance} (contact_id, program_id) VALUES ($1, $2) "
 			"ON CONFLICT (contact_id, program_id) DO NOTHING", 2, types, args, NULL);
-	if (run_sql("SELECT b.balance FROM {crm.points_balance} b "
+	if (loyalty_run("SELECT b.balance FROM {crm.points_balance} b "
 				" WHERE b.contact_id = $1 AND b.program_id = $2 FOR UPDATE", 2, types, args, NULL) != 1)
 		elog(ERROR, "balance of contact " INT64_FORMAT " vanished", contact);
-	return int64_at(0, 1, 0);
+	return loyalty_int64_at(0, 1, 0);
 }
 
 /*
@@ -122,7 +118,7 @@ draw_lots(int64 contact, int64 program, int64 debit, int64 amount, int64 first,
 	int64		taken = 0;
 	uint64		n;
 
-	n = run_sql("WITH cand AS ("
+	n = loyalty_run("WITH cand AS ("
 				"  SELECT l.credit_id, l.remaining,"
 				"         sum(l.remaining) OVER (ORDER BY l.credit_id = $5 DESC, l.expires_at NULLS LAST, l.credit_id"
 				"                                ROWS UNBOUNDED PRECEDING) AS upto"
@@ -140,7 +136,7 @@ draw_lots(int64 contact, int64 program, int64 debit, int64 amount, int64 first,
 				"SELECT $1, $3, t.credit_id, t.points FROM take t RETURNING points",
 				8, types, args, nulls);
 	for (uint64 i = 0; i < n; i++)
-		taken += int64_at(i, 1, 0);
+		taken += loyalty_int64_at(i, 1, 0);
 	return taken;
 }
 
@@ -153,10 +149,10 @@ write_debit(int64 contact, int64 program, const char *kind, int64 points, Datum 
 	Int64GetDatum(-points), order, TimestampTzGetDatum(at)};
 	char		nulls[6] = {' ', ' ', ' ', ' ', order == (Datum) 0 ? 'n' : ' ', ' '};
 
-	run_sql("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, order_id, occurred_at) "
+	loyalty_run("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, order_id, occurred_at) "
 			"VALUES (nextval('crm.points_ledger_entry_id_seq'), $1, $2, $3, $4, $5, $6) RETURNING entry_id",
 			6, types, args, nulls);
-	return int64_at(0, 1, 0);
+	return loyalty_int64_at(0, 1, 0);
 }
 
 /*
@@ -177,7 +173,7 @@ expire_due(TimestampTz as_of, int64 contact)
 				   " WHERE (b.contact_id, b.program_id) IN (SELECT l.contact_id, l.program_id FROM {crm.points_lot} l"
 				   "                                         WHERE l.remaining > 0 AND l.expires_at <= $1%s) "
 				   " ORDER BY b.contact_id, b.program_id FOR UPDATE OF b", which);
-	if (run_sql(sql, 2, types, args, NULL) == 0)
+	if (loyalty_run(sql, 2, types, args, NULL) == 0)
 		return 0;
 	sql = psprintf("WITH due AS MATERIALIZED ("
 				   "  SELECT l.contact_id, l.credit_id, l.program_id, l.remaining, l.expires_at,"
@@ -199,8 +195,8 @@ expire_due(TimestampTz as_of, int64 contact)
 				   "    FROM (SELECT d.contact_id, d.program_id, sum(d.remaining) AS points FROM due d GROUP BY 1, 2) s"
 				   "   WHERE b.contact_id = s.contact_id AND b.program_id = s.program_id) "
 				   "SELECT coalesce(sum(d.remaining), 0)::bigint FROM due d", which);
-	run_sql(sql, 2, types, args, NULL);
-	return int64_at(0, 1, 0);
+	loyalty_run(sql, 2, types, args, NULL);
+	return loyalty_int64_at(0, 1, 0);
 }
 
 /*
@@ -218,7 +214,7 @@ settle_debt(int64 contact, int64 program, Datum credits)
 	int64		paid = 0;
 
 	lock_balance(contact, program);
-	n = run_sql("SELECT d.entry_id, (-d.points - coalesce(sum(w.points), 0))::bigint "
+	n = loyalty_run("SELECT d.entry_id, (-d.points - coalesce(sum(w.points), 0))::bigint "
 				"  FROM {crm.points_ledger} d"
 				"  LEFT JOIN {crm.points_draw} w ON w.contact_id = d.contact_id AND w.debit_id = d.entry_id"
 				" WHERE d.contact_id = $1 AND d.program_id = $2 AND d.kind = 'reverse'"
@@ -228,8 +224,8 @@ settle_debt(int64 contact, int64 program, Datum credits)
 	owed = palloc(sizeof(int64) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)
 	{
-		debits[i] = int64_at(i, 1, 0);
-		owed[i] = int64_at(i, 2, 0);
+		debits[i] = loyalty_int64_at(i, 1, 0);
+		owed[i] = loyalty_int64_at(i, 2, 0);
 	}
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -245,7 +241,7 @@ settle_debt(int64 contact, int64 program, Datum credits)
 		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
 		Datum		a3[3] = {Int64GetDatum(contact), Int64GetDatum(program), Int64GetDatum(paid)};
 
-		run_sql("UPDATE {crm.points_balance} b SET debt = b.debt - $3, updated_at = clock_timestamp() "
+		loyalty_run("UPDATE {crm.points_balance} b SET debt = b.debt - $3, updated_at = clock_timestamp() "
 				" WHERE b.contact_id = $1 AND b.program_id = $2", 3, t3, a3, NULL);
 	}
 }
@@ -254,7 +250,8 @@ settle_debt(int64 contact, int64 program, Datum credits)
  * The statement's orders that reached an earning status earn once per
  * programme (the unique index makes a replay, a status update or a second
  * path a no-op); new lots of after_inactivity programmes move the
- * contact's open lots' expiry on; debts are paid from the new credits
+ * contact's open lots' expiry on; debts are paid from the new credits;
+ * the earners of programmes with tiers may move up (src/loyalty_tier.c)
  */
 static void
 earn(bool inserted)
@@ -264,9 +261,11 @@ earn(bool inserted)
 	uint64		n;
 	int64	   *contacts,
 			   *programs;
-	Datum	   *credits;
+	Datum	   *credits,
+			   *tiered,
+			   *since;
 
-	n = run_sql("WITH e AS ("
+	n = loyalty_run("WITH e AS ("
 				"  INSERT INTO {crm.points_ledger} AS l (entry_id, contact_id, program_id, kind, points, order_id, occurred_at, expires_at)"
 				"  SELECT nextval('crm.points_ledger_entry_id_seq'), n.contact_id, p.program_id, 'earn', x.points, n.order_id, x.at,"
 				"         CASE WHEN p.expiry <> 'never' THEN x.at + p.expires_after END"
@@ -299,27 +298,48 @@ earn(bool inserted)
 				"    FROM bal JOIN {crm.loyalty_program} p ON p.program_id = bal.program_id AND p.expiry = 'after_inactivity'"
 				"   WHERE t.contact_id = bal.contact_id AND t.program_id = bal.program_id AND t.remaining > 0"
 				"     AND t.expires_at > bal.last_earned_at AND t.expires_at < bal.last_earned_at + p.expires_after) "
+				/* the debts to pay, one row per contact and programme */
 				"SELECT bal.contact_id, bal.program_id,"
 				"       (SELECT array_agg(e.entry_id) FROM e"
-				"         WHERE e.contact_id = bal.contact_id AND e.program_id = bal.program_id)"
-				"  FROM bal WHERE bal.debt > 0 ORDER BY 1, 2",
+				"         WHERE e.contact_id = bal.contact_id AND e.program_id = bal.program_id),"
+				"       NULL::bigint[], NULL::timestamptz[]"
+				"  FROM bal WHERE bal.debt > 0 "
+				/* the tiers to review, one row per programme with tiers */
+				"UNION ALL "
+				"SELECT NULL, s.program_id, NULL, array_agg(s.contact_id ORDER BY s.contact_id),"
+				"       array_agg(s.since ORDER BY s.contact_id)"
+				"  FROM (SELECT e.contact_id, e.program_id, min(e.occurred_at) AS since FROM e"
+				"         WHERE e.program_id IN (SELECT t.program_id FROM {crm.loyalty_tier} t) GROUP BY 1, 2) s"
+				" GROUP BY s.program_id "
+				"ORDER BY 2, 1",
 				1, types, args, NULL);
 	if (n == 0)
 		return;
 	contacts = palloc(sizeof(int64) * n);
 	programs = palloc(sizeof(int64) * n);
 	credits = palloc(sizeof(Datum) * n);
+	tiered = palloc(sizeof(Datum) * n);
+	since = palloc(sizeof(Datum) * n);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
 
-		contacts[i] = int64_at(i, 1, 0);
-		programs[i] = int64_at(i, 2, 0);
+		contacts[i] = loyalty_int64_at(i, 1, 0);
+		programs[i] = loyalty_int64_at(i, 2, 0);
 		credits[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
-		credits[i] = PointerGetDatum(SPI_datumTransfer(credits[i], false, -1));
+		credits[i] = isnull ? (Datum) 0 : SPI_datumTransfer(credits[i], false, -1);
+		tiered[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull);
+		tiered[i] = isnull ? (Datum) 0 : SPI_datumTransfer(tiered[i], false, -1);
+		since[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull);
+		since[i] = isnull ? (Datum) 0 : SPI_datumTransfer(since[i], false, -1);
 	}
 	for (uint64 i = 0; i < n; i++)
-		settle_debt(contacts[i], programs[i], credits[i]);
+	{
+		if (tiered[i] != (Datum) 0)
+			loyalty_upgrade_tiers(programs[i], tiered[i], since[i]);
+		else
+			settle_debt(contacts[i], programs[i], credits[i]);
+	}
 }
 
 /* One order's reversal in one programme */
@@ -354,7 +374,7 @@ reverse(bool inserted, bool deleted)
 		  "   FROM old_rows o)"
 		: "(SELECT * FROM new_rows WHERE status IN ('cancelled', 'refunded') OR refunded > 0)";
 
-	n = run_sql(psprintf("SELECT n.contact_id, e.program_id, n.order_id, e.entry_id,"
+	n = loyalty_run(psprintf("SELECT n.contact_id, e.program_id, n.order_id, e.entry_id,"
 				"       least(t.target - coalesce(r.reversed, 0),"
 				"             e.points - coalesce(x.expired, 0) - coalesce(r.reversed, 0))::bigint AS points,"
 				"       p.spent_reversal = 'other_lots',"
@@ -379,11 +399,11 @@ reverse(bool inserted, bool deleted)
 	{
 		bool		isnull;
 
-		rs[i].contact = int64_at(i, 1, 0);
-		rs[i].program = int64_at(i, 2, 0);
-		rs[i].order = int64_at(i, 3, 0);
-		rs[i].credit = int64_at(i, 4, 0);
-		rs[i].points = int64_at(i, 5, 0);
+		rs[i].contact = loyalty_int64_at(i, 1, 0);
+		rs[i].program = loyalty_int64_at(i, 2, 0);
+		rs[i].order = loyalty_int64_at(i, 3, 0);
+		rs[i].credit = loyalty_int64_at(i, 4, 0);
+		rs[i].points = loyalty_int64_at(i, 5, 0);
 		rs[i].others = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6, &isnull));
 		rs[i].at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 7, &isnull));
 	}
@@ -404,7 +424,7 @@ reverse(bool inserted, bool deleted)
 		a4[1] = Int64GetDatum(r->program);
 		a4[2] = Int64GetDatum(r->points);
 		a4[3] = Int64GetDatum(r->points - taken);
-		run_sql("UPDATE {crm.points_balance} b SET balance = b.balance - $3, reversed = b.reversed + $3,"
+		loyalty_run("UPDATE {crm.points_balance} b SET balance = b.balance - $3, reversed = b.reversed + $3,"
 				"       debt = b.debt + $4, updated_at = clock_timestamp()"
 				" WHERE b.contact_id = $1 AND b.program_id = $2", 4, t4, a4, NULL);
 	}
@@ -414,7 +434,7 @@ reverse(bool inserted, bool deleted)
 static bool
 any_program(void)
 {
-	return run_sql("SELECT 1 FROM {crm.loyalty_program} p LIMIT 1", 0, NULL, NULL, NULL) > 0;
+	return loyalty_run("SELECT 1 FROM {crm.loyalty_program} p LIMIT 1", 0, NULL, NULL, NULL) > 0;
 }
 
 /* AFTER INSERT / AFTER UPDATE FOR EACH STATEMENT on crm."order" */
@@ -471,7 +491,7 @@ read_reward(int64 reward_id)
 	Reward		r;
 	bool		isnull;
 
-	if (run_sql("SELECT r.program_id, r.points, r.kind = 'discount', r.active AND p.active,"
+	if (loyalty_run("SELECT r.program_id, r.points, r.kind = 'discount', r.active AND p.active,"
 				"       p.max_discounts_per_order, coalesce(r.vouchers, 0)"
 				"  FROM {crm.loyalty_reward} r JOIN {crm.loyalty_program} p ON p.program_id = r.program_id"
 				" WHERE r.reward_id = $1", 1, types, args, NULL) != 1)
@@ -479,8 +499,8 @@ read_reward(int64 reward_id)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("reward " INT64_FORMAT " does not exist", reward_id),
 				 errhint("The rewards are the rows of crm.loyalty_reward.")));
-	r.program = int64_at(0, 1, 0);
-	r.points = int64_at(0, 2, 0);
+	r.program = loyalty_int64_at(0, 1, 0);
+	r.points = loyalty_int64_at(0, 2, 0);
 	r.discount = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	r.active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	r.max_discounts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
@@ -497,7 +517,7 @@ check_discount_order(int64 contact, int64 order, const Reward *r)
 	bool		isnull;
 	int64		taken;
 
-	if (run_sql("SELECT o.status IN ('cancelled', 'refunded'),"
+	if (loyalty_run("SELECT o.status IN ('cancelled', 'refunded'),"
 				"       (SELECT count(*) FROM {crm.points_ledger} l"
 				"         WHERE l.contact_id = $1 AND l.order_id = $2 AND l.kind = 'redeem'"
 				"           AND l.discount_percent IS NOT NULL)"
@@ -510,7 +530,7 @@ check_discount_order(int64 contact, int64 order, const Reward *r)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("order " INT64_FORMAT " is cancelled or refunded: it takes no discount", order)));
-	taken = int64_at(0, 2, 0);
+	taken = loyalty_int64_at(0, 2, 0);
 	if (taken >= r->max_discounts)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -537,7 +557,7 @@ find_redemption(int64 contact, int64 reward_id, text *key, Redeemed *out)
 	bool		isnull;
 	int64		used_for;
 
-	if (run_sql("SELECT l.entry_id, -l.points, l.reward_id,"
+	if (loyalty_run("SELECT l.entry_id, -l.points, l.reward_id,"
 				"       (SELECT array_agg(v.code ORDER BY v.code) FROM {crm.loyalty_voucher} v"
 				"         WHERE v.contact_id = l.contact_id AND v.redemption_id = l.entry_id),"
 				"       (SELECT b.balance FROM {crm.points_balance} b"
@@ -545,16 +565,16 @@ find_redemption(int64 contact, int64 reward_id, text *key, Redeemed *out)
 				"  FROM {crm.points_ledger} l WHERE l.contact_id = $1 AND l.idempotency_key = $2",
 				2, types, args, NULL) == 0)
 		return false;
-	used_for = int64_at(0, 3, 0);
+	used_for = loyalty_int64_at(0, 3, 0);
 	if (used_for != reward_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("idempotency key \"%s\" was used for reward " INT64_FORMAT ", not " INT64_FORMAT,
 						text_to_cstring(key), used_for, reward_id),
 				 errhint("Use a new key for a new redemption.")));
-	out->entry = int64_at(0, 1, 0);
-	out->points = int64_at(0, 2, 0);
-	out->balance = int64_at(0, 5, 0);
+	out->entry = loyalty_int64_at(0, 1, 0);
+	out->points = loyalty_int64_at(0, 2, 0);
+	out->balance = loyalty_int64_at(0, 5, 0);
 	out->vouchers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
 	out->vouchers = isnull ? (Datum) 0 : SPI_datumTransfer(out->vouchers, false, -1);
 	return true;
@@ -572,28 +592,28 @@ redeem(int64 contact, int64 reward_id, const Reward *r, Datum order, text *key)
 	bool		isnull;
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 
-	run_sql("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, reward_id, order_id,"
+	loyalty_run("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, reward_id, order_id,"
 			"                                 idempotency_key, discount_percent, occurred_at)"
 			"SELECT nextval('crm.points_ledger_entry_id_seq'), $1, $2, 'redeem', $4, $3, $5, $6, r.discount_percent,"
 			"       statement_timestamp()"
 			"  FROM {crm.loyalty_reward} r WHERE r.reward_id = $3 RETURNING entry_id",
 			6, types, args, nulls);
-	out.entry = int64_at(0, 1, 0);
+	out.entry = loyalty_int64_at(0, 1, 0);
 	out.points = r->points;
 	if (draw_lots(contact, r->program, out.entry, r->points, 0, true, now, (Datum) 0) != r->points)
 		elog(ERROR, "the lots of contact " INT64_FORMAT " hold less than its balance", contact);
 	args[2] = Int64GetDatum(r->points);
-	run_sql("UPDATE {crm.points_balance} b SET balance = b.balance - $3, redeemed = b.redeemed + $3,"
+	loyalty_run("UPDATE {crm.points_balance} b SET balance = b.balance - $3, redeemed = b.redeemed + $3,"
 			"       updated_at = clock_timestamp()"
 			" WHERE b.contact_id = $1 AND b.program_id = $2 RETURNING b.balance", 3, types, args, NULL);
-	out.balance = int64_at(0, 1, 0);
+	out.balance = loyalty_int64_at(0, 1, 0);
 	out.vouchers = (Datum) 0;
 	if (r->vouchers > 0)
 	{
 		args[1] = Int64GetDatum(out.entry);
 		args[2] = Int64GetDatum(reward_id);
 		/* 128 random bits: a code that cannot be guessed from another */
-		run_sql("WITH v AS ("
+		loyalty_run("WITH v AS ("
 				"  INSERT INTO {crm.loyalty_voucher} (contact_id, code, redemption_id, reward_id, partner, value, expires_at)"
 				"  SELECT $1, upper(replace(gen_random_uuid()::text, '-', '')), $2, r.reward_id, r.partner,"
 				"         r.voucher_value, statement_timestamp() + r.voucher_valid_for"
@@ -627,7 +647,7 @@ redeem_locked(int64 contact, int64 reward_id, Datum order, text *key)
 				 errmsg("reward " INT64_FORMAT " is a discount: it needs the order it applies to", reward_id),
 				 errhint("Pass order_id => the order the discount is taken on.")));
 	/* as the caller: a rep redeems for the contacts it sees */
-	if (run_sql("SELECT 1 FROM {crm.contact} c WHERE c.contact_id = $1", 1, types, args, NULL) != 1)
+	if (loyalty_run("SELECT 1 FROM {crm.contact} c WHERE c.contact_id = $1", 1, types, args, NULL) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("contact " INT64_FORMAT " does not exist", contact)));
@@ -725,14 +745,22 @@ crm_expire_points(PG_FUNCTION_ARGS)
 		CallerScope caller = become_ledger_owner();
 
 		n = expire_due(as_of, 0);
+		loyalty_review_tiers(as_of);
 		back_to_caller(caller);
 	}
 	else
 	{
-		/* each shard's first call expires that shard's lots, on its worker */
-		run_sql("SELECT coalesce(sum(crm.expire_lots(l.contact_id, $1)), 0)::bigint FROM crm.points_lot l"
+		/*
+		 * each shard's first call expires that shard's lots and reviews its
+		 * tiers, on its worker: the shards with due lots, then those with
+		 * due tiers (whose lots are then already expired)
+		 */
+		loyalty_run("SELECT coalesce(sum(crm.expire_lots(l.contact_id, $1)), 0)::bigint FROM crm.points_lot l"
 				" WHERE l.remaining > 0 AND l.expires_at <= $1", 1, types, args, NULL);
-		n = int64_at(0, 1, 0);
+		n = loyalty_int64_at(0, 1, 0);
+		loyalty_run("SELECT coalesce(sum(crm.expire_lots(b.contact_id, $1)), 0)::bigint FROM crm.points_balance b"
+				" WHERE b.tier_until <= $1", 1, types, args, NULL);
+		n += loyalty_int64_at(0, 1, 0);
 	}
 	spi_finish_pinned(pinned);
 	PG_RETURN_INT64(n);
@@ -755,6 +783,7 @@ crm_expire_lots(PG_FUNCTION_ARGS)
 			CallerScope caller = become_ledger_owner();
 
 			n = expire_due(as_of, 0);
+			loyalty_review_tiers(as_of);
 			back_to_caller(caller);
 		}
 	});
@@ -778,19 +807,19 @@ crm_merge_points(PG_FUNCTION_ARGS)
 	int			pinned = spi_connect_pinned();
 	CallerScope caller;
 
-	if (run_sql("SELECT 1 FROM crm.contact c WHERE c.contact_id IN ($1, $2)", 2, types, args, NULL) != 2)
+	if (loyalty_run("SELECT 1 FROM crm.contact c WHERE c.contact_id IN ($1, $2)", 2, types, args, NULL) != 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("contacts " INT64_FORMAT " and " INT64_FORMAT " are not both visible to you", keep, drop),
 				 errhint("Points move with crm.merge_contacts of two contacts you may change.")));
-	if (run_sql("SELECT 1 FROM crm.merge_log m WHERE m.kept_id = $1 AND m.dropped_id = $2 AND m.in_progress",
+	if (loyalty_run("SELECT 1 FROM crm.merge_log m WHERE m.kept_id = $1 AND m.dropped_id = $2 AND m.in_progress",
 				2, types, args, NULL) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no merge of contact " INT64_FORMAT " into " INT64_FORMAT " is in progress", drop, keep),
 				 errhint("Call crm.merge_contacts(keep, drop): it moves the points.")));
 	caller = become_ledger_owner();
-	run_sql("SELECT crm.move_points($1, $2)", 2, types, args, NULL);
+	loyalty_run("SELECT crm.move_points($1, $2)", 2, types, args, NULL);
 	back_to_caller(caller);
 	spi_finish_pinned(pinned);
 	PG_RETURN_VOID();

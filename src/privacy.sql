@@ -131,7 +131,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 			   ('crm.points_draw'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
 			   ('crm.points_lot'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
 			   ('crm.points_balance'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
-			   ('crm.loyalty_voucher'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure))
+			   ('crm.loyalty_voucher'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure),
+			   ('crm.tier_history'::regclass::oid, 'function', 'crm.merge_points(bigint, bigint)'::regprocedure))
 	SELECT f.relid::regclass, f.attname, coalesce(m.action, d.action, 'move'),
 		   CASE WHEN m.action IS NOT NULL THEN m.merge_function ELSE d.merge_function END
 	  FROM found f LEFT JOIN crm.merge_rule m ON m.table_name = f.relid

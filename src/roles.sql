@@ -168,8 +168,9 @@ DECLARE
 	-- loyalty (src/loyalty.sql): programmes and rewards are marketing's;
 	-- the ledger is written by crm as its owner (src/loyalty.c), read by
 	-- each role through its policies
-	loyalty_config text := 'crm.loyalty_program, crm.loyalty_reward';
-	loyalty_data text := 'crm.points_ledger, crm.points_draw, crm.points_lot, crm.points_balance, crm.loyalty_voucher';
+	loyalty_config text := 'crm.loyalty_program, crm.loyalty_reward, crm.loyalty_tier';
+	loyalty_data text := 'crm.points_ledger, crm.points_draw, crm.points_lot, crm.points_balance, crm.loyalty_voucher, '
+						 'crm.tier_history';
 	loyalty_sequences text := 'crm.loyalty_program_program_id_seq, crm.loyalty_reward_reward_id_seq';
 	r record;
 	rname text;
@@ -211,7 +212,7 @@ BEGIN
 			|| ', crm.consent, crm.segment, crm.segment_member, crm.segment_log, crm.segment_dirty, crm.campaign, '
 			|| 'crm.merge_log, crm.erasure_log, crm.privacy_salt, crm._dump_begin, crm.zz_dump_end, '
 			|| loyalty_config || ', ' || loyalty_data),
-		('crm_admin', 'ALL', 'SEQUENCE', sequences || ', ' || loyalty_sequences || ', crm.points_ledger_entry_id_seq'),
+		('crm_admin', 'ALL', 'SEQUENCE', sequences || ', ' || loyalty_sequences || ', crm.points_ledger_entry_id_seq, crm.tier_history_history_id_seq'),
 		-- everyone but the analyst reads the lookup tables, and the
 		-- security_invoker views (each reader through its own policies)
 		('crm_sales, crm_marketing', 'SELECT', 'TABLE', lookup),

@@ -343,3 +343,22 @@ BEGIN
 EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused: %', SQLSTATE;
 END $$;
 RESET ROLE;
+
+-- case: loyalty tiers: upgrades at the orders' times from one import, a refund that leaves the tier, the review per shard at the period's end, a merge that keeps the higher tier
+INSERT INTO crm.loyalty_program (program_id, name) VALUES (2, 'citus tiers');
+INSERT INTO crm.loyalty_tier (program_id, tier, qualifying_points) VALUES (2, 'silver', 1000), (2, 'gold', 5000);
+INSERT INTO crm.contact (contact_id, email) VALUES (94, 'loy94@example.com'), (95, 'loy95@example.com'),
+	(96, 'loy96@example.com'), (97, 'loy97@example.com');
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, currency, total) VALUES
+	(94, 9401, '2025-01-10 12:00+00', 'paid', 'USD', 600), (94, 9402, '2025-03-01 12:00+00', 'paid', 'USD', 500),
+	(94, 9403, '2025-06-01 12:00+00', 'paid', 'USD', 4000), (95, 9501, '2024-11-01 12:00+00', 'paid', 'USD', 1200),
+	(96, 9601, '2026-11-01 12:00+00', 'paid', 'USD', 1500), (97, 9701, '2026-10-01 12:00+00', 'paid', 'USD', 5500);
+UPDATE crm."order" SET status = 'refunded' WHERE contact_id = 97;
+SELECT contact_id, tier FROM crm.points_balance WHERE program_id = 2 ORDER BY 1;
+SELECT crm.expire_points(now()) >= 0 AS expired;
+SELECT item, action, rows FROM crm.merge_contacts(96, 97) WHERE item LIKE '%tier%' ORDER BY item, action;
+SELECT contact_id, tier, tier_since, tier_until FROM crm.points_balance WHERE program_id = 2 ORDER BY 1;
+SELECT contact_id, from_tier, to_tier, qualifying_points, reason,
+	   CASE WHEN reason = 'merge' THEN 'at the merge' ELSE changed_at::text END, merged_from
+  FROM crm.tier_history ORDER BY contact_id, changed_at, history_id;
+SELECT count(*) AS problems FROM crm.loyalty_check();
