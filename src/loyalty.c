@@ -142,16 +142,16 @@ draw_lots(int64 contact, int64 program, int64 debit, int64 amount, int64 first,
 
 /* Write a debit; its entry id */
 static int64
-write_debit(int64 contact, int64 program, const char *kind, int64 points, Datum order, TimestampTz at)
+write_debit(int64 contact, int64 program, const char *kind, int64 points, Datum order, Datum rule, TimestampTz at)
 {
-	Oid			types[6] = {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID};
-	Datum		args[6] = {Int64GetDatum(contact), Int64GetDatum(program), CStringGetTextDatum(kind),
-	Int64GetDatum(-points), order, TimestampTzGetDatum(at)};
-	char		nulls[6] = {' ', ' ', ' ', ' ', order == (Datum) 0 ? 'n' : ' ', ' '};
+	Oid			types[7] = {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID};
+	Datum		args[7] = {Int64GetDatum(contact), Int64GetDatum(program), CStringGetTextDatum(kind),
+	Int64GetDatum(-points), order, rule, TimestampTzGetDatum(at)};
+	char		nulls[7] = {' ', ' ', ' ', ' ', order == (Datum) 0 ? 'n' : ' ', rule == (Datum) 0 ? 'n' : ' ', ' '};
 
-	loyalty_run("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, order_id, occurred_at) "
-			"VALUES (nextval('crm.points_ledger_entry_id_seq'), $1, $2, $3, $4, $5, $6) RETURNING entry_id",
-			6, types, args, nulls);
+	loyalty_run("INSERT INTO {crm.points_ledger} (entry_id, contact_id, program_id, kind, points, order_id, rule_id, occurred_at) "
+			"VALUES (nextval('crm.points_ledger_entry_id_seq'), $1, $2, $3, $4, $5, $6, $7) RETURNING entry_id",
+			7, types, args, nulls);
 	return loyalty_int64_at(0, 1, 0);
 }
 
@@ -203,8 +203,8 @@ expire_due(TimestampTz as_of, int64 contact)
  * Pay a debt (reversals that found the points already spent) from the
  * credits just written: the debits drawn oldest first
  */
-static void
-settle_debt(int64 contact, int64 program, Datum credits)
+void
+loyalty_settle_debt(int64 contact, int64 program, Datum credits)
 {
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		args[2] = {Int64GetDatum(contact), Int64GetDatum(program)};
@@ -246,108 +246,13 @@ settle_debt(int64 contact, int64 program, Datum credits)
 	}
 }
 
-/*
- * The statement's orders that reached an earning status earn once per
- * programme (the unique index makes a replay, a status update or a second
- * path a no-op); new lots of after_inactivity programmes move the
- * contact's open lots' expiry on; debts are paid from the new credits;
- * the earners of programmes with tiers may move up (src/loyalty_tier.c)
- */
-static void
-earn(bool inserted)
-{
-	Oid			types[1] = {BOOLOID};
-	Datum		args[1] = {BoolGetDatum(inserted)};
-	uint64		n;
-	int64	   *contacts,
-			   *programs;
-	Datum	   *credits,
-			   *tiered,
-			   *since;
-
-	n = loyalty_run("WITH e AS ("
-				"  INSERT INTO {crm.points_ledger} AS l (entry_id, contact_id, program_id, kind, points, order_id, occurred_at, expires_at)"
-				"  SELECT nextval('crm.points_ledger_entry_id_seq'), n.contact_id, p.program_id, 'earn', x.points, n.order_id, x.at,"
-				"         CASE WHEN p.expiry <> 'never' THEN x.at + p.expires_after END"
-				"    FROM new_rows n"
-				"    JOIN {crm.loyalty_program} p ON p.active AND p.currency = n.currency"
-				"     AND n.status = ANY (p.earn_statuses) AND n.total >= p.min_order_total"
-				"   CROSS JOIN LATERAL (SELECT (CASE p.rounding WHEN 'floor' THEN floor(n.total * p.points_per_unit)"
-				"                                               WHEN 'ceil' THEN ceil(n.total * p.points_per_unit)"
-				"                                               ELSE round(n.total * p.points_per_unit) END)::bigint AS points,"
-				"                              CASE WHEN $1 THEN least(n.ordered_at, statement_timestamp())"
-				"                                   ELSE statement_timestamp() END AS at) x"
-				"   WHERE x.points > 0"
-				"   ORDER BY n.contact_id, n.order_id"
-				"  ON CONFLICT (contact_id, program_id, order_id) WHERE kind = 'earn' DO NOTHING"
-				"  RETURNING l.contact_id, l.entry_id, l.program_id, l.points, l.expires_at, l.occurred_at),"
-				" lots AS ("
-				"  INSERT INTO {crm.points_lot} (contact_id, credit_id, program_id, expires_at, remaining)"
-				"  SELECT e.contact_id, e.entry_id, e.program_id, e.expires_at, e.points FROM e),"
-				" bal AS ("
-				"  INSERT INTO {crm.points_balance} AS b (contact_id, program_id, balance, earned, last_earned_at)"
-				"  SELECT e.contact_id, e.program_id, sum(e.points), sum(e.points), max(e.occurred_at)"
-				"    FROM e GROUP BY 1, 2 ORDER BY 1, 2"
-				"  ON CONFLICT (contact_id, program_id) DO UPDATE"
-				"     SET balance = b.balance + excluded.balance, earned = b.earned + excluded.earned,"
-				"         last_earned_at = greatest(b.last_earned_at, excluded.last_earned_at),"
-				"         updated_at = clock_timestamp()"
-				"  RETURNING b.contact_id, b.program_id, b.debt, b.last_earned_at),"
-				" moved AS ("
-				"  UPDATE {crm.points_lot} t SET expires_at = bal.last_earned_at + p.expires_after"
-				"    FROM bal JOIN {crm.loyalty_program} p ON p.program_id = bal.program_id AND p.expiry = 'after_inactivity'"
-				"   WHERE t.contact_id = bal.contact_id AND t.program_id = bal.program_id AND t.remaining > 0"
-				"     AND t.expires_at > bal.last_earned_at AND t.expires_at < bal.last_earned_at + p.expires_after) "
-				/* the debts to pay, one row per contact and programme */
-				"SELECT bal.contact_id, bal.program_id,"
-				"       (SELECT array_agg(e.entry_id) FROM e"
-				"         WHERE e.contact_id = bal.contact_id AND e.program_id = bal.program_id),"
-				"       NULL::bigint[], NULL::timestamptz[]"
-				"  FROM bal WHERE bal.debt > 0 "
-				/* the tiers to review, one row per programme with tiers */
-				"UNION ALL "
-				"SELECT NULL, s.program_id, NULL, array_agg(s.contact_id ORDER BY s.contact_id),"
-				"       array_agg(s.since ORDER BY s.contact_id)"
-				"  FROM (SELECT e.contact_id, e.program_id, min(e.occurred_at) AS since FROM e"
-				"         WHERE e.program_id IN (SELECT t.program_id FROM {crm.loyalty_tier} t) GROUP BY 1, 2) s"
-				" GROUP BY s.program_id "
-				"ORDER BY 2, 1",
-				1, types, args, NULL);
-	if (n == 0)
-		return;
-	contacts = palloc(sizeof(int64) * n);
-	programs = palloc(sizeof(int64) * n);
-	credits = palloc(sizeof(Datum) * n);
-	tiered = palloc(sizeof(Datum) * n);
-	since = palloc(sizeof(Datum) * n);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		contacts[i] = loyalty_int64_at(i, 1, 0);
-		programs[i] = loyalty_int64_at(i, 2, 0);
-		credits[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
-		credits[i] = isnull ? (Datum) 0 : SPI_datumTransfer(credits[i], false, -1);
-		tiered[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull);
-		tiered[i] = isnull ? (Datum) 0 : SPI_datumTransfer(tiered[i], false, -1);
-		since[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull);
-		since[i] = isnull ? (Datum) 0 : SPI_datumTransfer(since[i], false, -1);
-	}
-	for (uint64 i = 0; i < n; i++)
-	{
-		if (tiered[i] != (Datum) 0)
-			loyalty_upgrade_tiers(programs[i], tiered[i], since[i]);
-		else
-			settle_debt(contacts[i], programs[i], credits[i]);
-	}
-}
-
 /* One order's reversal in one programme */
 typedef struct Reversal
 {
 	int64		contact;
 	int64		program;
 	int64		order;
+	Datum		rule;			/* the credit's earning rule, or 0 */
 	int64		credit;
 	int64		points;
 	bool		others;
@@ -378,7 +283,8 @@ reverse(bool inserted, bool deleted)
 				"       least(t.target - coalesce(r.reversed, 0),"
 				"             e.points - coalesce(x.expired, 0) - coalesce(r.reversed, 0))::bigint AS points,"
 				"       p.spent_reversal = 'other_lots',"
-				"       CASE WHEN $1 THEN least(n.ordered_at, statement_timestamp()) ELSE statement_timestamp() END"
+				"       CASE WHEN $1 THEN least(n.ordered_at, statement_timestamp()) ELSE statement_timestamp() END,"
+				"       e.rule_id"
 				"  FROM %s n"
 				"  JOIN {crm.points_ledger} e ON e.contact_id = n.contact_id AND e.order_id = n.order_id AND e.kind = 'earn'"
 				"  JOIN {crm.loyalty_program} p ON p.program_id = e.program_id"
@@ -387,12 +293,13 @@ reverse(bool inserted, bool deleted)
 				"                                 ELSE floor(e.points * n.refunded / n.total)::bigint END AS target) t"
 				"  LEFT JOIN LATERAL (SELECT -sum(v.points) AS reversed FROM {crm.points_ledger} v"
 				"                      WHERE v.contact_id = n.contact_id AND v.order_id = n.order_id"
-				"                        AND v.program_id = e.program_id AND v.kind = 'reverse') r ON true"
+				"                        AND v.program_id = e.program_id AND v.kind = 'reverse'"
+				"                        AND v.rule_id IS NOT DISTINCT FROM e.rule_id) r ON true"
 				"  LEFT JOIN LATERAL (SELECT sum(d.points) AS expired FROM {crm.points_draw} d"
 				"                       JOIN {crm.points_ledger} v ON v.contact_id = d.contact_id AND v.entry_id = d.debit_id"
 				"                      WHERE d.contact_id = n.contact_id AND d.credit_id = e.entry_id"
 				"                        AND v.kind = 'expire') x ON true"
-				" ORDER BY n.contact_id, e.program_id, n.order_id", source),
+				" ORDER BY n.contact_id, e.program_id, n.order_id, e.rule_id NULLS FIRST", source),
 				1, types, args, NULL);
 	rs = palloc(sizeof(Reversal) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)
@@ -406,6 +313,9 @@ reverse(bool inserted, bool deleted)
 		rs[i].points = loyalty_int64_at(i, 5, 0);
 		rs[i].others = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 6, &isnull));
 		rs[i].at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 7, &isnull));
+		rs[i].rule = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 8, &isnull);
+		if (isnull)
+			rs[i].rule = (Datum) 0;
 	}
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -418,7 +328,7 @@ reverse(bool inserted, bool deleted)
 		if (r->points <= 0)
 			continue;
 		lock_balance(r->contact, r->program);
-		debit = write_debit(r->contact, r->program, "reverse", r->points, Int64GetDatum(r->order), r->at);
+		debit = write_debit(r->contact, r->program, "reverse", r->points, Int64GetDatum(r->order), r->rule, r->at);
 		taken = draw_lots(r->contact, r->program, debit, r->points, r->credit, r->others, r->at, (Datum) 0);
 		a4[0] = Int64GetDatum(r->contact);
 		a4[1] = Int64GetDatum(r->program);
@@ -430,14 +340,10 @@ reverse(bool inserted, bool deleted)
 	}
 }
 
-/* Are there loyalty programmes at all?  Without one an order costs one lookup. */
-static bool
-any_program(void)
-{
-	return loyalty_run("SELECT 1 FROM {crm.loyalty_program} p LIMIT 1", 0, NULL, NULL, NULL) > 0;
-}
-
-/* AFTER INSERT / AFTER UPDATE FOR EACH STATEMENT on crm."order" */
+/*
+ * AFTER INSERT / UPDATE / DELETE FOR EACH STATEMENT on crm."order", and
+ * AFTER INSERT on crm.activity (argument 'activity')
+ */
 PG_FUNCTION_INFO_V1(crm_loyalty_orders);
 Datum
 crm_loyalty_orders(PG_FUNCTION_ARGS)
@@ -445,6 +351,7 @@ crm_loyalty_orders(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	bool		inserted;
 	bool		deleted;
+	bool		activities;
 	int			pinned;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
@@ -455,15 +362,20 @@ crm_loyalty_orders(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	inserted = TRIGGER_FIRED_BY_INSERT(td->tg_event);
 	deleted = TRIGGER_FIRED_BY_DELETE(td->tg_event);
+	/* the logical table, from the trigger's argument (a shard has another name) */
+	activities = td->tg_trigger->tgnargs > 0 && strcmp(td->tg_trigger->tgargs[0], "activity") == 0;
 	pinned = spi_connect_pinned();
 	SPI_register_trigger_data(td);
 	WITH_SHARD_SCOPE(td, {
 		CallerScope caller = become_ledger_owner();
+		EarnRules	rules = loyalty_read_rules();
 
-		if (any_program())
+		if (rules.programs && activities)
+			loyalty_earn_activities(&rules);
+		else if (rules.programs)
 		{
 			if (!deleted)
-				earn(inserted);
+				loyalty_earn_orders(inserted, &rules);
 			reverse(inserted, deleted);
 		}
 		back_to_caller(caller);

@@ -168,10 +168,10 @@ DECLARE
 	-- loyalty (src/loyalty.sql): programmes and rewards are marketing's;
 	-- the ledger is written by crm as its owner (src/loyalty.c), read by
 	-- each role through its policies
-	loyalty_config text := 'crm.loyalty_program, crm.loyalty_reward, crm.loyalty_tier';
+	loyalty_config text := 'crm.loyalty_program, crm.loyalty_reward, crm.loyalty_tier, crm.earning_rule';
 	loyalty_data text := 'crm.points_ledger, crm.points_draw, crm.points_lot, crm.points_balance, crm.loyalty_voucher, '
 						 'crm.tier_history';
-	loyalty_sequences text := 'crm.loyalty_program_program_id_seq, crm.loyalty_reward_reward_id_seq';
+	loyalty_sequences text := 'crm.loyalty_program_program_id_seq, crm.loyalty_reward_reward_id_seq, crm.earning_rule_rule_id_seq';
 	r record;
 	rname text;
 	stmt text;

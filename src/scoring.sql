@@ -198,6 +198,12 @@ CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm
 CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON crm.score_group
 	FOR EACH STATEMENT EXECUTE FUNCTION crm.rules_changed('score_group');
 
+-- A rule's condition as the triggers test it, callable from SQL
+CREATE FUNCTION crm.condition_holds(doc jsonb, condition jsonpath) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'crm_condition_holds' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.condition_holds(jsonb, jsonpath) IS
+	'does a rule''s jsonpath condition hold for a document, as crm tests rule conditions: a predicate with @@, any other path when it yields an item (@?); a structural error is false';
+
 -- Engagement: every INSERT (single, multi-row, INSERT ... SELECT, COPY) is
 -- scored once per statement from its transition table.  Each crm trigger
 -- names its logical table in its argument: on Citus it fires on a shard,

@@ -312,6 +312,22 @@ scoring_rule_matches(ScoreRule *r, Jsonb *doc)
 	return !fcinfo->isnull && DatumGetBool(res);
 }
 
+/*
+ * crm.condition_holds(doc, condition): a rule's condition tested as the
+ * scoring triggers test it, for the rules written in SQL (loyalty's
+ * activity rules) and for a marketer checking a condition
+ */
+PG_FUNCTION_INFO_V1(crm_condition_holds);
+Datum
+crm_condition_holds(PG_FUNCTION_ARGS)
+{
+	ScoreRule	r = {0};
+
+	r.cond = PG_GETARG_JSONPATH_P(1);
+	r.predicate = jsonpath_is_predicate(r.cond);
+	PG_RETURN_BOOL(scoring_rule_matches(&r, PG_GETARG_JSONB_P(0)));
+}
+
 /* Invalidate the compiled rules everywhere when a rule table changes */
 PG_FUNCTION_INFO_V1(crm_rules_changed);
 Datum

@@ -362,3 +362,30 @@ SELECT contact_id, from_tier, to_tier, qualifying_points, reason,
 	   CASE WHEN reason = 'merge' THEN 'at the merge' ELSE changed_at::text END, merged_from
   FROM crm.tier_history ORDER BY contact_id, changed_at, history_id;
 SELECT count(*) AS problems FROM crm.loyalty_check();
+
+-- case: loyalty earning rules: a double-points category and an excluded one on the order lines, a partial refund of both credits, capped review points from one multi-row insert, a converted referral
+INSERT INTO crm.loyalty_program (program_id, name) VALUES (3, 'citus rules');
+INSERT INTO crm.earning_rule (rule_id, program_id, name, kind, category, multiplier) VALUES
+	(31, 3, 'double produce', 'category', 'produce', 2), (32, 3, 'no tobacco', 'category', 'tobacco', 0);
+INSERT INTO crm.earning_rule (rule_id, program_id, name, kind, activity_kind, condition, points, cap_points, cap_period) VALUES
+	(33, 3, 'review', 'activity', 'review', '$.rating >= 1', 50, 100, 'month'),
+	(34, 3, 'referral', 'activity', 'referral', '$.converted ? (@ == true)', 500, NULL, NULL);
+INSERT INTO crm.product (product_id, sku, name, category, price) VALUES
+	(3101, 'C-APL', 'Apples', 'produce', 3), (3102, 'C-CIG', 'Cigarettes', 'tobacco', 10);
+INSERT INTO crm.contact (contact_id, email) VALUES (98, 'loy98@example.com'), (99, 'loy99@example.com');
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, currency, total) VALUES
+	(98, 9801, '2026-10-01 10:00+00', 'placed', 'GBP', 350), (99, 9901, '2026-10-02 10:00+00', 'placed', 'GBP', 60);
+INSERT INTO crm.order_line (contact_id, order_id, line_no, product_id, quantity, unit_price) VALUES
+	(98, 9801, 1, 3101, 100, 3), (98, 9801, 2, 3102, 5, 10), (99, 9901, 1, 3101, 20, 3);
+UPDATE crm.loyalty_program SET currency = 'GBP' WHERE program_id = 3;
+UPDATE crm."order" SET status = 'paid' WHERE order_id IN (9801, 9901);
+UPDATE crm."order" SET refunded = 87.5 WHERE contact_id = 98 AND order_id = 9801;
+INSERT INTO crm.activity (contact_id, kind, occurred_at, properties) VALUES
+	(98, 'review', '2026-10-03 10:00+00', '{"rating": 5}'), (98, 'review', '2026-10-04 10:00+00', '{"rating": 4}'),
+	(98, 'review', '2026-10-05 10:00+00', '{"rating": 3}'), (99, 'review', '2026-10-05 10:00+00', '{"rating": 2}'),
+	(99, 'referral', '2026-10-06 10:00+00', '{"converted": true}'), (99, 'referral', '2026-10-07 10:00+00', '{"converted": false}');
+SELECT contact_id, kind, points, order_id, rule_id, activity_id IS NOT NULL AS by_activity,
+	   CASE WHEN occurred_at > now() - interval '1 hour' THEN 'just now' ELSE occurred_at::text END
+  FROM crm.points_ledger WHERE program_id = 3 ORDER BY contact_id, occurred_at, kind, rule_id NULLS FIRST;
+SELECT contact_id, balance, earned, reversed FROM crm.points_balance WHERE program_id = 3 ORDER BY 1;
+SELECT count(*) AS problems FROM crm.loyalty_check();

@@ -192,6 +192,21 @@ INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, disco
 VALUES (990001, 990001, 'plant 10%', 100, 'discount', 10);
 INSERT INTO crm.loyalty_reward (reward_id, program_id, name, points, kind, vouchers, partner, voucher_value)
 VALUES (990002, 990001, 'plant vouchers', 200, 'voucher', 2, 'Plant Cinema', 10);
+-- tiers, a capped activity rule and category rules (the order lines' path)
+INSERT INTO crm.loyalty_tier (program_id, tier, qualifying_points) VALUES (990001, 'plant silver', 300);
+INSERT INTO crm.earning_rule (program_id, name, kind, activity_kind, condition, points, cap_points, cap_period)
+VALUES (990001, 'plant review', 'activity', 'review', '$.rating >= 1', 20, 30, 'month');
+INSERT INTO crm.earning_rule (program_id, name, kind, category, multiplier)
+VALUES (990001, 'plant double', 'category', 'plant-double', 2), (990001, 'plant none', 'category', 'plant-none', 0);
+INSERT INTO crm.activity (contact_id, kind, occurred_at, properties)
+VALUES (990001, 'review', '2026-11-01 00:00+00', '{"rating": 5}'), (990001, 'review', '2026-11-02 00:00+00', '{"rating": 4}');
+SELECT crm.condition_holds('{"rating": 5}', '$.rating >= 1') AS holds;
+INSERT INTO crm.product (product_id, sku, name, category, price)
+VALUES (990002, 'PLANT-2', 'Plant double', 'plant-double', 5), (990003, 'PLANT-3', 'Plant none', 'plant-none', 5);
+INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total) VALUES (990001, 990105, '2026-11-04 00:00+00', 'placed', 20);
+INSERT INTO crm.order_line (contact_id, order_id, line_no, product_id, quantity, unit_price)
+VALUES (990001, 990105, 1, 990002, 2, 5), (990001, 990105, 2, 990003, 2, 5);
+UPDATE crm."order" SET status = 'paid' WHERE contact_id OPERATOR(pg_catalog.=) 990001 AND order_id OPERATOR(pg_catalog.=) 990105;
 INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total)
 VALUES (990001, 990101, '2025-01-05 00:00+00', 'paid', 150), (990001, 990102, '2026-11-01 00:00+00', 'paid', 400),
 	   (990002, 990103, '2026-11-02 00:00+00', 'paid', 250), (990002, 990104, '2026-11-03 00:00+00', 'paid', 40);
