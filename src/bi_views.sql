@@ -42,10 +42,11 @@ SELECT p.contact_id, p.email::text AS email, crm.email_domain(p.email) AS email_
 	   p.rfm_segment, p.value_rank,
 	   p.activity_count, p.last_activity_at,
 	   p.consent_email, p.consent_phone, p.consent_sms, p.consent_post, p.consent_profiling,
-	   p.engagement_score, p.fit_score, p.grade
+	   p.engagement_score, p.fit_score, p.grade,
+	   p.points_balance, p.loyalty_tier, p.points_expiring_30d
   FROM crm.contact_profile p;
 COMMENT ON VIEW crm_bi.contacts IS
-	'one row per contact: who, company, stage and its rank, orders, lifetime value, RFM cell (text and r, f, m), activity, consent now, scores and grade; plain types';
+	'one row per contact: who, company, stage and its rank, orders, lifetime value, RFM cell (text and r, f, m), activity, consent now, scores and grade, loyalty points and tier; plain types';
 
 CREATE VIEW crm_bi.activity_daily WITH (security_invoker = true) AS
 SELECT a.contact_id, (a.occurred_at AT TIME ZONE 'UTC')::date AS activity_on, a.kind,

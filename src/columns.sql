@@ -143,6 +143,12 @@ COMMENT ON COLUMN crm.contact_profile.consent_profiling IS 'profiling consent no
 COMMENT ON COLUMN crm.contact_profile.engagement_score IS 'engagement score now (crm.score, group engagement)';
 COMMENT ON COLUMN crm.contact_profile.fit_score IS 'fit score now (crm.score, group fit)';
 COMMENT ON COLUMN crm.contact_profile.grade IS 'combined fit x engagement grade now, A1 (best) to D4 (crm.grade)';
+COMMENT ON COLUMN crm.contact_profile.points_balance IS 'loyalty: the redeemable points of every programme (crm.points_balance); NULL: in none';
+COMMENT ON COLUMN crm.contact_profile.loyalty_tier IS 'loyalty: the highest tier held (crm.loyalty_tier); NULL: none';
+COMMENT ON COLUMN crm.contact_profile.points_expiring_30d IS 'loyalty: points whose lots expire within the next 30 days';
+COMMENT ON COLUMN crm_bi.contacts.points_balance IS 'loyalty: the redeemable points of every programme; NULL: in none';
+COMMENT ON COLUMN crm_bi.contacts.loyalty_tier IS 'loyalty: the highest tier held; NULL: none';
+COMMENT ON COLUMN crm_bi.contacts.points_expiring_30d IS 'loyalty: points whose lots expire within the next 30 days';
 COMMENT ON COLUMN crm.contact_scores.contact_id IS 'contact id';
 COMMENT ON COLUMN crm.contact_scores.score_group IS 'score group (crm.score_group)';
 COMMENT ON COLUMN crm.contact_scores.score IS 'current score of the contact in the group (crm.score)';

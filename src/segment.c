@@ -75,10 +75,14 @@
 /* The path a predicate resolves its names under, at validation and refresh */
 #define PREDICATE_SEARCH_PATH "pg_catalog, crm, pg_temp"
 
-/* Profile columns whose value moves with the clock */
+/*
+ * Profile columns whose value moves with the clock, or with writes no dirty
+ * mark follows (loyalty: redemptions, expiry and tier reviews)
+ */
 static const char *const time_columns[] = {
 	"age", "recency_days", "consent_email", "consent_phone", "consent_sms",
-	"consent_post", "consent_profiling", "engagement_score", "fit_score", "grade", NULL
+	"consent_post", "consent_profiling", "engagement_score", "fit_score", "grade",
+	"points_balance", "loyalty_tier", "points_expiring_30d", NULL
 };
 
 /* Profile columns that rank a contact among all the others */

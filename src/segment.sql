@@ -52,7 +52,8 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 	   coalesce(cs.profiling, false) AS consent_profiling,
 	   crm.score(c.contact_id, 'engagement') AS engagement_score,
 	   crm.score(c.contact_id, 'fit') AS fit_score,
-	   crm.grade(c.contact_id) AS grade
+	   crm.grade(c.contact_id) AS grade,
+	   lp.balance AS points_balance, lp.tier AS loyalty_tier, lp.expiring AS points_expiring_30d
   FROM crm.contact c
   -- consent now, per channel: the latest row recorded by now, granted and
   -- unexpired; one pass over the contact's ledger (consent_current_idx)
@@ -76,9 +77,22 @@ SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.regi
 					percent_rank() OVER (ORDER BY sum(o.total)) AS value_rank
 			   FROM crm."order" o
 			  WHERE o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])
-			  GROUP BY o.contact_id) v ON v.contact_id OPERATOR(pg_catalog.=) c.contact_id;
+			  GROUP BY o.contact_id) v ON v.contact_id OPERATOR(pg_catalog.=) c.contact_id
+  -- loyalty (src/loyalty.sql): the points of every programme, the highest
+  -- tier held, the points whose lots expire within 30 days
+  LEFT JOIN LATERAL (
+	SELECT sum(b.balance)::bigint AS balance,
+		   (pg_catalog.array_agg(b.tier ORDER BY t.qualifying_points DESC) FILTER (WHERE b.tier IS NOT NULL))[1] AS tier,
+		   (SELECT coalesce(sum(l.remaining), 0)::bigint FROM crm.points_lot l
+			 WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.remaining OPERATOR(pg_catalog.>) 0
+			   AND l.expires_at OPERATOR(pg_catalog.>) now()
+			   AND l.expires_at OPERATOR(pg_catalog.<=) (now() OPERATOR(pg_catalog.+) interval '30 days')) AS expiring
+	  FROM crm.points_balance b
+	  LEFT JOIN crm.loyalty_tier t ON t.program_id OPERATOR(pg_catalog.=) b.program_id AND t.tier OPERATOR(pg_catalog.=) b.tier
+	 WHERE b.contact_id OPERATOR(pg_catalog.=) c.contact_id
+	HAVING count(*) OPERATOR(pg_catalog.>) 0) lp ON true;
 COMMENT ON VIEW crm.contact_profile IS
-	'one row per contact for segment predicates: contact and company columns, orders, lifetime value, RFM cell and segment, value_rank (percentile of lifetime value among customers), activity counts, consent per channel now';
+	'one row per contact for segment predicates: contact and company columns, orders, lifetime value, RFM cell and segment, value_rank (percentile of lifetime value among customers), activity counts, consent per channel now, scores, loyalty points, tier and points expiring soon';
 
 -- Helpers for predicates ------------------------------------------------------
 

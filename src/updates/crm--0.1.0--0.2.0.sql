@@ -4328,6 +4328,114 @@ CREATE FUNCTION crm.condition_holds(doc jsonb, condition jsonpath) RETURNS boole
 COMMENT ON FUNCTION crm.condition_holds(jsonb, jsonpath) IS
 	'does a rule''s jsonpath condition hold for a document, as crm tests rule conditions: a predicate with @@, any other path when it yields an item (@?); a structural error is false';
 
+-- crm.contact_profile and crm_bi.contacts: loyalty points, tier and points
+-- expiring within 30 days, appended (src/segment.sql, src/bi_views.sql)
+CREATE OR REPLACE VIEW crm.contact_profile WITH (security_invoker = true) AS
+SELECT c.contact_id, c.email, c.first_name, c.last_name, c.phone, c.city, c.region, c.country,
+	   c.birth_date,
+	   extract(year FROM age(c.birth_date))::integer AS age,
+	   c.income_band, c.job_title, c.lead_source, c.owner, c.stage, c.do_not_contact, c.attrs,
+	   c.created_at, c.updated_at,
+	   c.company_id, co.name AS company_name, co.domain AS company_domain,
+	   co.industry AS company_industry, co.employees AS company_employees,
+	   co.annual_revenue AS company_annual_revenue, co.country AS company_country,
+	   (SELECT count(*) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS order_count,
+	   (SELECT coalesce(sum(o.total), 0) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS lifetime_value,
+	   (SELECT min(o.ordered_at) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS first_order_at,
+	   (SELECT max(o.ordered_at) FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS last_order_at,
+	   (SELECT floor(extract(epoch FROM now() OPERATOR(pg_catalog.-) max(o.ordered_at)) / 86400)::integer
+		  FROM crm."order" o
+		 WHERE o.contact_id OPERATOR(pg_catalog.=) c.contact_id
+		   AND o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])) AS recency_days,
+	   v.rfm, crm.rfm_segment(v.rfm) AS rfm_segment, v.value_rank,
+	   (SELECT count(*) FROM crm.activity a
+		 WHERE a.contact_id OPERATOR(pg_catalog.=) c.contact_id) AS activity_count,
+	   (SELECT max(a.occurred_at) FROM crm.activity a
+		 WHERE a.contact_id OPERATOR(pg_catalog.=) c.contact_id) AS last_activity_at,
+	   coalesce(cs.email, false) AS consent_email, coalesce(cs.phone, false) AS consent_phone,
+	   coalesce(cs.sms, false) AS consent_sms, coalesce(cs.post, false) AS consent_post,
+	   coalesce(cs.profiling, false) AS consent_profiling,
+	   crm.score(c.contact_id, 'engagement') AS engagement_score,
+	   crm.score(c.contact_id, 'fit') AS fit_score,
+	   crm.grade(c.contact_id) AS grade,
+	   lp.balance AS points_balance, lp.tier AS loyalty_tier, lp.expiring AS points_expiring_30d
+  FROM crm.contact c
+  -- consent now, per channel: the latest row recorded by now, granted and
+  -- unexpired; one pass over the contact's ledger (consent_current_idx)
+  LEFT JOIN LATERAL (
+	SELECT bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'email') AS email,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'phone') AS phone,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'sms') AS sms,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'post') AS post,
+		   bool_or(l.granted) FILTER (WHERE l.channel OPERATOR(pg_catalog.=) 'profiling') AS profiling
+	  FROM (SELECT DISTINCT ON (l.channel) l.channel,
+				   l.status OPERATOR(pg_catalog.=) 'granted'
+				   AND (l.valid_until IS NULL OR l.valid_until OPERATOR(pg_catalog.>) now()) AS granted
+			  FROM crm.consent l
+			 WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.recorded_at OPERATOR(pg_catalog.<=) now()
+			 ORDER BY l.channel, l.recorded_at DESC, l.consent_id DESC) l) cs ON true
+  LEFT JOIN crm.company co ON co.company_id OPERATOR(pg_catalog.=) c.company_id
+  LEFT JOIN (SELECT o.contact_id,
+					crm.rfm(1 + 5 * (rank() OVER (ORDER BY max(o.ordered_at)) - 1) / count(*) OVER (),
+							1 + 5 * (rank() OVER (ORDER BY count(*)) - 1) / count(*) OVER (),
+							1 + 5 * (rank() OVER (ORDER BY sum(o.total)) - 1) / count(*) OVER ()) AS rfm,
+					percent_rank() OVER (ORDER BY sum(o.total)) AS value_rank
+			   FROM crm."order" o
+			  WHERE o.status OPERATOR(pg_catalog.<>) ALL ('{cancelled,refunded}'::text[])
+			  GROUP BY o.contact_id) v ON v.contact_id OPERATOR(pg_catalog.=) c.contact_id
+  -- loyalty (src/loyalty.sql): the points of every programme, the highest
+  -- tier held, the points whose lots expire within 30 days
+  LEFT JOIN LATERAL (
+	SELECT sum(b.balance)::bigint AS balance,
+		   (pg_catalog.array_agg(b.tier ORDER BY t.qualifying_points DESC) FILTER (WHERE b.tier IS NOT NULL))[1] AS tier,
+		   (SELECT coalesce(sum(l.remaining), 0)::bigint FROM crm.points_lot l
+			 WHERE l.contact_id OPERATOR(pg_catalog.=) c.contact_id AND l.remaining OPERATOR(pg_catalog.>) 0
+			   AND l.expires_at OPERATOR(pg_catalog.>) now()
+			   AND l.expires_at OPERATOR(pg_catalog.<=) (now() OPERATOR(pg_catalog.+) interval '30 days')) AS expiring
+	  FROM crm.points_balance b
+	  LEFT JOIN crm.loyalty_tier t ON t.program_id OPERATOR(pg_catalog.=) b.program_id AND t.tier OPERATOR(pg_catalog.=) b.tier
+	 WHERE b.contact_id OPERATOR(pg_catalog.=) c.contact_id
+	HAVING count(*) OPERATOR(pg_catalog.>) 0) lp ON true;
+COMMENT ON VIEW crm.contact_profile IS
+	'one row per contact for segment predicates: contact and company columns, orders, lifetime value, RFM cell and segment, value_rank (percentile of lifetime value among customers), activity counts, consent per channel now, scores, loyalty points, tier and points expiring soon';
+
+CREATE OR REPLACE VIEW crm_bi.contacts WITH (security_invoker = true) AS
+SELECT p.contact_id, p.email::text AS email, crm.email_domain(p.email) AS email_domain,
+	   p.first_name, p.last_name, p.phone, p.city, p.region, p.country, p.birth_date, p.age,
+	   p.income_band, p.job_title, p.lead_source, p.owner,
+	   p.stage::text AS stage, array_position(enum_range(NULL::crm.stage), p.stage) AS stage_rank,
+	   p.do_not_contact, p.created_at, (p.created_at AT TIME ZONE 'UTC')::date AS created_on, p.updated_at,
+	   p.company_id, p.company_name, p.company_domain, p.company_industry, p.company_employees,
+	   p.company_annual_revenue, p.company_country,
+	   p.order_count, p.lifetime_value,
+	   p.first_order_at, (p.first_order_at AT TIME ZONE 'UTC')::date AS first_order_on,
+	   p.last_order_at, (p.last_order_at AT TIME ZONE 'UTC')::date AS last_order_on,
+	   p.recency_days,
+	   p.rfm::text AS rfm, crm.r(p.rfm) AS rfm_r, crm.f(p.rfm) AS rfm_f, crm.m(p.rfm) AS rfm_m,
+	   p.rfm_segment, p.value_rank,
+	   p.activity_count, p.last_activity_at,
+	   p.consent_email, p.consent_phone, p.consent_sms, p.consent_post, p.consent_profiling,
+	   p.engagement_score, p.fit_score, p.grade,
+	   p.points_balance, p.loyalty_tier, p.points_expiring_30d
+  FROM crm.contact_profile p;
+COMMENT ON VIEW crm_bi.contacts IS
+	'one row per contact: who, company, stage and its rank, orders, lifetime value, RFM cell (text and r, f, m), activity, consent now, scores and grade, loyalty points and tier; plain types';
+
+COMMENT ON COLUMN crm.contact_profile.points_balance IS 'loyalty: the redeemable points of every programme (crm.points_balance); NULL: in none';
+COMMENT ON COLUMN crm.contact_profile.loyalty_tier IS 'loyalty: the highest tier held (crm.loyalty_tier); NULL: none';
+COMMENT ON COLUMN crm.contact_profile.points_expiring_30d IS 'loyalty: points whose lots expire within the next 30 days';
+COMMENT ON COLUMN crm_bi.contacts.points_balance IS 'loyalty: the redeemable points of every programme; NULL: in none';
+COMMENT ON COLUMN crm_bi.contacts.loyalty_tier IS 'loyalty: the highest tier held; NULL: none';
+COMMENT ON COLUMN crm_bi.contacts.points_expiring_30d IS 'loyalty: points whose lots expire within the next 30 days';
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

@@ -9,7 +9,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(22);
+SELECT plan(26);
 
 INSERT INTO crm.loyalty_program (program_id, name) VALUES (951, 'Tiered card');
 INSERT INTO crm.loyalty_tier (program_id, tier, qualifying_points) VALUES (951, 'silver', 1000), (951, 'gold', 5000);
@@ -105,6 +105,22 @@ SELECT results_eq($$SELECT from_tier, to_tier, reason FROM crm.tier_history WHER
 				  $$VALUES (NULL, 'silver', 'upgrade'), (NULL, 'gold', 'upgrade'), ('silver', 'gold', 'merge')$$,
 				  '... the dropped contact''s history moves, and the merge is logged');
 SELECT is_empty('SELECT * FROM crm.loyalty_check()', 'loyalty invariants hold');
+
+-- the profile: points, the tier and what expires soon, for segments
+-- ("gold members with 900+ points and no purchase in 60 days")
+INSERT INTO crm."order" (contact_id, ordered_at, status, total) VALUES (9509, now() - interval '340 days', 'paid', 6000);
+SELECT results_eq($$SELECT points_balance, loyalty_tier, points_expiring_30d FROM crm.contact_profile WHERE contact_id = 9509$$,
+				  $$VALUES (6000::bigint, 'gold'::text, 6000::bigint)$$,
+				  'crm.contact_profile: balance, tier, and the points of the lot that expires in 25 days');
+SELECT is((SELECT (points_balance, loyalty_tier, points_expiring_30d)::text FROM crm.contact_profile WHERE contact_id = 9504),
+		  (0, NULL, 0)::text, 'a member whose points expired: 0 points, no tier, nothing expiring');
+SELECT crm.create_segment('tap gold idle', $p$loyalty_tier = 'gold' AND points_balance >= 900 AND recency_days > 60$p$) \g /dev/null
+SELECT is((SELECT time_dependent FROM crm.segment WHERE name = 'tap gold idle'), true,
+		  'a segment on the loyalty columns is re-evaluated in full (redemptions and expiry mark nothing dirty)');
+SELECT * FROM crm.refresh_segment('tap gold idle') \g /dev/null
+SELECT results_eq($$SELECT contact_id FROM crm.segment_member m JOIN crm.segment s USING (segment_id)
+					 WHERE s.name = 'tap gold idle' ORDER BY 1$$,
+				  $$VALUES (9506::bigint), (9509::bigint)$$, '... and finds the idle gold members (9506: gold since March)');
 
 -- bad configuration
 SELECT throws_ok($$INSERT INTO crm.loyalty_tier VALUES (951, 'bronze', 0)$$, '23514', NULL,
