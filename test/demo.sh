@@ -15,6 +15,7 @@ demo() {
 	psql -X -q -v ON_ERROR_STOP=1 -f test/demo/rules.sql >/dev/null
 	time psql -X -q -v seed=42 -v contacts="$DEMO_CONTACTS" -v activities="$DEMO_ACTIVITIES" \
 		-f test/demo/generate.sql >/dev/null
+	psql -X -q -v ON_ERROR_STOP=1 -f test/demo/loyalty.sql >/dev/null
 	psql -X -q -f test/demo/load_cdnow.sql >/dev/null
 	for f in test/demo/report.d/*.sql; do
 		psql -X -q -P pager=off -f "$f"
