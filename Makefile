@@ -30,6 +30,7 @@ SQL_PARTS  = src/header.sql \
              src/basket.sql \
              src/clv.sql \
              src/clv_retention.sql \
+             src/predict.sql \
              src/schedule.sql \
              src/distribute.sql \
              src/roles.sql \

@@ -389,3 +389,23 @@ SELECT contact_id, kind, points, order_id, rule_id, activity_id IS NOT NULL AS b
   FROM crm.points_ledger WHERE program_id = 3 ORDER BY contact_id, occurred_at, kind, rule_id NULLS FIRST;
 SELECT contact_id, balance, earned, reversed FROM crm.points_balance WHERE program_id = 3 ORDER BY 1;
 SELECT count(*) AS problems FROM crm.loyalty_check();
+
+-- case: predictive models: a logistic fit over the contacts of every shard, predictions and their reasons, AUC, log loss and Brier score
+SELECT (m).log_likelihood::numeric(20, 8), (m).n, (m).positives, (m).vectors, (m).iterations, (m).converged,
+	   (m).dropped, array_length((m).feature, 1)
+  FROM (SELECT crm.logit_fit(c.contact_id % 3 = 0, jsonb_build_object('country', c.country, 'digits', length(c.contact_id::text),
+														  'even', c.contact_id % 2 = 0)) AS m
+		  FROM crm.contact c) s;
+SELECT round(crm.auc(crm.predict(m, jsonb_build_object('country', c.country, 'digits', length(c.contact_id::text),
+													   'even', c.contact_id % 2 = 0)), c.contact_id % 3 = 0)::numeric, 8) AS auc
+  FROM crm.contact c,
+	   (SELECT crm.logit_fit(c.contact_id % 3 = 0, jsonb_build_object('country', c.country, 'digits', length(c.contact_id::text),
+														  'even', c.contact_id % 2 = 0)) AS m FROM crm.contact c) s;
+SELECT round(crm.auc(c.contact_id::float8, c.contact_id % 2 = 0)::numeric, 8) AS auc,
+	   round(crm.log_loss(1.0 / (1 + c.contact_id), c.contact_id % 2 = 0)::numeric, 8) AS log_loss,
+	   round(crm.brier(1.0 / (1 + c.contact_id), c.contact_id % 2 = 0)::numeric, 8) AS brier
+  FROM crm.contact c;
+SELECT e.feature, e.value, round(e.contribution::numeric, 8) AS contribution
+  FROM (SELECT crm.logit_fit(c.contact_id % 3 = 0, jsonb_build_object('country', c.country, 'digits', length(c.contact_id::text),
+														  'even', c.contact_id % 2 = 0)) AS m FROM crm.contact c) s,
+	   crm.explain_prediction(s.m, '{"country": "DE", "digits": 2, "even": true}') e;

@@ -201,6 +201,17 @@ VALUES (990001, 'plant double', 'category', 'plant-double', 2), (990001, 'plant 
 INSERT INTO crm.activity (contact_id, kind, occurred_at, properties)
 VALUES (990001, 'review', '2026-11-01 00:00+00', '{"rating": 5}'), (990001, 'review', '2026-11-02 00:00+00', '{"rating": 4}');
 SELECT crm.condition_holds('{"rating": 5}', '$.rating >= 1') AS holds;
+-- predictive models: a fit over the plant's orders, predictions, reasons, measures
+SELECT (crm.logit_fit(o.total OPERATOR(pg_catalog.>) 100, pg_catalog.jsonb_build_object('status', o.status, 'items', o.items))).converged IS NOT NULL AS fitted,
+	   (crm.logit_fit(o.total OPERATOR(pg_catalog.>) 100, pg_catalog.jsonb_build_object('status', o.status), 1.0)).n AS weighted,
+	   (crm.logit_fit(o.total OPERATOR(pg_catalog.>) 100, pg_catalog.jsonb_build_object('status', o.status), 1.0, 0.5)).l2 AS penalised
+  FROM (VALUES (150::pg_catalog.numeric, 'paid'::pg_catalog.text, 1), (40, 'paid', 2), (400, 'shipped', 1), (20, 'shipped', 3)) o(total, status, items);
+SELECT crm.predict(m, '{"status": "paid"}') IS NOT NULL, crm.predict_log_odds(m, '{"status": "paid"}') IS NOT NULL,
+	   (SELECT pg_catalog.count(*) FROM crm.explain_prediction(m, '{"status": "paid"}')) AS reasons
+  FROM (SELECT crm.logit_fit(v.y, v.x, 1.0, 1.0) AS m
+		  FROM (VALUES (true, '{"status": "paid"}'::pg_catalog.jsonb), (false, '{"status": "shipped"}'), (true, '{"status": "shipped"}')) v(y, x)) s;
+SELECT crm.auc(v.s, v.l), crm.log_loss(v.s, v.l), crm.brier(v.s, v.l)
+  FROM (VALUES (0.9::pg_catalog.float8, true), (0.2, false), (0.6, true)) v(s, l);
 INSERT INTO crm.product (product_id, sku, name, category, price)
 VALUES (990002, 'PLANT-2', 'Plant double', 'plant-double', 5), (990003, 'PLANT-3', 'Plant none', 'plant-none', 5);
 INSERT INTO crm."order" (contact_id, order_id, ordered_at, status, total) VALUES (990001, 990105, '2026-11-04 00:00+00', 'placed', 20);
