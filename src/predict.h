@@ -14,4 +14,9 @@
 #define LOGIT_COEF		2
 #define LOGIT_DROPPED	4
 
+#include "utils/jsonb.h"
+
+/* src/predict_nbayes.c: a feature value as a category (NULL for JSON null) */
+extern char *predict_category(const char *feature, JsonbValue *v);
+
 #endif

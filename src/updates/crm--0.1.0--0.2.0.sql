@@ -4568,6 +4568,62 @@ CREATE AGGREGATE crm.brier(p double precision, label boolean) (
 COMMENT ON AGGREGATE crm.brier(double precision, boolean) IS
 	'mean squared difference of the probabilities p from label (1 or 0)';
 
+-- Naive Bayes over field values (src/predict_nbayes.c)
+CREATE TYPE crm.nbayes AS (
+	feature		text[],
+	value		text[],
+	positives	double precision[],
+	negatives	double precision[],
+	class_positives double precision,
+	class_negatives double precision,
+	alpha		double precision
+);
+COMMENT ON TYPE crm.nbayes IS
+	'a naive Bayes model (crm.nb_fit): per feature and value the positive and negative rows with it (sorted by feature and value), the rows of each class, the smoothing alpha';
+CREATE FUNCTION crm.nb_trans(internal, boolean, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_nb_trans' LANGUAGE C PARALLEL SAFE;
+CREATE FUNCTION crm.nb_trans(internal, boolean, jsonb, double precision)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_nb_trans' LANGUAGE C PARALLEL SAFE;
+CREATE FUNCTION crm.nb_combine(internal, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_nb_combine' LANGUAGE C PARALLEL SAFE;
+CREATE FUNCTION crm.nb_serialize(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'crm_nb_serialize' LANGUAGE C STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.nb_deserialize(bytea, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'crm_nb_deserialize' LANGUAGE C STRICT PARALLEL SAFE;
+CREATE FUNCTION crm.nb_final(internal)
+RETURNS crm.nbayes AS 'MODULE_PATHNAME', 'crm_nb_final' LANGUAGE C PARALLEL SAFE;
+COMMENT ON FUNCTION crm.nb_trans(internal, boolean, jsonb) IS 'crm.nb_fit''s transition: counts the row''s values in its class';
+COMMENT ON FUNCTION crm.nb_trans(internal, boolean, jsonb, double precision) IS 'crm.nb_fit''s transition, with alpha';
+COMMENT ON FUNCTION crm.nb_combine(internal, internal) IS 'crm.nb_fit''s combine: adds the counts';
+COMMENT ON FUNCTION crm.nb_serialize(internal) IS 'crm.nb_fit''s state as bytes';
+COMMENT ON FUNCTION crm.nb_deserialize(bytea, internal) IS 'crm.nb_fit''s state from bytes';
+COMMENT ON FUNCTION crm.nb_final(internal) IS 'crm.nb_fit''s final: the counts, sorted, as a crm.nbayes';
+CREATE AGGREGATE crm.nb_fit(outcome boolean, features jsonb) (
+	SFUNC = crm.nb_trans, STYPE = internal, FINALFUNC = crm.nb_final,
+	COMBINEFUNC = crm.nb_combine, SERIALFUNC = crm.nb_serialize,
+	DESERIALFUNC = crm.nb_deserialize, PARALLEL = SAFE);
+CREATE AGGREGATE crm.nb_fit(outcome boolean, features jsonb, alpha double precision) (
+	SFUNC = crm.nb_trans, STYPE = internal, FINALFUNC = crm.nb_final,
+	COMBINEFUNC = crm.nb_combine, SERIALFUNC = crm.nb_serialize,
+	DESERIALFUNC = crm.nb_deserialize, PARALLEL = SAFE);
+COMMENT ON AGGREGATE crm.nb_fit(boolean, jsonb) IS
+	'naive Bayes over field values (every value a category, null missing) with Laplace smoothing alpha = 1 and the prior of the class frequencies';
+COMMENT ON AGGREGATE crm.nb_fit(boolean, jsonb, double precision) IS
+	'crm.nb_fit with the smoothing alpha (above 0; the same on every row)';
+CREATE FUNCTION crm.predict(model crm.nbayes, features jsonb) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'crm_nb_predict' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.predict(crm.nbayes, jsonb) IS
+	'the naive Bayes probability for the features; a feature the model never saw adds nothing, an unseen value of a known one its smoothed likelihood';
+CREATE FUNCTION crm.predict_log_odds(model crm.nbayes, features jsonb) RETURNS double precision
+	AS 'MODULE_PATHNAME', 'crm_nb_log_odds' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION crm.predict_log_odds(crm.nbayes, jsonb) IS
+	'the naive Bayes log-odds: the sum of crm.explain_prediction''s contributions';
+CREATE FUNCTION crm.explain_prediction(model crm.nbayes, features jsonb)
+RETURNS TABLE (feature text, value text, contribution double precision)
+	AS 'MODULE_PATHNAME', 'crm_nb_explain' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 20;
+COMMENT ON FUNCTION crm.explain_prediction(crm.nbayes, jsonb) IS
+	'the prior''s log-odds and each feature''s log likelihood ratio; in this order they add up to crm.predict_log_odds';
+
 -- stage = text, as a driver binds a string parameter (character varying):
 -- the text read as a stage (22P02 when it is not one).  Inlined, so
 -- "stage = $1" becomes "stage = $1::crm.stage", which an index on stage

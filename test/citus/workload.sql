@@ -390,7 +390,7 @@ SELECT contact_id, kind, points, order_id, rule_id, activity_id IS NOT NULL AS b
 SELECT contact_id, balance, earned, reversed FROM crm.points_balance WHERE program_id = 3 ORDER BY 1;
 SELECT count(*) AS problems FROM crm.loyalty_check();
 
--- case: predictive models: a logistic fit over the contacts of every shard, predictions and their reasons, AUC, log loss and Brier score
+-- case: predictive models: a logistic and a naive Bayes fit over the contacts of every shard, predictions and their reasons, AUC, log loss and Brier score
 SELECT (m).log_likelihood::numeric(20, 8), (m).n, (m).positives, (m).vectors, (m).iterations, (m).converged,
 	   (m).dropped, array_length((m).feature, 1)
   FROM (SELECT crm.logit_fit(c.contact_id % 3 = 0, jsonb_build_object('country', c.country, 'digits', length(c.contact_id::text),
@@ -409,3 +409,7 @@ SELECT e.feature, e.value, round(e.contribution::numeric, 8) AS contribution
   FROM (SELECT crm.logit_fit(c.contact_id % 3 = 0, jsonb_build_object('country', c.country, 'digits', length(c.contact_id::text),
 														  'even', c.contact_id % 2 = 0)) AS m FROM crm.contact c) s,
 	   crm.explain_prediction(s.m, '{"country": "DE", "digits": 2, "even": true}') e;
+SELECT (m).class_positives, (m).class_negatives, (m).feature, (m).value, (m).positives, (m).negatives,
+	   round(crm.predict(m, '{"country": "DE", "even": true}')::numeric, 10) AS p
+  FROM (SELECT crm.nb_fit(c.contact_id % 3 = 0, jsonb_build_object('country', c.country, 'even', c.contact_id % 2 = 0)) AS m
+		  FROM crm.contact c) s;

@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS crm;
 SET search_path = public, crm;
-SELECT plan(31);
+SELECT plan(39);
 CREATE FUNCTION pg_temp.plan_of(q text) RETURNS SETOF text LANGUAGE plpgsql AS
 $$ DECLARE l text; BEGIN FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP RETURN NEXT l; END LOOP; END $$;
 
@@ -86,6 +86,33 @@ SELECT throws_ok($$SELECT crm.predict(m.model, '{"shoe_size": 44}') FROM m$$, '2
 				 'the model has no numeric feature "shoe_size"', 'an unknown numeric feature is refused');
 SELECT throws_ok($$SELECT crm.predict(m.model, '{"tenure": "long"}') FROM m$$, '22023', NULL,
 				 'a string for a numeric feature is refused');
+
+-- naive Bayes over the 16 categorical and 0-1 columns, alpha 1 (R's reference)
+CREATE TEMP TABLE nbf AS
+SELECT customer_id, y, test, x - 'tenure' - 'monthly_charges' AS x FROM f;
+CREATE TEMP TABLE nbm AS SELECT crm.nb_fit(y, x) AS model FROM nbf WHERE NOT test;
+SELECT is((SELECT round(crm.auc(crm.predict(nbm.model, nbf.x), nbf.y)::numeric, 8) FROM nbf, nbm WHERE nbf.test),
+		  0.83199467, 'naive Bayes (alpha 1): test AUC 0.8319946716 (R)');
+SELECT is(((model).class_positives, (model).class_negatives, (model).alpha)::text, (1395::float8, 3888::float8, 1::float8)::text,
+		  'the prior from the class frequencies; alpha 1 by default') FROM nbm;
+SELECT is((SELECT sum(e.contribution) FROM nbf, nbm, crm.explain_prediction(nbm.model, nbf.x) e WHERE nbf.customer_id = 8),
+		  (SELECT crm.predict_log_odds(nbm.model, nbf.x) FROM nbf, nbm WHERE nbf.customer_id = 8),
+		  'naive Bayes: the contributions add up exactly to the log-odds');
+-- by hand: contract "Two year" in class yes and no, smoothed over the feature's 3 values
+SELECT ok((SELECT abs(e.contribution - (ln((cy + 1) / (ny + 3)) - ln((cn + 1) / (nn + 3)))) < 1e-12
+			 FROM nbm, crm.explain_prediction(nbm.model, '{"contract": "Two year"}') e,
+				  (SELECT count(*) FILTER (WHERE y AND x->>'contract' = 'Two year')::float8 AS cy,
+						  count(*) FILTER (WHERE y)::float8 AS ny,
+						  count(*) FILTER (WHERE NOT y AND x->>'contract' = 'Two year')::float8 AS cn,
+						  count(*) FILTER (WHERE NOT y)::float8 AS nn FROM nbf WHERE NOT test) c
+			WHERE e.feature = 'contract'),
+		  'a value''s contribution is its Laplace-smoothed likelihood ratio');
+SELECT is((SELECT crm.predict(nbm.model, '{"shoe_size": 44}') FROM nbm), (SELECT crm.predict(nbm.model, '{}') FROM nbm),
+		  'a feature the model never saw adds nothing');
+SELECT isnt((SELECT crm.nb_fit(y, x, 0.5)::text FROM nbf WHERE NOT test), (SELECT model::text FROM nbm), 'alpha is settable');
+SELECT is((SELECT crm.nb_fit(y, x)::text FROM (SELECT * FROM nbf WHERE NOT test ORDER BY md5(customer_id::text)) s),
+		  (SELECT model::text FROM nbm), 'naive Bayes: row order does not change the model');
+SELECT throws_ok($$SELECT crm.nb_fit(y, x, 0) FROM nbf$$, '22023', NULL, 'alpha 0 is refused');
 
 -- the measures: yardstick's two_class_example, and hand examples with ties
 CREATE TEMP TABLE tc (row_id int, truth text, class1 float8, class2 float8, predicted text);

@@ -210,6 +210,12 @@ SELECT crm.predict(m, '{"status": "paid"}') IS NOT NULL, crm.predict_log_odds(m,
 	   (SELECT pg_catalog.count(*) FROM crm.explain_prediction(m, '{"status": "paid"}')) AS reasons
   FROM (SELECT crm.logit_fit(v.y, v.x, 1.0, 1.0) AS m
 		  FROM (VALUES (true, '{"status": "paid"}'::pg_catalog.jsonb), (false, '{"status": "shipped"}'), (true, '{"status": "shipped"}')) v(y, x)) s;
+SELECT crm.predict(m, '{"status": "paid"}') IS NOT NULL, crm.predict_log_odds(m, '{"status": "paid"}') IS NOT NULL,
+	   (SELECT pg_catalog.count(*) FROM crm.explain_prediction(m, '{"status": "paid"}')) AS nb_reasons,
+	   (SELECT (crm.nb_fit(v.y, v.x, 0.5)).alpha
+		  FROM (VALUES (true, '{"status": "paid"}'::pg_catalog.jsonb), (false, '{"status": "shipped"}')) v(y, x)) AS alpha
+  FROM (SELECT crm.nb_fit(v.y, v.x) AS m
+		  FROM (VALUES (true, '{"status": "paid"}'::pg_catalog.jsonb), (false, '{"status": "shipped"}')) v(y, x)) s;
 SELECT crm.auc(v.s, v.l), crm.log_loss(v.s, v.l), crm.brier(v.s, v.l)
   FROM (VALUES (0.9::pg_catalog.float8, true), (0.2, false), (0.6, true)) v(s, l);
 INSERT INTO crm.product (product_id, sku, name, category, price)
