@@ -47,6 +47,12 @@ INSERT INTO fuzz_seed VALUES
 	('gammagamma', 'gammagamma(p=6,q=3,gamma=15)'), ('gammagamma', 'gammagamma(p=6.25,q=3.74,gamma=15.45,ll=-4000,n=946,se_q=0.1)'),
 	('bgbb', 'bgbb(alpha=1,beta=2,gamma=3,delta=4)'), ('bgbb', 'bgbb(alpha=1.2,beta=0.75,gamma=0.66,delta=2.78,ll=-33225.6,n=11104)'),
 	('btyd_rfm', '(3,10.5,20,12.50)'), ('btyd_rfm', '(0,0,0,)'), ('btyd_rfm', '( 12 , 1e3 ,"2000.25", -0.001)'),
+	('logit', '("{(intercept),tenure}","{NULL,NULL}","{0.2,-0.03}","{1.6,0.003}",{},-2209.76,5283,1395,5253,6,t,0)'),
+	('logit', '({(intercept)},{NULL},{-1.02},{0.03},"{phone_service,\"x=No internet service\"}",,,,,,,)'),
+	('logit', '("{(intercept),contract,contract}","{NULL,\"One year\",\"Two year\"}","{0.1,-0.7,-1.5}",,{},-1e3,10,3,2,100,f,0.5)'),
+	('nbayes', '("{contract,contract}","{\"One year\",\"Two year\"}","{10,2}","{30,50}",1395,3888,1)'),
+	('nbayes', '({},{},{},{},1,1,0.5)'),
+	('nbayes', '("{a,b}","{x,\"y z\"}","{1.5,0}","{0,2.25}",1e2,,)'),
 	('contact_reference', '(crm.activity,contact_id,move,)'),
 	('contact_reference', '("crm.order",contact_id,"move, then merge",crm.stage_rank(crm.stage))');
 
