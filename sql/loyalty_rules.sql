@@ -97,6 +97,8 @@ INSERT INTO crm.earning_rule (program_id, name, kind, activity_kind) VALUES (71,
 INSERT INTO crm.earning_rule (program_id, name, kind, activity_kind, points, cap_points) VALUES (71, 'no period', 'activity', 'review', 5, 10);
 INSERT INTO crm.earning_rule (program_id, name, kind, activity_kind, points, cap_points, cap_period)
 VALUES (71, 'fortnight', 'activity', 'review', 5, 10, 'fortnight');
+-- rule 0 would be the order's own points in the ledger's unique index
+INSERT INTO crm.earning_rule (rule_id, program_id, name, kind, category, multiplier) VALUES (0, 71, 'zero', 'category', 'wine', 2);
 INSERT INTO crm.loyalty_program (name, points_per_unit) VALUES ('bad', -1);
 INSERT INTO crm.loyalty_program (name, points_per_unit) VALUES ('bad', 'NaN');
 SELECT * FROM crm.redeem_points(7001, 799);
