@@ -251,22 +251,12 @@ crm_logit_explain(PG_FUNCTION_ARGS)
 	Model		m = read_model(PG_GETARG_HEAPTUPLEHEADER(0));
 	int			n;
 	Term	   *terms = read_terms(&m, PG_GETARG_JSONB_P(1), &n);
-	Datum		values[3];
-	bool		nulls[3] = {false, true, false};
 
 	InitMaterializedSRF(fcinfo, 0);
-	values[0] = CStringGetTextDatum("(intercept)");
-	values[2] = Float8GetDatum(m.coef[0]);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	nulls[1] = false;
+	predict_emit_reason(rsinfo, "(intercept)", NULL, m.coef[0]);
 	for (int i = 0; i < n; i++)
-	{
-		if (terms[i].column < 0)
-			continue;
-		values[0] = CStringGetTextDatum(terms[i].feature);
-		values[1] = CStringGetTextDatum(terms[i].value);
-		values[2] = Float8GetDatum(m.coef[terms[i].column] * terms[i].x);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+		if (terms[i].column >= 0)
+			predict_emit_reason(rsinfo, terms[i].feature, terms[i].value,
+								m.coef[terms[i].column] * terms[i].x);
 	return (Datum) 0;
 }

@@ -19,6 +19,8 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "predict.h"
+
 typedef struct Scored
 {
 	double		score;
@@ -127,10 +129,7 @@ crm_auc_deserialize(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "crm_auc_deserialize called in non-aggregate context");
 	s = auc_new(aggcxt);
-	buf.data = VARDATA_ANY(flat);
-	buf.len = VARSIZE_ANY_EXHDR(flat);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	predict_reader(&buf, flat);
 	n = pq_getmsgint64(&buf);
 	for (int64 i = 0; i < n; i++)
 	{
@@ -287,10 +286,7 @@ crm_mean_deserialize(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "crm_mean_deserialize called in non-aggregate context");
 	s = MemoryContextAllocZero(aggcxt, sizeof(MeanState));
-	buf.data = VARDATA_ANY(flat);
-	buf.len = VARSIZE_ANY_EXHDR(flat);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	predict_reader(&buf, flat);
 	s->sum = pq_getmsgfloat8(&buf);
 	s->n = pq_getmsgfloat8(&buf);
 	pq_getmsgend(&buf);

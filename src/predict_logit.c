@@ -222,10 +222,7 @@ crm_logit_deserialize(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "crm_logit_deserialize called in non-aggregate context");
 	s = state_new(aggcxt);
-	buf.data = VARDATA_ANY(flat);
-	buf.len = VARSIZE_ANY_EXHDR(flat);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	predict_reader(&buf, flat);
 	s->rows = pq_getmsgint64(&buf);
 	s->l2_set = pq_getmsgbyte(&buf) != 0;
 	s->l2 = pq_getmsgfloat8(&buf);
@@ -390,12 +387,19 @@ level_index(Feature *f, const char *level)
 	return -1;
 }
 
+/* A new level of a string feature (levels seen are kept in the fv table) */
 static void
-add_level(Feature *f, const char *level)
+add_level(fv_hash *seen, Feature *f, const char *level)
 {
-	for (int i = 0; i < f->nlevels; i++)
-		if (strcmp(f->levels[i], level) == 0)
-			return;
+	FvKey		k = predict_fv_key(f->name, level);
+	bool		found;
+
+	(void) fv_insert(seen, k, &found);
+	if (found)
+	{
+		pfree(k.bytes);
+		return;
+	}
 	if (f->nlevels == f->maxlevels)
 	{
 		f->maxlevels = Max(8, f->maxlevels * 2);
@@ -433,6 +437,7 @@ walk_pairs(Jsonb *doc, PairFn fn, void *arg)
 typedef struct DiscoverArg
 {
 	feats_hash *fh;
+	fv_hash    *levels;
 } DiscoverArg;
 
 static void
@@ -444,7 +449,7 @@ discover_pair(void *arg, const char *name, JsonbValue *v)
 	{
 		char	   *level = key_string(v);
 
-		add_level(f, level);
+		add_level(((DiscoverArg *) arg)->levels, f, level);
 		pfree(level);
 	}
 	else
@@ -506,7 +511,7 @@ static Design *
 build_design(VecEntry **entries, int m)
 {
 	feats_hash *fh = feats_create(CurrentMemoryContext, 64, NULL);
-	DiscoverArg da = {fh};
+	DiscoverArg da = {fh, fv_create(CurrentMemoryContext, 64, NULL)};
 	EncodeArg	ea;
 	Design	   *d = palloc0(sizeof(Design));
 	Feature   **fs;
@@ -860,28 +865,6 @@ newton(const Design *d, double l2, double pos, double total)
 	return fit;
 }
 
-static Datum
-text_array(char **items, bool *nulls, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	for (int i = 0; i < n; i++)
-		d[i] = nulls && nulls[i] ? (Datum) 0 : CStringGetTextDatum(items[i]);
-	return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-static Datum
-float8_array(double *v, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Float8GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 PG_FUNCTION_INFO_V1(crm_logit_final);
 Datum
 crm_logit_final(PG_FUNCTION_ARGS)
@@ -951,11 +934,11 @@ crm_logit_final(PG_FUNCTION_ARGS)
 		se[nk] = fit.se[j];
 		nk++;
 	}
-	values[0] = text_array(names, NULL, nk);
-	values[1] = text_array(levels, level_null, nk);
-	values[2] = float8_array(coef, nk);
-	values[3] = float8_array(se, nk);
-	values[4] = text_array(dropped, NULL, nd);
+	values[0] = predict_text_array(names, NULL, nk);
+	values[1] = predict_text_array(levels, level_null, nk);
+	values[2] = predict_float8_array(coef, nk);
+	values[3] = predict_float8_array(se, nk);
+	values[4] = predict_text_array(dropped, NULL, nd);
 	values[5] = Float8GetDatum(fit.ll);
 	values[6] = Float8GetDatum(pos + neg);
 	values[7] = Float8GetDatum(pos);

@@ -29,39 +29,10 @@
 
 #include "predict.h"
 
-/* A feature's value, as "feature\0value" (len counts both and the \0) */
-typedef struct NbKey
-{
-	char	   *bytes;
-	int			len;
-} NbKey;
-
-typedef struct NbEntry
-{
-	NbKey		key;
-	uint32		hash;
-	char		status;
-	double		pos;
-	double		neg;
-} NbEntry;
-
-#define SH_PREFIX		nbv
-#define SH_ELEMENT_TYPE	NbEntry
-#define SH_KEY_TYPE		NbKey
-#define SH_KEY			key
-#define SH_HASH_KEY(tb, k)	hash_bytes((const unsigned char *) (k).bytes, (k).len)
-#define SH_EQUAL(tb, a, b)	((a).len == (b).len && memcmp((a).bytes, (b).bytes, (a).len) == 0)
-#define SH_STORE_HASH
-#define SH_GET_HASH(tb, a)	((a)->hash)
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
-
 typedef struct NbState
 {
 	MemoryContext cxt;
-	nbv_hash   *values;
+	fv_hash   *values;
 	double		pos;
 	double		neg;
 	double		alpha;
@@ -74,16 +45,16 @@ nb_new(MemoryContext cxt)
 	NbState    *s = MemoryContextAllocZero(cxt, sizeof(NbState));
 
 	s->cxt = cxt;
-	s->values = nbv_create(cxt, 64, NULL);
+	s->values = fv_create(cxt, 64, NULL);
 	s->alpha = 1;
 	return s;
 }
 
 static void
-nb_add(NbState *s, NbKey k, double pos, double neg)
+nb_add(NbState *s, FvKey k, double pos, double neg)
 {
 	bool		found;
-	NbEntry    *e = nbv_insert(s->values, k, &found);
+	FvEntry    *e = fv_insert(s->values, k, &found);
 
 	if (!found)
 	{
@@ -111,44 +82,6 @@ nb_set_alpha(NbState *s, double alpha)
 				 errmsg("alpha must be the same on every row of a fit")));
 	s->alpha = alpha;
 	s->alpha_set = true;
-}
-
-/* A value's category text: strings as they are, numbers and booleans as text; NULL for JSON null */
-char *
-predict_category(const char *feature, JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return NULL;
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("feature \"%s\" is not a number, a string or a boolean", feature),
-					 errhint("Flatten nested values into features of their own; JSON null means missing.")));
-	}
-	pg_unreachable();
-}
-
-static NbKey
-make_key(const char *feature, const char *value)
-{
-	int			fl = strlen(feature),
-				vl = strlen(value);
-	NbKey		k;
-
-	k.len = fl + 1 + vl;
-	k.bytes = palloc(k.len);
-	memcpy(k.bytes, feature, fl);
-	k.bytes[fl] = '\0';
-	memcpy(k.bytes + fl + 1, value, vl);
-	return k;
 }
 
 PG_FUNCTION_INFO_V1(crm_nb_trans);
@@ -188,7 +121,7 @@ crm_nb_trans(PG_FUNCTION_ARGS)
 
 			if (value != NULL)
 			{
-				NbKey		k = make_key(name, value);
+				FvKey		k = predict_fv_key(name, value);
 
 				nb_add(s, k, y ? 1 : 0, y ? 0 : 1);
 				pfree(k.bytes);
@@ -211,8 +144,8 @@ crm_nb_combine(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	NbState    *a,
 			   *b;
-	nbv_iterator it;
-	NbEntry    *e;
+	fv_iterator it;
+	FvEntry    *e;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "crm_nb_combine called in non-aggregate context");
@@ -222,8 +155,8 @@ crm_nb_combine(PG_FUNCTION_ARGS)
 	a = PG_ARGISNULL(0) ? nb_new(aggcxt) : (NbState *) PG_GETARG_POINTER(0);
 	if (b->alpha_set)
 		nb_set_alpha(a, b->alpha);
-	nbv_start_iterate(b->values, &it);
-	while ((e = nbv_iterate(b->values, &it)) != NULL)
+	fv_start_iterate(b->values, &it);
+	while ((e = fv_iterate(b->values, &it)) != NULL)
 		nb_add(a, e->key, e->pos, e->neg);
 	a->pos += b->pos;
 	a->neg += b->neg;
@@ -237,8 +170,8 @@ crm_nb_serialize(PG_FUNCTION_ARGS)
 {
 	NbState    *s = (NbState *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
-	nbv_iterator it;
-	NbEntry    *e;
+	fv_iterator it;
+	FvEntry    *e;
 
 	pq_begintypsend(&buf);
 	pq_sendfloat8(&buf, s->pos);
@@ -246,8 +179,8 @@ crm_nb_serialize(PG_FUNCTION_ARGS)
 	pq_sendfloat8(&buf, s->alpha);
 	pq_sendbyte(&buf, s->alpha_set ? 1 : 0);
 	pq_sendint64(&buf, s->values->members);
-	nbv_start_iterate(s->values, &it);
-	while ((e = nbv_iterate(s->values, &it)) != NULL)
+	fv_start_iterate(s->values, &it);
+	while ((e = fv_iterate(s->values, &it)) != NULL)
 	{
 		pq_sendfloat8(&buf, e->pos);
 		pq_sendfloat8(&buf, e->neg);
@@ -270,10 +203,7 @@ crm_nb_deserialize(PG_FUNCTION_ARGS)
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "crm_nb_deserialize called in non-aggregate context");
 	s = nb_new(aggcxt);
-	buf.data = VARDATA_ANY(flat);
-	buf.len = VARSIZE_ANY_EXHDR(flat);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	predict_reader(&buf, flat);
 	s->pos = pq_getmsgfloat8(&buf);
 	s->neg = pq_getmsgfloat8(&buf);
 	s->alpha = pq_getmsgfloat8(&buf);
@@ -283,7 +213,7 @@ crm_nb_deserialize(PG_FUNCTION_ARGS)
 	{
 		double		pos = pq_getmsgfloat8(&buf);
 		double		neg = pq_getmsgfloat8(&buf);
-		NbKey		k;
+		FvKey		k;
 
 		k.len = pq_getmsgint(&buf, 4);
 		k.bytes = (char *) pq_getmsgbytes(&buf, k.len);
@@ -296,8 +226,8 @@ crm_nb_deserialize(PG_FUNCTION_ARGS)
 static int
 cmp_nb(const void *a, const void *b)
 {
-	const NbKey *x = &(*(NbEntry *const *) a)->key;
-	const NbKey *y = &(*(NbEntry *const *) b)->key;
+	const FvKey *x = &(*(FvEntry *const *) a)->key;
+	const FvKey *y = &(*(FvEntry *const *) b)->key;
 	int			c = strcmp(x->bytes, y->bytes);	/* the feature */
 
 	if (c != 0)
@@ -306,35 +236,15 @@ cmp_nb(const void *a, const void *b)
 	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static Datum
-text_datums(char **items, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = CStringGetTextDatum(items[i]);
-	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-static Datum
-float8_datums(double *v, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Float8GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /* crm.nbayes: feature[], value[], positives[], negatives[] (sorted), positives, negatives, alpha */
 PG_FUNCTION_INFO_V1(crm_nb_final);
 Datum
 crm_nb_final(PG_FUNCTION_ARGS)
 {
 	NbState    *s;
-	NbEntry   **es;
-	NbEntry    *e;
-	nbv_iterator it;
+	FvEntry   **es;
+	FvEntry    *e;
+	fv_iterator it;
 	int			n = 0;
 	TupleDesc	desc;
 	char	  **feature,
@@ -355,11 +265,11 @@ crm_nb_final(PG_FUNCTION_ARGS)
 				 errmsg("the outcome is %s in every row (%.0f rows): there is nothing to tell apart",
 						s->pos > 0 ? "true" : "false", s->pos + s->neg),
 				 errhint("A fit needs rows of both outcomes.")));
-	es = palloc(sizeof(NbEntry *) * Max(s->values->members, 1));
-	nbv_start_iterate(s->values, &it);
-	while ((e = nbv_iterate(s->values, &it)) != NULL)
+	es = palloc(sizeof(FvEntry *) * Max(s->values->members, 1));
+	fv_start_iterate(s->values, &it);
+	while ((e = fv_iterate(s->values, &it)) != NULL)
 		es[n++] = e;
-	qsort(es, n, sizeof(NbEntry *), cmp_nb);
+	qsort(es, n, sizeof(FvEntry *), cmp_nb);
 	feature = palloc(sizeof(char *) * Max(n, 1));
 	value = palloc(sizeof(char *) * Max(n, 1));
 	pos = palloc(sizeof(double) * Max(n, 1));
@@ -373,10 +283,10 @@ crm_nb_final(PG_FUNCTION_ARGS)
 		pos[i] = es[i]->pos;
 		neg[i] = es[i]->neg;
 	}
-	values[0] = text_datums(feature, n);
-	values[1] = text_datums(value, n);
-	values[2] = float8_datums(pos, n);
-	values[3] = float8_datums(neg, n);
+	values[0] = predict_text_array(feature, NULL, n);
+	values[1] = predict_text_array(value, NULL, n);
+	values[2] = predict_float8_array(pos, n);
+	values[3] = predict_float8_array(neg, n);
 	values[4] = Float8GetDatum(s->pos);
 	values[5] = Float8GetDatum(s->neg);
 	values[6] = Float8GetDatum(s->alpha);
@@ -568,20 +478,10 @@ crm_nb_explain(PG_FUNCTION_ARGS)
 	NbModel		m = read_nb(PG_GETARG_HEAPTUPLEHEADER(0));
 	int			n;
 	NbTerm	   *terms = nb_terms(&m, PG_GETARG_JSONB_P(1), &n);
-	Datum		values[3];
-	bool		nulls[3] = {false, true, false};
 
 	InitMaterializedSRF(fcinfo, 0);
-	values[0] = CStringGetTextDatum("(prior)");
-	values[2] = Float8GetDatum(log(m.class_pos / m.class_neg));
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	nulls[1] = false;
+	predict_emit_reason(rsinfo, "(prior)", NULL, log(m.class_pos / m.class_neg));
 	for (int i = 0; i < n; i++)
-	{
-		values[0] = CStringGetTextDatum(terms[i].feature);
-		values[1] = CStringGetTextDatum(terms[i].value);
-		values[2] = Float8GetDatum(terms[i].contribution);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+		predict_emit_reason(rsinfo, terms[i].feature, terms[i].value, terms[i].contribution);
 	return (Datum) 0;
 }
